@@ -1,0 +1,38 @@
+# flaxgpt: the two commands a new user runs are `make demo` and `make test`.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+RUN    ?= runs/demo
+
+.PHONY: setup demo test lint bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml requirements.lock
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements.lock
+	$(BIN)/pip install --quiet --no-deps -e .
+	$(BIN)/python -c "from flaxgpt.tokenizer import get_tokenizer; assert get_tokenizer('gpt2').encode('Hello world') == [15496, 995]"
+	touch $(STAMP)
+
+# Tokenize the bundled example corpus, train the micro model for a few minutes, plot the loss.
+demo: setup
+	$(BIN)/flaxgpt tokenize examples/persona --out $(RUN)/data/personal --name personal
+	$(BIN)/flaxgpt train experiments/micro.py run.dir=$(RUN)/micro data.sources.personal.path=$(RUN)/data/personal
+	@echo "run directory: $(RUN)/micro   (inspect it with: $(BIN)/flaxgpt info $(RUN)/micro)"
+
+lint: setup
+	$(BIN)/ruff check .
+
+test: lint
+	$(BIN)/pytest -q
+
+# Training throughput against HuggingFace transformers' PyTorch GPT-2 (peer installed only here).
+bench: setup
+	$(BIN)/pip install --quiet -r bench/requirements.txt
+	$(BIN)/python -m bench.train_bench
+
+clean:
+	rm -rf $(VENV) runs

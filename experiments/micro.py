@@ -1,0 +1,25 @@
+"""Micro GPT for a laptop CPU: trains on the bundled example corpus in a few minutes.
+
+    flaxgpt train experiments/micro.py data.sources.personal.path=runs/demo/data/personal
+"""
+
+from flaxgpt.config import default_config
+
+
+def get_config():
+    c = default_config()
+    c.run.name = "micro"
+    c.model.n_layer = 4
+    c.model.n_head = 4
+    c.model.d_model = 128
+    c.model.max_len = 128
+    c.data.seq_len = 128
+    c.data.sources.personal = {"path": "runs/demo/data/personal", "weight": 1.0}
+    c.train.steps = 600
+    c.train.batch_size = 16
+    c.train.lr = 2e-3
+    c.train.warmup_steps = 50
+    c.train.eval_every = 100
+    c.train.eval_batches = 10
+    c.checkpoint.every = 100
+    return c

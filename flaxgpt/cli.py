@@ -1,0 +1,68 @@
+"""The ``flaxgpt`` command: parse the command line, then call the library.
+
+    flaxgpt tokenize INPUT... --out DIR       text files and folders -> token shards
+    flaxgpt train CONFIG [key=value ...]      train (resumes from the run directory by default)
+    flaxgpt info RUN_DIR                      config, parameters, steps done, latest metrics
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from flaxgpt.config import ConfigError
+
+
+def _train(args: argparse.Namespace) -> int:
+    from flaxgpt.config import load_config
+    from flaxgpt.train.trainer import NonFiniteLoss, train
+
+    config = load_config(args.config, args.overrides)
+    try:
+        train(config)
+    except NonFiniteLoss as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 3
+    return 0
+
+
+def _add_train(p: argparse.ArgumentParser) -> None:
+    p.add_argument("config", help="experiment file with get_config(), e.g. experiments/micro.py")
+    p.add_argument("overrides", nargs="*", help="dotted overrides such as model.n_layer=4 train.steps=100")
+
+
+def _info(args: argparse.Namespace) -> int:
+    from flaxgpt.info import describe_run
+
+    print(describe_run(args.run_dir))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``flaxgpt`` console script; returns the exit status."""
+    from flaxgpt.data import tokenize
+
+    parser = argparse.ArgumentParser(prog="flaxgpt", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("tokenize", help="text files and folders -> token shards")
+    tokenize.add_arguments(p)
+    p.set_defaults(func=tokenize.run)
+    p = sub.add_parser("train", help="train a model from an experiment config")
+    _add_train(p)
+    p.set_defaults(func=_train)
+    p = sub.add_parser("info", help="describe a run directory")
+    p.add_argument("run_dir")
+    p.set_defaults(func=_info)
+
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return args.func(args)
+    except (ConfigError, FileNotFoundError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

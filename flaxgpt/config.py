@@ -1,0 +1,243 @@
+"""Run configs: one ml_collections ConfigDict per run, from an ``experiments/*.py`` file plus overrides.
+
+``default_config()`` is the schema: every key a run may set, with its default and type. An
+experiment file's ``get_config()`` starts from it and changes what it needs. On the command line,
+``key.sub=value`` overrides follow the config path (``model.n_layer=4 train.steps=100``); an
+unknown key or a value of the wrong type is a ``ConfigError`` that names the key. Loading has no
+side effects (no devices touched, nothing written).
+"""
+
+from __future__ import annotations
+
+import ast
+import difflib
+import importlib.util
+import json
+from pathlib import Path
+from typing import Any
+
+import ml_collections
+
+from flaxgpt.model import DTYPES, REMAT_POLICIES
+
+
+class ConfigError(ValueError):
+    """A bad config key or value; the message names the key."""
+
+
+def default_config() -> ml_collections.ConfigDict:
+    """The full schema with defaults (a micro-sized model that runs anywhere)."""
+    c = ml_collections.ConfigDict()
+
+    c.model = ml_collections.ConfigDict()
+    c.model.vocab_size = 50257  # tokenizer ids; padded up to a multiple of 128 inside the model
+    c.model.max_len = 256  # learned positions (context length)
+    c.model.n_layer = 4
+    c.model.n_head = 4
+    c.model.d_model = 128
+    c.model.d_ff = 0  # 0: 4 * d_model
+    c.model.dropout = 0.0
+    c.model.bias = True
+    c.model.dtype = "float32"  # compute dtype: float32 | bfloat16 | float16
+    c.model.param_dtype = "float32"
+    c.model.remat = "none"  # none | full | dots | dots_no_batch
+    c.model.attention = "auto"  # jax.nn.dot_product_attention implementation: auto | xla | cudnn
+
+    c.data = ml_collections.ConfigDict()
+    # name -> {path: token-shard directory (from `flaxgpt tokenize`), weight: share of training tokens}
+    c.data.sources = ml_collections.ConfigDict()
+    c.data.tokenizer = "gpt2"  # gpt2 | flaxgpt (GPT-2 plus chat and CAI special tokens)
+    c.data.seq_len = 256  # training sequence length (<= model.max_len)
+    c.data.document_mask = True  # attention stays inside each packed document; positions restart
+    c.data.prefetch = 2  # batches prepared ahead of the step
+
+    c.train = ml_collections.ConfigDict()
+    c.train.stage = "pretrain"
+    c.train.steps = 1000
+    c.train.batch_size = 16  # global sequences per optimizer step
+    c.train.grad_accum = 1  # micro-batches per step (each batch_size / grad_accum)
+    c.train.lr = 6e-4
+    c.train.min_lr_ratio = 0.1  # cosine decays to lr * min_lr_ratio
+    c.train.warmup_steps = 100
+    c.train.weight_decay = 0.1  # not applied to LayerNorm parameters and biases
+    c.train.b1 = 0.9
+    c.train.b2 = 0.95
+    c.train.eps = 1e-8
+    c.train.grad_clip = 1.0  # global-norm clipping; 0 disables
+    c.train.seed = 0
+    c.train.log_every = 10
+    c.train.eval_every = 200  # 0 disables
+    c.train.eval_batches = 20  # validation batches per source at each evaluation
+
+    c.checkpoint = ml_collections.ConfigDict()
+    c.checkpoint.every = 200
+    c.checkpoint.keep = 3
+    c.checkpoint.async_save = True
+
+    c.mesh = ml_collections.ConfigDict()
+    c.mesh.data = -1  # -1: all devices not used by the other axes
+    c.mesh.fsdp = 1
+    c.mesh.tensor = 1
+    # logical axis -> mesh axes ('' means replicated). Parameters use vocab/embed/heads/kv/mlp/layers;
+    # activations use act_batch/act_len/act_embed.
+    c.mesh.rules = (
+        ("vocab", "tensor"),
+        ("embed", "fsdp"),
+        ("heads", "tensor"),
+        ("mlp", "tensor"),
+        ("kv", ""),
+        ("layers", ""),
+        ("act_batch", "data,fsdp"),
+        ("act_len", ""),
+        ("act_embed", ""),
+    )
+
+    c.run = ml_collections.ConfigDict()
+    c.run.name = "micro"
+    c.run.dir = ""  # '' means runs/<name>
+    c.run.resume = True  # continue from the latest complete checkpoint in run.dir
+    return c
+
+
+def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> ml_collections.ConfigDict:
+    """Loads ``get_config()`` from an experiment file, applies ``key=value`` overrides, validates."""
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"config file not found: {path}")
+    spec = importlib.util.spec_from_file_location(f"flaxgpt_experiment_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    if not hasattr(module, "get_config"):
+        raise ConfigError(f"{path} has no get_config()")
+    config = module.get_config()
+    apply_overrides(config, overrides)
+    validate(config)
+    return config
+
+
+def _parse_value(text: str) -> Any:
+    low = text.strip().lower()
+    if low in ("true", "false"):
+        return low == "true"
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text  # a bare string such as a path
+
+
+def _coerce(key: str, old: Any, new: Any) -> Any:
+    """Returns ``new`` converted to the type of ``old`` when that is lossless, else raises naming ``key``."""
+    if isinstance(old, bool) or isinstance(new, bool):
+        if isinstance(old, bool) and isinstance(new, bool):
+            return new
+    elif isinstance(old, float) and isinstance(new, int | float):
+        return float(new)
+    elif isinstance(old, int) and isinstance(new, int):
+        return new
+    elif isinstance(old, str):
+        return new if isinstance(new, str) else str(new)
+    elif isinstance(old, tuple | list) and isinstance(new, tuple | list):
+        return tuple(new)
+    elif old is None:
+        return new
+    raise ConfigError(f"config key '{key}' expects {type(old).__name__}, got {new!r} ({type(new).__name__})")
+
+
+def apply_overrides(config: ml_collections.ConfigDict, overrides: list[str] | tuple[str, ...]) -> None:
+    """Applies ``a.b.c=value`` strings in place. New entries are allowed only under ``data.sources``."""
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} is not of the form key=value")
+        key, text = item.split("=", 1)
+        parts = key.strip().split(".")
+        node = config
+        for i, part in enumerate(parts[:-1]):
+            if part not in node:
+                if ".".join(parts[:i]) == "data.sources":  # a new data source: data.sources.NAME.path=...
+                    node[part] = ml_collections.ConfigDict({"path": "", "weight": 1.0})
+                else:
+                    _unknown(key, ".".join(parts[: i + 1]), node, part)
+            node = node[part]
+            if not isinstance(node, ml_collections.ConfigDict):
+                raise ConfigError(f"config key '{'.'.join(parts[: i + 1])}' is a value, not a section (in '{key}')")
+        leaf = parts[-1]
+        if leaf not in node:
+            _unknown(key, key, node, leaf)
+        old = node[leaf]
+        value = _parse_value(text)
+        if isinstance(old, ml_collections.ConfigDict):
+            raise ConfigError(f"config key '{key}' is a section; set one of its keys: {sorted(old.keys())}")
+        with node.unlocked():
+            node[leaf] = _coerce(key, old, value)
+
+
+def _unknown(full_key: str, bad: str, node: ml_collections.ConfigDict, part: str) -> None:
+    close = difflib.get_close_matches(part, list(node.keys()), n=3)
+    hint = f"; did you mean {', '.join(close)}?" if close else f"; known keys here: {', '.join(sorted(node.keys()))}"
+    raise ConfigError(f"unknown config key '{bad}' (in override '{full_key}'){hint}")
+
+
+def _check(cond: bool, key: str, message: str) -> None:
+    if not cond:
+        raise ConfigError(f"config key '{key}': {message}")
+
+
+def validate(c: ml_collections.ConfigDict) -> None:
+    """Checks cross-field rules that types alone cannot; raises ConfigError naming the key."""
+    m, d, t = c.model, c.data, c.train
+    _check(m.n_layer > 0 and m.n_head > 0 and m.d_model > 0, "model", "n_layer, n_head, d_model must be > 0")
+    _check(m.d_model % m.n_head == 0, "model.d_model", f"{m.d_model} is not divisible by n_head={m.n_head}")
+    _check(0 < m.vocab_size < 65536, "model.vocab_size", "must be in (0, 65536): token shards are uint16")
+    _check(m.dtype in DTYPES, "model.dtype", f"{m.dtype!r} not in {sorted(DTYPES)}")
+    _check(m.param_dtype in DTYPES, "model.param_dtype", f"{m.param_dtype!r} not in {sorted(DTYPES)}")
+    _check(m.remat in REMAT_POLICIES, "model.remat", f"{m.remat!r} not in {sorted(REMAT_POLICIES)}")
+    _check(m.attention in ("auto", "xla", "cudnn"), "model.attention", f"{m.attention!r} not auto|xla|cudnn")
+    _check(0.0 <= m.dropout < 1.0, "model.dropout", "must be in [0, 1)")
+    _check(0 < d.seq_len <= m.max_len, "data.seq_len", f"{d.seq_len} must be in (0, model.max_len={m.max_len}]")
+    _check(d.tokenizer in ("gpt2", "flaxgpt"), "data.tokenizer", f"{d.tokenizer!r} not gpt2|flaxgpt")
+    for name, src in d.sources.items():
+        _check(isinstance(src, ml_collections.ConfigDict) and set(src.keys()) == {"path", "weight"},
+               f"data.sources.{name}", "must be {path: str, weight: float}")
+        _check(float(src.weight) > 0, f"data.sources.{name}.weight", "must be > 0")
+    _check(t.steps > 0, "train.steps", "must be > 0")
+    _check(t.grad_accum > 0, "train.grad_accum", "must be > 0")
+    _check(t.batch_size % t.grad_accum == 0, "train.batch_size",
+           f"{t.batch_size} is not divisible by train.grad_accum={t.grad_accum}")
+    _check(t.lr > 0, "train.lr", "must be > 0")
+    _check(0 <= t.warmup_steps <= t.steps, "train.warmup_steps", "must be in [0, train.steps]")
+    _check(t.log_every > 0, "train.log_every", "must be > 0")
+    _check(c.checkpoint.every > 0, "checkpoint.every", "must be > 0")
+    _check(c.checkpoint.keep > 0, "checkpoint.keep", "must be > 0")
+    sizes = [c.mesh.data, c.mesh.fsdp, c.mesh.tensor]
+    _check(all(s == -1 or s > 0 for s in sizes) and sizes.count(-1) <= 1, "mesh",
+           f"sizes {sizes}: each > 0, at most one -1")
+
+
+def run_dir(c: ml_collections.ConfigDict) -> Path:
+    """The run directory: ``run.dir`` or ``runs/<run.name>``."""
+    return Path(c.run.dir or f"runs/{c.run.name}")
+
+
+def to_json(c: ml_collections.ConfigDict) -> str:
+    """The resolved config as JSON (tuples become lists)."""
+    return json.dumps(c.to_dict(), indent=2, sort_keys=True)
+
+
+def from_dict(values: dict) -> ml_collections.ConfigDict:
+    """Rebuilds a config saved with ``to_json`` on top of the schema (so old runs gain new defaults)."""
+    config = default_config()
+
+    def merge(node: ml_collections.ConfigDict, vals: dict, prefix: str) -> None:
+        for k, v in vals.items():
+            if isinstance(v, dict):
+                if k not in node:
+                    node[k] = ml_collections.ConfigDict()
+                merge(node[k], v, f"{prefix}{k}.")
+            elif k in node:
+                node[k] = _coerce(prefix + k, node[k], tuple(tuple(x) if isinstance(x, list) else x for x in v)
+                                  if isinstance(v, list) else v)
+            else:
+                node[k] = v
+
+    merge(config, values, "")
+    return config

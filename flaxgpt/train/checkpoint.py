@@ -1,0 +1,77 @@
+"""Checkpoints: one orbax CheckpointManager per run directory.
+
+Each checkpoint step holds four items: ``state`` (the TrainState, sharded arrays), ``data`` (the
+grain iterator's position), ``config`` (the resolved run config) and ``tokenizer`` (its metadata).
+Saves are asynchronous; only complete checkpoints are visible to restore (orbax writes to a
+temporary directory and renames on commit), and a latest checkpoint that fails to restore falls
+back to the one before it with a warning.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+from typing import Any
+
+import grain
+import orbax.checkpoint as ocp
+
+log = logging.getLogger("flaxgpt")
+
+
+def make_manager(directory: str | Path, *, keep: int, async_save: bool = True) -> ocp.CheckpointManager:
+    """A CheckpointManager over ``directory/checkpoints`` keeping the last ``keep`` steps."""
+    options = ocp.CheckpointManagerOptions(max_to_keep=keep, enable_async_checkpointing=async_save,
+                                           create=True, cleanup_tmp_directories=True)
+    return ocp.CheckpointManager(Path(directory).absolute() / "checkpoints", options=options)
+
+
+def save(manager: ocp.CheckpointManager, step: int, state: Any, data_iter: Any, config: dict,
+         tokenizer: dict, *, force: bool = False) -> bool:
+    """Starts saving ``step`` (returns at once when async); returns whether a save was started."""
+    items = dict(state=ocp.args.StandardSave(state), config=ocp.args.JsonSave(config),
+                 tokenizer=ocp.args.JsonSave(tokenizer))
+    if data_iter is not None:
+        items["data"] = grain.checkpoint.CheckpointSave(data_iter)
+    return manager.save(step, args=ocp.args.Composite(**items), force=force)
+
+
+def restore_latest(manager: ocp.CheckpointManager, abstract_state: Any, data_iter: Any) -> tuple[int, Any] | None:
+    """Restores the newest checkpoint that loads, newest first; returns (step, state) or None.
+
+    ``data_iter`` (if given) is moved to the saved position in place. A checkpoint that fails to
+    load (corrupt or half-written files) is moved aside to ``<step>.corrupt`` with a warning and the
+    one before it is tried.
+    """
+    for step in sorted(manager.all_steps(), reverse=True):
+        items = dict(state=ocp.args.StandardRestore(abstract_state))
+        if data_iter is not None:
+            items["data"] = grain.checkpoint.CheckpointRestore(data_iter)
+        try:
+            restored = manager.restore(step, args=ocp.args.Composite(**items))
+        except Exception as err:  # orbax raises many types for damaged files; report and fall back
+            path = Path(manager.directory) / str(step)
+            log.warning("checkpoint %s does not restore (%s: %s); falling back to the one before",
+                        path, type(err).__name__, str(err).splitlines()[0][:200])
+            if path.exists():
+                shutil.move(str(path), str(path.with_name(f"{step}.corrupt")))
+            manager.reload()
+            continue
+        return step, restored["state"]
+    return None
+
+
+def read_json_item(run_dir: str | Path, item: str, step: int | None = None) -> dict | None:
+    """Reads a JSON item (``config`` or ``tokenizer``) of a checkpoint without touching devices."""
+    ckpt_dir = Path(run_dir) / "checkpoints"
+    steps = sorted(int(p.name) for p in ckpt_dir.glob("*") if p.name.isdigit()) if ckpt_dir.exists() else []
+    if not steps:
+        return None
+    step = steps[-1] if step is None else step
+    path = ckpt_dir / str(step) / item / "metadata"
+    if not path.exists():
+        return None
+    import json
+
+    return json.loads(path.read_text())

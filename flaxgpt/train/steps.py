@@ -1,0 +1,96 @@
+"""Pure step functions: ``step(state, batch) -> (state, metrics)``, one per training stage.
+
+Pretraining and SFT share ``pretrain_step``: the masked next-token loss, where SFT's mask keeps
+only assistant tokens. A batch holds ``grad_accum`` micro-batches on a leading axis:
+``inputs``/``targets``/``segment_ids``/``positions`` int32 [A, b, T] and ``weights`` float32 [A, b, T].
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from flaxgpt.model import GPT
+from flaxgpt.train.state import TrainState
+
+
+def masked_nll(logits: jax.Array, targets: jax.Array, weights: jax.Array, vocab_size: int) -> tuple[jax.Array, ...]:
+    """Sum of weighted next-token negative log-likelihoods, and the sum of weights.
+
+    ``logits`` [..., V_padded] are computed in float32; the padding columns (ids >= vocab_size) are
+    excluded from the softmax so the loss is exactly that of the real vocabulary.
+    """
+    logits = logits.astype(jnp.float32)
+    v_padded = logits.shape[-1]
+    if v_padded > vocab_size:
+        logits = logits + jnp.where(jnp.arange(v_padded) < vocab_size, 0.0, -1e30)
+    logz = jax.nn.logsumexp(logits, axis=-1)
+    target_logit = jnp.take_along_axis(logits, targets[..., None], axis=-1)[..., 0]
+    nll = (logz - target_logit) * weights
+    return jnp.sum(nll), jnp.sum(weights)
+
+
+def _forward(model: GPT, params: Any, micro: dict[str, jax.Array], *, document_mask: bool, train: bool,
+             rng: jax.Array | None) -> jax.Array:
+    kwargs = {}
+    if document_mask:
+        kwargs = dict(positions=micro["positions"], segment_ids=micro["segment_ids"])
+    rngs = {"dropout": rng} if train and rng is not None else {}
+    return model.apply({"params": params}, micro["inputs"], deterministic=not train, rngs=rngs, **kwargs)
+
+
+def make_pretrain_step(model: GPT, tx: optax.GradientTransformation, schedule: optax.Schedule, *,
+                       document_mask: bool = True) -> Callable[[TrainState, dict], tuple[TrainState, dict]]:
+    """Builds the pure masked-LM step (pretraining and SFT).
+
+    The gradient is that of the mean loss over every weighted token of all micro-batches, so
+    ``grad_accum`` 4 x 2 sequences gives the same update as one batch of 8.
+    """
+    vocab = model.cfg.vocab_size
+    use_dropout = model.cfg.dropout > 0
+
+    def loss_fn(params, micro, rng):
+        logits = _forward(model, params, micro, document_mask=document_mask, train=use_dropout, rng=rng)
+        loss_sum, denom = masked_nll(logits, micro["targets"], micro["weights"], vocab)
+        return loss_sum, denom
+
+    grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
+
+    def step(state: TrainState, batch: dict[str, jax.Array]) -> tuple[TrainState, dict[str, jax.Array]]:
+        rng = jax.random.fold_in(state.rng, state.step)
+        n_micro = batch["inputs"].shape[0]
+        if n_micro == 1:
+            (loss_sum, denom), grads = grad_fn(state.params, jax.tree.map(lambda x: x[0], batch), rng)
+        else:
+            def accumulate(carry, xs):
+                micro, i = xs
+                (loss, denom), grads = grad_fn(state.params, micro, jax.random.fold_in(rng, i))
+                return jax.tree.map(jnp.add, carry, (loss, denom, grads)), None
+
+            zeros = (jnp.zeros(()), jnp.zeros(()), jax.tree.map(jnp.zeros_like, state.params))
+            (loss_sum, denom, grads), _ = jax.lax.scan(accumulate, zeros, (batch, jnp.arange(n_micro)))
+        denom = jnp.maximum(denom, 1.0)
+        grads = jax.tree.map(lambda g: g / denom, grads)
+        updates, opt_state = tx.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        metrics = {"loss": loss_sum / denom, "grad_norm": optax.global_norm(grads), "lr": schedule(state.step),
+                   "tokens": denom}
+        return state.replace(step=state.step + 1, params=params, opt_state=opt_state), metrics
+
+    return step
+
+
+def make_eval_step(model: GPT, *, document_mask: bool = True) -> Callable[[Any, dict], dict]:
+    """``eval_step(params, batch) -> {'loss_sum', 'weights'}`` for a [b, T] batch (no micro-batch axis)."""
+    vocab = model.cfg.vocab_size
+
+    def eval_step(params: Any, batch: dict[str, jax.Array]) -> dict[str, jax.Array]:
+        logits = _forward(model, params, batch, document_mask=document_mask, train=False, rng=None)
+        loss_sum, denom = masked_nll(logits, batch["targets"], batch["weights"], vocab)
+        return {"loss_sum": loss_sum, "weights": denom}
+
+    return eval_step

@@ -1,0 +1,293 @@
+"""The training loop: the one place with side effects (data, devices, checkpoints, logs, signals).
+
+``train(config)`` builds everything from one resolved config, resumes from the run directory's
+latest complete checkpoint, runs the compiled step, evaluates, checkpoints asynchronously, and
+stops cleanly on SIGINT/SIGTERM (saving first) or on a non-finite loss (keeping the last good
+checkpoint).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import signal
+import time
+from typing import Any
+
+import flax.linen as nn
+import jax
+import ml_collections
+import numpy as np
+from tqdm import tqdm
+
+from flaxgpt.config import run_dir, to_json
+from flaxgpt.data.loader import build_eval_batches, build_train_iterator
+from flaxgpt.model import GPT, ModelConfig, count_params, gpt2_param_count
+from flaxgpt.sharding import batch_sharding, compile_step, logical_rules, make_mesh, put_batch
+from flaxgpt.tokenizer import get_tokenizer
+from flaxgpt.train import checkpoint as ckpt
+from flaxgpt.train.logger import MetricsLogger, plot_loss
+from flaxgpt.train.mfu import flops_per_token_maxtext, flops_per_token_nanogpt, peak_flops_per_device
+from flaxgpt.train.optim import lr_schedule, make_optimizer
+from flaxgpt.train.state import TrainState, abstract_train_state, create_train_state
+from flaxgpt.train.steps import make_eval_step, make_pretrain_step
+
+log = logging.getLogger("flaxgpt")
+BATCH_KEYS = ("inputs", "targets", "weights", "segment_ids", "positions")
+
+
+class NonFiniteLoss(RuntimeError):
+    """The loss became NaN or inf; the run stopped without saving the bad state."""
+
+
+class _StopFlag:
+    """Turns the first SIGINT/SIGTERM into a request to save and stop at the next step boundary."""
+
+    def __init__(self):
+        self.requested: str | None = None
+        self._previous = {}
+
+    def __enter__(self):
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(ValueError):  # not the main thread: leave signals alone
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        if self.requested:  # a second signal: stop now
+            raise KeyboardInterrupt
+        self.requested = signal.Signals(signum).name
+
+    def __exit__(self, *exc):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+def _micro_batches(batch: dict[str, np.ndarray], grad_accum: int) -> dict[str, np.ndarray]:
+    """[B, T] -> [grad_accum, B / grad_accum, T]: consecutive rows form one micro-batch."""
+    return {k: v.reshape(grad_accum, v.shape[0] // grad_accum, *v.shape[1:]) for k, v in batch.items()}
+
+
+def _check_batch_layout(config: ml_collections.ConfigDict, mesh) -> int:
+    """Returns the per-host batch size after checking it splits over hosts, micro-batches and devices."""
+    t = config.train
+    hosts = jax.process_count()
+    data_parallel = mesh.shape["data"] * mesh.shape["fsdp"]
+    micro = t.batch_size // t.grad_accum
+    if t.batch_size % hosts:
+        raise ValueError(f"train.batch_size={t.batch_size} must divide over {hosts} hosts")
+    if micro % data_parallel:
+        raise ValueError(f"micro-batch train.batch_size/train.grad_accum={micro} must be divisible by the "
+                         f"data-parallel devices mesh.data*mesh.fsdp={data_parallel}")
+    return t.batch_size // hosts
+
+
+def train(config: ml_collections.ConfigDict, *, stop_at: int | None = None, show_progress: bool = True) -> dict:
+    """Trains ``config`` in its run directory; returns a summary (steps, final losses, paths).
+
+    ``stop_at`` pauses after that step with a checkpoint, as a preemption would (tests use it).
+    Raises NonFiniteLoss if the loss stops being finite.
+    """
+    rdir = run_dir(config)
+    rdir.mkdir(parents=True, exist_ok=True)
+    main_process = jax.process_index() == 0
+    tokenizer = get_tokenizer(config.data.tokenizer)
+    if config.model.vocab_size < tokenizer.vocab_size:
+        raise ValueError(f"model.vocab_size={config.model.vocab_size} is smaller than tokenizer "
+                         f"{tokenizer.name!r} ({tokenizer.vocab_size} ids)")
+    if not config.data.sources:
+        raise ValueError("config has no data.sources: set data.sources.NAME.path=DIR (a `flaxgpt tokenize` output)")
+
+    mcfg = ModelConfig.from_config(config.model)
+    model = GPT(mcfg)
+    mesh = make_mesh(config.mesh)
+    rules = logical_rules(config.mesh.rules)
+    host_batch = _check_batch_layout(config, mesh)
+    t = config.train
+    seq_len = config.data.seq_len
+    tx = make_optimizer(t)
+    schedule = lr_schedule(t)
+    sources = {name: (src.path, float(src.weight)) for name, src in config.data.sources.items()}
+
+    data_iter = build_train_iterator(sources, seq_len=seq_len, batch_size=host_batch, seed=t.seed,
+                                     eot_id=tokenizer.eot_id, prefetch=config.data.prefetch)
+    manager = ckpt.make_manager(rdir, keep=config.checkpoint.keep, async_save=config.checkpoint.async_save)
+    abstract, shardings = abstract_train_state(model, tx, mesh, rules, seq_len)
+    restored = ckpt.restore_latest(manager, abstract, data_iter) if config.run.resume else None
+    if restored is not None:
+        start_step, state = restored
+        print(f"resumed from {rdir / 'checkpoints' / str(start_step)} at step {start_step}")
+    else:
+        start_step = 0
+        state, shardings = create_train_state(model, tx, t.seed, mesh, rules, seq_len)
+    config_json = to_json(config)
+    if main_process:
+        (rdir / "config.json").write_text(config_json + "\n")
+
+    n_params = count_params(state.params)
+    n_model = n_params - 2 * (mcfg.d_model + 1)  # without the value and reward heads
+    print(f"model: {n_model:,} parameters (vocab padded to {mcfg.vocab_padded}); "
+          f"GPT-2 count at vocab {mcfg.vocab_size}: {gpt2_param_count(mcfg):,}; "
+          f"+{n_params - n_model} in value/reward heads")
+    print(f"mesh: {dict(mesh.shape)} over {jax.device_count()} {jax.devices()[0].platform} device(s); "
+          f"batch {t.batch_size} x {seq_len} tokens ({t.grad_accum} micro-batches)")
+
+    batch_sh = {k: batch_sharding(mesh, 3, leading=1) for k in BATCH_KEYS}
+    step_fn = compile_step(make_pretrain_step(model, tx, schedule, document_mask=config.data.document_mask),
+                           shardings, batch_sh, mesh, rules)
+    eval_fn = _make_eval(model, config, mesh, rules, shardings.params)
+    eval_batches = None
+    if t.eval_every > 0:
+        eval_batches = build_eval_batches(sources, seq_len=seq_len, batch_size=host_batch,
+                                          eot_id=tokenizer.eot_id, max_batches=t.eval_batches)
+
+    logger = MetricsLogger(rdir, resume_step=start_step) if main_process else None
+    tokens_per_step = t.batch_size * seq_len
+    flops_nano = flops_per_token_nanogpt(mcfg, seq_len, n_model)
+    flops_maxtext = flops_per_token_maxtext(mcfg, seq_len)
+    peak, peak_source = peak_flops_per_device()
+    peak_total = peak * jax.device_count()
+    tok_meta = tokenizer.metadata()
+    config_dict = config.to_dict()
+
+    def save(step: int, st: TrainState, force: bool = False) -> None:
+        ckpt.save(manager, step, st, data_iter, config_dict, tok_meta, force=force)
+
+    summary: dict[str, Any] = {"run_dir": str(rdir), "start_step": start_step, "status": "completed"}
+    pending: tuple[int, dict, float] | None = None  # metrics of the step in flight, fetched one step late
+    window: list[dict] = []
+    window_t0 = time.perf_counter()
+    compile_s = None
+    step = start_step
+    bar = tqdm(total=t.steps, initial=start_step, disable=not (show_progress and main_process), unit="step",
+               dynamic_ncols=True, desc=config.run.name)
+
+    def finish_pending() -> None:
+        nonlocal pending
+        if pending is None:
+            return
+        p_step, p_metrics, wait_s = pending
+        pending = None
+        m = {k: float(v) for k, v in jax.device_get(p_metrics).items()}
+        m["data_wait_s"] = wait_s
+        if not math.isfinite(m["loss"]):
+            manager.wait_until_finished()
+            last = manager.latest_step()
+            raise NonFiniteLoss(f"loss is {m['loss']} at step {p_step} (grad norm {m['grad_norm']:.3g}); "
+                                f"stopped without saving. Last good checkpoint: "
+                                f"{rdir / 'checkpoints' / str(last) if last is not None else 'none'}. "
+                                f"Try a lower train.lr, more train.warmup_steps or train.grad_clip.")
+        window.append(m)
+
+    try:
+        with _StopFlag() as stop:
+            while step < t.steps:
+                t_wait = time.perf_counter()
+                host = next(data_iter)
+                wait_s = time.perf_counter() - t_wait
+                batch = put_batch(_micro_batches({k: host[k] for k in BATCH_KEYS}, t.grad_accum), batch_sh)
+                if compile_s is None:
+                    t_c = time.perf_counter()
+                    compiled = step_fn.lower(state, batch).compile()
+                    compile_s = time.perf_counter() - t_c
+                    print(f"compiled train step in {compile_s:.1f} s")
+                    summary["compile_s"] = compile_s
+                    window_t0 = time.perf_counter()
+                state, metrics = compiled(state, batch)
+                finish_pending()  # the previous step's metrics, while this one runs
+                step += 1
+                pending = (step, metrics, wait_s)
+                bar.update(1)
+
+                boundary = step % t.log_every == 0 or step == t.steps
+                saving = step % config.checkpoint.every == 0 or step == t.steps or step == stop_at or stop.requested
+                if boundary or saving:
+                    finish_pending()
+                if boundary and window:
+                    record = _train_record(window, time.perf_counter() - window_t0, tokens_per_step,
+                                           flops_nano, flops_maxtext, peak_total)
+                    window, window_t0 = [], time.perf_counter()
+                    bar.set_postfix_str(_postfix(record), refresh=False)
+                    if logger:
+                        logger.write(step, "train", record)
+                    summary["loss"] = record["loss"]
+                if eval_batches and (step % t.eval_every == 0 or step == t.steps):
+                    ev = _evaluate(eval_fn, state.params, eval_batches, mesh)
+                    if ev:
+                        bar.write(f"step {step}: " + "  ".join(f"{k} {v:.4g}" for k, v in ev.items()))
+                        if logger:
+                            logger.write(step, "eval", ev)
+                        summary.update(ev)
+                    window_t0 = time.perf_counter()  # evaluation time is not training throughput
+                if saving:
+                    save(step, state, force=True)
+                if stop.requested or step == stop_at:
+                    summary["status"] = f"stopped ({stop.requested or 'stop_at'})"
+                    break
+        finish_pending()
+    finally:
+        bar.close()
+        manager.wait_until_finished()
+        manager.close()
+        if logger:
+            logger.close()
+    summary.update(step=step, peak_flops=peak, peak_source=peak_source)
+    if main_process:
+        plot = plot_loss(rdir, title=f"{config.run.name}: {n_model / 1e6:.1f}M parameters")
+        summary["plot"] = str(plot) if plot else None
+    print(f"{summary['status']} at step {step}; run directory: {rdir}")
+    return summary
+
+
+def _make_eval(model: GPT, config, mesh, rules, param_shardings):
+    eval_step = make_eval_step(model, document_mask=config.data.document_mask)
+    jitted = jax.jit(eval_step, in_shardings=(param_shardings, batch_sharding(mesh, 2)))
+
+    def run(params, batch):
+        with jax.set_mesh(mesh), nn.logical_axis_rules(rules):
+            return jitted(params, batch)
+
+    return run
+
+
+def _evaluate(eval_fn, params, eval_batches: dict[str, list], mesh) -> dict[str, float]:
+    """Validation loss and perplexity per source and over all sources (token-weighted)."""
+    out, total_loss, total_w = {}, 0.0, 0.0
+    shardings = dict.fromkeys(BATCH_KEYS, batch_sharding(mesh, 2))
+    for name, batches in eval_batches.items():
+        loss, w = 0.0, 0.0
+        for b in batches:
+            r = jax.device_get(eval_fn(params, put_batch({k: b[k] for k in BATCH_KEYS}, shardings)))
+            loss += float(r["loss_sum"])
+            w += float(r["weights"])
+        if w:
+            out[f"val_loss/{name}"] = loss / w
+            total_loss, total_w = total_loss + loss, total_w + w
+    if total_w:
+        out["val_loss"] = total_loss / total_w
+        out["val_ppl"] = math.exp(min(out["val_loss"], 50.0))
+    return out
+
+
+def _train_record(window: list[dict], seconds: float, tokens_per_step: int, flops_nano: float,
+                  flops_maxtext: float, peak_total: float) -> dict[str, float]:
+    n = len(window)
+    tok_s = n * tokens_per_step / seconds
+    rec = {
+        "loss": sum(m["loss"] for m in window) / n,
+        "lr": window[-1]["lr"],
+        "grad_norm": window[-1]["grad_norm"],
+        "tokens_per_s": tok_s,
+        "mfu_nanogpt": tok_s * flops_nano / peak_total,
+        "mfu_maxtext": tok_s * flops_maxtext / peak_total,
+        "data_wait_ms": 1000 * sum(m["data_wait_s"] for m in window) / n,
+        "step_ms": 1000 * seconds / n,
+    }
+    return rec
+
+
+def _postfix(r: dict[str, float]) -> str:
+    return (f"loss {r['loss']:.3f} lr {r['lr']:.2e} gnorm {r['grad_norm']:.2f} tok/s {r['tokens_per_s']:,.0f} "
+            f"mfu {100 * r['mfu_nanogpt']:.1f}% wait {r['data_wait_ms']:.1f}ms")
+
