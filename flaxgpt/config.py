@@ -204,7 +204,7 @@ def validate(c: ml_collections.ConfigDict) -> None:
     _check(t.batch_size % t.grad_accum == 0, "train.batch_size",
            f"{t.batch_size} is not divisible by train.grad_accum={t.grad_accum}")
     _check(t.lr > 0, "train.lr", "must be > 0")
-    _check(0 <= t.warmup_steps <= t.steps, "train.warmup_steps", "must be in [0, train.steps]")
+    _check(t.warmup_steps >= 0, "train.warmup_steps", "must be >= 0 (capped at train.steps)")
     _check(t.log_every > 0, "train.log_every", "must be > 0")
     _check(c.checkpoint.every > 0, "checkpoint.every", "must be > 0")
     _check(c.checkpoint.keep > 0, "checkpoint.keep", "must be > 0")

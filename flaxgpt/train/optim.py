@@ -32,9 +32,10 @@ def trainable_labels(params: Any, stage: str) -> Any:
 
 def lr_schedule(train_cfg: Any) -> optax.Schedule:
     """0 -> lr linearly over warmup_steps, then cosine down to lr * min_lr_ratio at train.steps."""
+    warmup = min(train_cfg.warmup_steps, train_cfg.steps - 1)
     return optax.warmup_cosine_decay_schedule(
-        init_value=0.0, peak_value=train_cfg.lr, warmup_steps=train_cfg.warmup_steps,
-        decay_steps=max(train_cfg.steps, train_cfg.warmup_steps + 1), end_value=train_cfg.lr * train_cfg.min_lr_ratio)
+        init_value=0.0, peak_value=train_cfg.lr, warmup_steps=warmup, decay_steps=max(train_cfg.steps, warmup + 1),
+        end_value=train_cfg.lr * train_cfg.min_lr_ratio)
 
 
 def make_optimizer(train_cfg: Any) -> optax.GradientTransformation:

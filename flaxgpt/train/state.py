@@ -12,7 +12,7 @@ import optax
 from jax.sharding import Mesh
 
 from flaxgpt.model import GPT
-from flaxgpt.sharding import sharded_init
+from flaxgpt.sharding import logical_shardings, sharded_init
 
 
 @flax.struct.dataclass
@@ -45,14 +45,14 @@ def create_train_state(model: GPT, tx: optax.GradientTransformation, seed: int, 
 def abstract_train_state(model: GPT, tx: optax.GradientTransformation, mesh: Mesh, rules,
                          seq_len: int) -> tuple[Any, Any]:
     """Shapes, dtypes and shardings of the state, without allocating it (for restoring checkpoints)."""
-    from flaxgpt.sharding import logical_shardings
-
     def init(rng):
         params = init_params(model, rng, seq_len)
         return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params), rng=rng)
 
     boxed = jax.eval_shape(init, jax.random.PRNGKey(0))
     shardings = logical_shardings(boxed, mesh, rules)
-    abstract = jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
-                            nn.unbox(boxed), shardings)
+    # ``shardings`` is a prefix of the state tree: optax's empty MaskedNode subtrees sit at its leaves.
+    abstract = jax.tree.map(
+        lambda s, x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s) if isinstance(x, jax.ShapeDtypeStruct) else x,
+        shardings, nn.unbox(boxed))
     return abstract, shardings

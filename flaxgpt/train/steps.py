@@ -77,7 +77,7 @@ def make_pretrain_step(model: GPT, tx: optax.GradientTransformation, schedule: o
         grads = jax.tree.map(lambda g: g / denom, grads)
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
-        metrics = {"loss": loss_sum / denom, "grad_norm": optax.global_norm(grads), "lr": schedule(state.step),
+        metrics = {"loss": loss_sum / denom, "grad_norm": optax.tree.norm(grads), "lr": schedule(state.step),
                    "tokens": denom}
         return state.replace(step=state.step + 1, params=params, opt_state=opt_state), metrics
 

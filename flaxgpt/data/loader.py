@@ -1,0 +1,311 @@
+"""grain input pipeline: token shards -> packed, mixed, batched next-token examples.
+
+Training pipeline, per source (each source is a shard-set directory with a weight)::
+
+    ShardSet(split) -> this host's documents (strided: docs shard_index, shard_index + shard_count, ...)
+      -> shuffle(seed) -> repeat(num_epochs)      a fresh permutation every epoch
+      -> doc + [eot]                              shards store documents without end-of-text
+      -> ConcatThenSplit into rows of seq_len + 1 tokens (segment ids and positions per row)
+    then IterDataset.mix(rows of all sources, weights) -> batch(drop_remainder) -> model keys
+      -> thread prefetch
+
+Mixing happens after packing, so every mixed element is seq_len + 1 tokens and the weights are
+proportions of tokens, not of documents. grain's mix is a deterministic interleave (not a random
+draw) with weights rounded to integers relative to the smallest one (smallest -> 100), so shares
+are exact to about 1% of the smallest weight.
+
+Batch keys (numpy, batch size B is per host, T = seq_len):
+  inputs       int32   [B, T]  row[:-1]
+  targets      int32   [B, T]  row[1:] (next token)
+  weights      float32 [B, T]  1 where the target is a real token, 0 where it is padding
+  segment_ids  int32   [B, T]  document number within the row of each input token, from 1; 0 = padding
+  positions    int32   [B, T]  position of each input token within its segment, restarting at 0
+
+Choices worth knowing:
+  * The end-of-text token belongs to the document it ends (same segment id). Its target is the
+    first token of the next document in the row, with weight 1, as GPT-2 trains: segment-masked
+    attention means that prediction is made from the finished document alone, i.e. the model
+    learns how documents start after an end-of-text.
+  * A document cut at a row boundary continues in the next row as segment 1 with positions
+    restarting at 0 (grain's ConcatThenSplit does this; attention cannot see the previous row
+    anyway). Rows do not overlap, so the first token of each row is never a target (1 pair in T + 1).
+  * Padding only occurs at the end of a finite pass (num_epochs set, or eval).
+"""
+
+from __future__ import annotations
+
+import atexit
+import dataclasses
+import hashlib
+import math
+import weakref
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import grain
+import numpy as np
+from grain.experimental import ConcatThenSplitIterDataset, ThreadPrefetchDatasetIterator
+
+from flaxgpt.data.shards import ShardSet
+
+BATCH_KEYS = ("inputs", "targets", "weights", "segment_ids", "positions")
+# Document reads are memmap slices: a couple of threads hide page faults without GIL contention.
+_READ_OPTIONS = grain.ReadOptions(num_threads=2, prefetch_buffer_size=32)
+
+Batch = dict[str, np.ndarray]
+
+# Iterators still alive at exit are closed while the interpreter is intact: otherwise grain's
+# prefetch thread is stopped from __del__ during teardown, after `queue` is gone, and Python prints
+# an ignored exception.
+_LIVE_ITERATORS: weakref.WeakSet = weakref.WeakSet()
+atexit.register(lambda: [it.close() for it in list(_LIVE_ITERATORS)])
+
+
+@dataclasses.dataclass(frozen=True)
+class _AppendEot:
+    """Document tokens -> {'tokens': tokens + [eot]} (int32), the element ConcatThenSplit packs."""
+
+    eot_id: int
+
+    def __call__(self, doc: np.ndarray) -> dict[str, np.ndarray]:
+        tokens = np.empty(len(doc) + 1, dtype=np.int32)
+        tokens[:-1] = doc
+        tokens[-1] = self.eot_id
+        return {"tokens": tokens}
+
+
+class _JsonSafePackIterator(grain.DatasetIterator):
+    """Passes a ConcatThenSplit iterator through, repairing its state after a JSON round trip.
+
+    grain 0.2.18 marks "no remainder" with the tuple (-1, -1) and compares with ``!=``; once a
+    checkpoint has been through JSON (as grain.checkpoint.CheckpointHandler does) the tuple is a
+    list, the comparison says "remainder", and restoring silently drops a document. Turning the
+    lists back into tuples restores exactly.
+    """
+
+    def __next__(self) -> Any:
+        return next(self._parent)
+
+    def get_state(self) -> dict[str, Any]:
+        return self._parent.get_state()
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        state = dict(state)
+        state["remainder_slices"] = {k: tuple(v) for k, v in state["remainder_slices"].items()}
+        self._parent.set_state(state)
+
+
+class _JsonSafePackIterDataset(grain.IterDataset):
+    def __iter__(self) -> grain.DatasetIterator:
+        return _JsonSafePackIterator(self._parent.__iter__())
+
+
+class _PrefetchIterator(ThreadPrefetchDatasetIterator):
+    """grain's thread prefetch with an idempotent close (grain's runs again from __del__)."""
+
+    def close(self) -> None:
+        if not self._closed:
+            super().close()
+
+
+class _PrefetchIterDataset(grain.IterDataset):
+    def __init__(self, parent: grain.IterDataset, buffer_size: int):
+        super().__init__(parent)
+        self._buffer_size = buffer_size
+
+    def __iter__(self) -> grain.DatasetIterator:
+        return _PrefetchIterator(self._parent.__iter__(), self._buffer_size)
+
+
+def _to_model_batch(batch: dict[str, np.ndarray]) -> Batch:
+    """Packed rows [B, T + 1] -> the model's keys (see the module docstring)."""
+    tokens, seg, pos = batch["tokens"], batch["tokens_segment_ids"], batch["tokens_positions"]
+    return {
+        "inputs": np.ascontiguousarray(tokens[:, :-1], dtype=np.int32),
+        "targets": np.ascontiguousarray(tokens[:, 1:], dtype=np.int32),
+        "weights": (seg[:, 1:] != 0).astype(np.float32),
+        "segment_ids": np.ascontiguousarray(seg[:, :-1], dtype=np.int32),
+        "positions": np.ascontiguousarray(pos[:, :-1], dtype=np.int32),
+    }
+
+
+def _unpack_source(name: str, spec: Any) -> tuple[Path, float]:
+    if isinstance(spec, str | Path):
+        raise ValueError(f"data source {name!r}: expected (path, weight), got only a path {spec!r}")
+    try:
+        path, weight = (spec["path"], spec["weight"]) if not isinstance(spec, tuple | list) else spec
+    except (KeyError, TypeError, ValueError):
+        raise ValueError(f"data source {name!r}: expected (path, weight), got {spec!r}") from None
+    try:
+        weight = float(weight)
+    except (TypeError, ValueError):
+        raise ValueError(f"data source {name!r}: weight must be a number, got {weight!r}") from None
+    if not (math.isfinite(weight) and weight > 0):
+        raise ValueError(f"data source {name!r}: weight must be > 0, got {weight}")
+    return Path(path), weight
+
+
+def _open_sources(sources: Mapping[str, Any], split: str, eot_id: int) -> dict[str, tuple[ShardSet, float]]:
+    """Opens each source's ShardSet, checking paths, weights, one shared tokenizer and eot_id."""
+    if not sources:
+        raise ValueError("no data sources given")
+    opened: dict[str, tuple[ShardSet, float]] = {}
+    for name, spec in sources.items():
+        path, weight = _unpack_source(name, spec)
+        if not path.is_dir():
+            raise FileNotFoundError(f"data source {name!r}: shard directory {path} not found")
+        try:
+            shards = ShardSet(path, split)
+        except (FileNotFoundError, ValueError) as e:
+            raise type(e)(f"data source {name!r}: {e}") from None
+        opened[name] = (shards, weight)
+    first_name, (first, _) = next(iter(opened.items()))
+    for name, (shards, _) in opened.items():
+        a, b = shards.tokenizer_meta, first.tokenizer_meta
+        if (a["name"], a["hash"]) != (b["name"], b["hash"]):
+            raise ValueError(f"data source {name!r} ({shards.directory}) was tokenized with {a['name']}/{a['hash']}, "
+                             f"source {first_name!r} with {b['name']}/{b['hash']}: re-tokenize so all match")
+        if not 0 <= eot_id < shards.vocab_size:
+            raise ValueError(f"eot_id {eot_id} is outside the vocabulary (size {shards.vocab_size}) of data source "
+                             f"{name!r} ({shards.directory})")
+        if a.get("eot_id", eot_id) != eot_id:
+            raise ValueError(f"eot_id {eot_id} differs from the end-of-text id {a['eot_id']} of the tokenizer "
+                             f"that made data source {name!r} ({shards.directory})")
+    return opened
+
+
+def _host_shard(shard_index: int | None, shard_count: int | None) -> tuple[int, int]:
+    if shard_index is None or shard_count is None:
+        import jax  # only when the caller leaves host sharding to JAX
+
+        shard_index = jax.process_index() if shard_index is None else shard_index
+        shard_count = jax.process_count() if shard_count is None else shard_count
+    if not 0 <= shard_index < shard_count:
+        raise ValueError(f"shard_index must be in [0, shard_count={shard_count}), got {shard_index}")
+    return int(shard_index), int(shard_count)
+
+
+def _source_seed(seed: int, name: str) -> int:
+    """A per-source shuffle seed in [0, 2**32): sources get unrelated orders from one run seed."""
+    return int.from_bytes(hashlib.sha256(f"{seed}/{name}".encode()).digest()[:4], "little")
+
+
+def _packed_rows(docs: grain.MapDataset, *, seq_len: int, eot_id: int) -> grain.IterDataset:
+    """Documents -> rows of seq_len + 1 tokens with segment ids and positions."""
+    rows = ConcatThenSplitIterDataset(docs.map(_AppendEot(eot_id)).to_iter_dataset(_READ_OPTIONS),
+                                      length_struct={"tokens": seq_len + 1})
+    return _JsonSafePackIterDataset(rows)
+
+
+def _check_sizes(seq_len: int, batch_size: int) -> None:
+    if seq_len < 1 or batch_size < 1:
+        raise ValueError(f"seq_len and batch_size must be >= 1, got seq_len={seq_len}, batch_size={batch_size}")
+
+
+def build_train_iterator(sources: Mapping[str, tuple[str | Path, float]], *, seq_len: int, batch_size: int,
+                         seed: int, eot_id: int, split: str = "train", shard_index: int | None = None,
+                         shard_count: int | None = None, num_epochs: int | None = None,
+                         prefetch: int = 2) -> grain.DatasetIterator:
+    """Returns a checkpointable iterator of training batches (keys: BATCH_KEYS).
+
+    Args:
+      sources: name -> (shard-set directory, weight > 0). Weights are shares of tokens.
+      seq_len: tokens per row T (rows hold T + 1 tokens: inputs and shifted targets).
+      batch_size: rows per batch on this host.
+      seed: shuffle seed; the same seed gives the same batches.
+      eot_id: end-of-text id appended to every document; must match the shards' tokenizer.
+      split: 'train' or 'val'.
+      shard_index, shard_count: this host's slice of every source's documents (default: JAX's
+        process index and count); hosts read disjoint documents.
+      num_epochs: None repeats every source forever (each epoch a new permutation); an integer
+        makes a finite stream that stops when the first source has done that many epochs.
+      prefetch: batches a background thread prepares ahead (0: none). The iterator's state still
+        describes only the batches handed out, so checkpoints are exact.
+
+    Returns:
+      A grain DatasetIterator: get_state()/set_state(), and usable with
+      grain.checkpoint.CheckpointSave/CheckpointRestore in an orbax CheckpointManager.
+    """
+    _check_sizes(seq_len, batch_size)
+    if num_epochs is not None and num_epochs < 1:
+        raise ValueError(f"num_epochs must be None or >= 1, got {num_epochs}")
+    if prefetch < 0:
+        raise ValueError(f"prefetch must be >= 0, got {prefetch}")
+    index, count = _host_shard(shard_index, shard_count)
+    opened = _open_sources(sources, split, eot_id)
+    rows, weights = {}, {}
+    for name, (shards, weight) in opened.items():
+        docs = grain.MapDataset.source(shards)[index::count]
+        if len(docs) == 0:
+            raise ValueError(f"data source {name!r} ({shards.directory}) has {len(shards)} {split} documents, "
+                             f"none for host {index} of {count}; every host needs at least one")
+        # shuffle before repeat: grain folds the epoch into the shuffle seed, so each epoch is a
+        # new permutation of this host's documents and epochs never interleave.
+        docs = docs.shuffle(seed=_source_seed(seed, name)).repeat(num_epochs)
+        rows[name] = _packed_rows(docs, seq_len=seq_len, eot_id=eot_id)
+        weights[name] = weight
+    # A mapping (not a list) keys each source's state by name in checkpoints.
+    ds = grain.IterDataset.mix(rows, weights)
+    ds = ds.batch(batch_size, drop_remainder=True).map(_to_model_batch)
+    if prefetch:
+        ds = _PrefetchIterDataset(ds, prefetch)
+    it = iter(ds)
+    _LIVE_ITERATORS.add(it)
+    return it
+
+
+def _num_eval_batches(lengths: np.ndarray, seq_len: int, batch_size: int) -> int:
+    """Batches that documents of these lengths fill once each gets an eot and they are packed."""
+    tokens = int(lengths.sum()) + len(lengths)
+    rows = -(-tokens // (seq_len + 1))
+    return -(-rows // batch_size)
+
+
+def _pad_rows(batch: dict[str, np.ndarray], batch_size: int) -> dict[str, np.ndarray]:
+    """Pads packed rows [n, T + 1] with zero rows (segment id 0, so weight 0) up to batch_size."""
+    n = len(batch["tokens"])
+    if n == batch_size:
+        return batch
+    return {k: np.concatenate([v, np.zeros((batch_size - n, *v.shape[1:]), v.dtype)]) for k, v in batch.items()}
+
+
+def build_eval_batches(sources: Mapping[str, tuple[str | Path, float]], *, seq_len: int, batch_size: int,
+                       eot_id: int, split: str = "val", max_batches: int | None = None,
+                       shard_index: int | None = None, shard_count: int | None = None) -> dict[str, list[Batch]]:
+    """Every source's documents of ``split`` as a list of batches: one pass, in order, no shuffle.
+
+    Each host gets its slice of documents (as in training). The last batch is padded with rows of
+    weight 0, and every host returns the same number of batches per source (hosts with fewer
+    tokens get extra all-padding batches), so collective eval steps stay in lockstep. Weights in
+    ``sources`` are checked but unused. All batches are held in memory: use max_batches to bound
+    the first batches taken from a large validation split.
+    """
+    _check_sizes(seq_len, batch_size)
+    if max_batches is not None and max_batches < 0:
+        raise ValueError(f"max_batches must be None or >= 0, got {max_batches}")
+    index, count = _host_shard(shard_index, shard_count)
+    opened = _open_sources(sources, split, eot_id)
+    out: dict[str, list[Batch]] = {}
+    for name, (shards, _) in opened.items():
+        lengths = shards.document_lengths()
+        n = max(_num_eval_batches(lengths[h::count], seq_len, batch_size) for h in range(count))
+        if max_batches is not None:
+            n = min(n, max_batches)
+        batches: list[Batch] = []
+        docs = grain.MapDataset.source(shards)[index::count]
+        if len(docs) and n:
+            it = iter(_packed_rows(docs, seq_len=seq_len, eot_id=eot_id).batch(batch_size))
+            try:
+                for batch in it:
+                    batches.append(_to_model_batch(_pad_rows(batch, batch_size)))
+                    if len(batches) == n:
+                        break
+            finally:
+                it.close()  # stops the read-ahead threads now rather than at garbage collection
+        while len(batches) < n:
+            empty = {k: np.zeros((batch_size, seq_len + 1), np.int32)
+                     for k in ("tokens", "tokens_segment_ids", "tokens_positions")}
+            batches.append(_to_model_batch(empty))
+        out[name] = batches
+    return out

@@ -1,0 +1,43 @@
+"""Shared pytest fixtures."""
+
+from __future__ import annotations
+
+import os
+
+# Every test sees 8 CPU devices (before jax is imported anywhere), so sharded code runs for real;
+# single-device tests pass jax.devices()[:1] explicitly.
+os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8").strip()
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+
+# Tiny models compile much faster with most XLA optimisations off; results stay exact.
+jax.config.update("jax_disable_most_optimizations", True)
+
+# A fake tokenizer for synthetic shards: ids 0..998 are "text", 999 is end-of-text.
+FAKE_META = {"name": "fake", "hash": "0123456789abcdef", "vocab_size": 1000, "eot_id": 999}
+
+
+@pytest.fixture
+def fake_meta() -> dict:
+    """Tokenizer metadata of the fake tokenizer (vocab 1000, end-of-text 999)."""
+    return dict(FAKE_META)
+
+
+@pytest.fixture
+def write_shards() -> Callable[..., Path]:
+    """write_shards(directory, docs, split='train', **writer_kwargs) -> directory, via ShardWriter."""
+    from flaxgpt.data.shards import ShardWriter
+
+    def write(directory: Path, docs: Sequence[Sequence[int]], split: str = "train", **kwargs) -> Path:
+        kwargs.setdefault("tokenizer_meta", FAKE_META)
+        kwargs.setdefault("source", Path(directory).name)
+        with ShardWriter(directory, split, **kwargs) as writer:
+            for doc in docs:
+                writer.add(np.asarray(doc))
+        return Path(directory)
+
+    return write
