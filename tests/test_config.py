@@ -28,7 +28,8 @@ def test_required_experiments_exist():
 def test_overrides_set_values_with_the_fields_type():
     c = default_config()
     apply_overrides(c, ["model.n_layer=6", "train.lr=1e-3", "train.weight_decay=0", "model.dtype=bfloat16",
-                        "run.resume=false", "data.sources.general.path=/tmp/general", "data.sources.general.weight=0.3"])
+                        "run.resume=false", "data.sources.general.path=/tmp/general",
+                        "data.sources.general.weight=0.3"])
     assert c.model.n_layer == 6 and c.train.lr == 1e-3
     assert isinstance(c.train.weight_decay, float) and c.train.weight_decay == 0.0
     assert c.model.dtype == "bfloat16" and c.run.resume is False

@@ -37,12 +37,21 @@ def save(manager: ocp.CheckpointManager, step: int, state: Any, data_iter: Any, 
     return manager.save(step, args=ocp.args.Composite(**items), force=force)
 
 
+class CheckpointMismatch(ValueError):
+    """A checkpoint is intact but holds a different tree than the config builds (model or optimizer changed)."""
+
+
+# Phrases of orbax/tensorstore errors that mean "intact files, other shapes", not damage.
+_MISMATCH_MARKERS = ("tree structures do not match", "shape", "Shape", "dtype")
+
+
 def restore_latest(manager: ocp.CheckpointManager, abstract_state: Any, data_iter: Any) -> tuple[int, Any] | None:
     """Restores the newest checkpoint that loads, newest first; returns (step, state) or None.
 
     ``data_iter`` (if given) is moved to the saved position in place. A checkpoint that fails to
     load (corrupt or half-written files) is moved aside to ``<step>.corrupt`` with a warning and the
-    one before it is tried.
+    one before it is tried. A checkpoint whose tree does not match the config raises
+    CheckpointMismatch (nothing is moved: the files are fine, the config is not).
     """
     for step in sorted(manager.all_steps(), reverse=True):
         items = dict(state=ocp.args.StandardRestore(abstract_state))
@@ -52,6 +61,12 @@ def restore_latest(manager: ocp.CheckpointManager, abstract_state: Any, data_ite
             restored = manager.restore(step, args=ocp.args.Composite(**items))
         except Exception as err:  # orbax raises many types for damaged files; report and fall back
             path = Path(manager.directory) / str(step)
+            if any(marker in str(err) for marker in _MISMATCH_MARKERS):
+                raise CheckpointMismatch(
+                    f"checkpoint {path} holds a different model or optimizer than this config builds "
+                    f"({str(err).splitlines()[0][:300]}). Resume with the config it was saved with "
+                    f"(see config.json in the run directory), or start anew with run.resume=false or another "
+                    f"run.dir") from err
             log.warning("checkpoint %s does not restore (%s: %s); falling back to the one before",
                         path, type(err).__name__, str(err).splitlines()[0][:200])
             if path.exists():

@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from flaxgpt.config import run_dir, to_json
 from flaxgpt.data.loader import build_eval_batches, build_train_iterator
+from flaxgpt.data.shards import ShardSet
 from flaxgpt.model import GPT, ModelConfig, count_params, gpt2_param_count
 from flaxgpt.sharding import batch_sharding, compile_step, logical_rules, make_mesh, put_batch
 from flaxgpt.tokenizer import get_tokenizer
@@ -83,6 +84,19 @@ def _check_batch_layout(config: ml_collections.ConfigDict, mesh) -> int:
     return t.batch_size // hosts
 
 
+def _check_tokenizer(sources: dict[str, tuple[str, float]], expected: dict) -> None:
+    """Refuses shards made with another tokenizer than ``data.tokenizer`` (their ids would mean other text)."""
+    for name, (path, _) in sources.items():
+        try:
+            meta = ShardSet(path, "train").tokenizer_meta
+        except FileNotFoundError as err:
+            raise FileNotFoundError(f"data.sources.{name}.path: {err}") from err
+        if meta.get("hash") != expected["hash"]:
+            raise ValueError(f"data.sources.{name}: shards in {path} were made with tokenizer {meta.get('name')!r} "
+                             f"(hash {meta.get('hash')}), but data.tokenizer is {expected['name']!r} "
+                             f"(hash {expected['hash']}); re-run flaxgpt tokenize or change data.tokenizer")
+
+
 def train(config: ml_collections.ConfigDict, *, stop_at: int | None = None, show_progress: bool = True) -> dict:
     """Trains ``config`` in its run directory; returns a summary (steps, final losses, paths).
 
@@ -95,7 +109,8 @@ def train(config: ml_collections.ConfigDict, *, stop_at: int | None = None, show
     tokenizer = get_tokenizer(config.data.tokenizer)
     if config.model.vocab_size < tokenizer.vocab_size:
         raise ValueError(f"model.vocab_size={config.model.vocab_size} is smaller than tokenizer "
-                         f"{tokenizer.name!r} ({tokenizer.vocab_size} ids)")
+                         f"{tokenizer.name!r} ({tokenizer.vocab_size} ids); "
+                         f"set model.vocab_size={tokenizer.vocab_size}")
     if not config.data.sources:
         raise ValueError("config has no data.sources: set data.sources.NAME.path=DIR (a `flaxgpt tokenize` output)")
 
@@ -109,6 +124,7 @@ def train(config: ml_collections.ConfigDict, *, stop_at: int | None = None, show
     tx = make_optimizer(t)
     schedule = lr_schedule(t)
     sources = {name: (src.path, float(src.weight)) for name, src in config.data.sources.items()}
+    _check_tokenizer(sources, tokenizer.metadata())
 
     data_iter = build_train_iterator(sources, seq_len=seq_len, batch_size=host_batch, seed=t.seed,
                                      eot_id=tokenizer.eot_id, prefetch=config.data.prefetch)
@@ -201,7 +217,8 @@ def train(config: ml_collections.ConfigDict, *, stop_at: int | None = None, show
                 bar.update(1)
 
                 boundary = step % t.log_every == 0 or step == t.steps
-                saving = step % config.checkpoint.every == 0 or step == t.steps or step == stop_at or stop.requested
+                stopping = stop.requested or ("stop_at" if step == stop_at else None)  # read once: no race
+                saving = step % config.checkpoint.every == 0 or step == t.steps or stopping
                 if boundary or saving:
                     finish_pending()
                 if boundary and window:
@@ -222,8 +239,8 @@ def train(config: ml_collections.ConfigDict, *, stop_at: int | None = None, show
                     window_t0 = time.perf_counter()  # evaluation time is not training throughput
                 if saving:
                     save(step, state, force=True)
-                if stop.requested or step == stop_at:
-                    summary["status"] = f"stopped ({stop.requested or 'stop_at'})"
+                if stopping:
+                    summary["status"] = f"stopped ({stopping})"
                     break
         finish_pending()
     finally:

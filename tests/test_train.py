@@ -1,0 +1,195 @@
+"""The trainer: exact resume (in process, after SIGKILL), SIGTERM saves, NaN stops, corrupt checkpoints fall back."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+import pytest
+
+from flaxgpt.config import load_config
+from flaxgpt.data.tokenize import tokenize_paths
+from flaxgpt.info import checkpoint_steps, describe_run
+from flaxgpt.train.checkpoint import CheckpointMismatch
+from flaxgpt.train.logger import read_metrics
+from flaxgpt.train.trainer import NonFiniteLoss, train
+
+ROOT = Path(__file__).resolve().parents[1]
+STEPS = 20
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory) -> Path:
+    """The persona's blog, tokenized with the real GPT-2 tokenizer."""
+    out = tmp_path_factory.mktemp("data") / "blog"
+    tokenize_paths([ROOT / "examples/persona/blog"], out, name="blog", progress=False)
+    return out
+
+
+def overrides(shards: Path, run_dir: Path, *extra: str) -> list[str]:
+    return [
+        f"data.sources.personal.path={shards}", f"run.dir={run_dir}",
+        "model.n_layer=2", "model.n_head=2", "model.d_model=32", "model.max_len=32", "data.seq_len=32",
+        "train.batch_size=8", f"train.steps={STEPS}", "train.warmup_steps=5", "train.log_every=1",
+        "train.eval_every=0", "checkpoint.every=5", "model.dropout=0.1", *extra,
+    ]
+
+
+def cfg(shards: Path, run_dir: Path, *extra: str):
+    return load_config(ROOT / "experiments/micro.py", overrides(shards, run_dir, *extra))
+
+
+def train_losses(run_dir: Path) -> dict[int, float]:
+    return {r["step"]: r["loss"] for r in read_metrics(run_dir) if r["kind"] == "train"}
+
+
+def final_params(run_dir: Path, step: int = STEPS):
+    with ocp.CheckpointManager(Path(run_dir).absolute() / "checkpoints") as mngr:
+        return mngr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))["state"]["params"]
+
+
+def assert_same_params(a, b):
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+        np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=0, atol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def straight(shards, tmp_path_factory) -> Path:
+    """An uninterrupted 20-step run (with evaluation, to exercise the whole loop once)."""
+    run_dir = tmp_path_factory.mktemp("straight")
+    summary = train(cfg(shards, run_dir, "train.eval_every=10", "train.eval_batches=2"), show_progress=False)
+    assert summary["status"] == "completed" and summary["step"] == STEPS
+    return run_dir
+
+
+def test_a_run_writes_checkpoints_metrics_config_and_plot(straight):
+    assert checkpoint_steps(straight) == [10, 15, 20]  # keep=3
+    saved = json.loads((straight / "config.json").read_text())
+    assert saved["train"]["steps"] == STEPS and saved["model"]["d_model"] == 32
+    records = read_metrics(straight)
+    train_recs = [r for r in records if r["kind"] == "train"]
+    assert [r["step"] for r in train_recs] == list(range(1, STEPS + 1))
+    for key in ("loss", "lr", "grad_norm", "tokens_per_s", "mfu_nanogpt", "mfu_maxtext", "data_wait_ms"):
+        assert math.isfinite(train_recs[-1][key]), key
+    assert train_recs[-1]["loss"] < train_recs[0]["loss"]
+    evals = [r for r in records if r["kind"] == "eval"]
+    assert [r["step"] for r in evals] == [10, 20] and evals[-1]["val_ppl"] == pytest.approx(
+        math.exp(evals[-1]["val_loss"]))
+    assert (straight / "loss.png").stat().st_size > 5000
+    assert list((straight / "tensorboard").glob("events.out.tfevents.*"))
+    info = describe_run(straight)
+    assert f"steps: {STEPS} of {STEPS}" in info and "latest eval" in info
+
+
+def test_stop_and_resume_equals_the_uninterrupted_run(shards, straight, tmp_path):
+    first = train(cfg(shards, tmp_path), stop_at=10, show_progress=False)
+    assert first["status"].startswith("stopped") and checkpoint_steps(tmp_path) == [5, 10]
+    second = train(cfg(shards, tmp_path), show_progress=False)
+    assert second["start_step"] == 10 and second["step"] == STEPS
+    ref = train_losses(straight)
+    got = train_losses(tmp_path)
+    assert sorted(got) == list(range(1, STEPS + 1))
+    np.testing.assert_allclose([got[s] for s in sorted(got)], [ref[s] for s in sorted(ref)], rtol=0, atol=1e-6)
+    assert_same_params(final_params(tmp_path), final_params(straight))
+
+
+def _launch(shards: Path, run_dir: Path, *extra: str) -> subprocess.Popen:
+    env = dict(os.environ, JAX_DISABLE_MOST_OPTIMIZATIONS="true")
+    cmd = [sys.executable, "-m", "flaxgpt.cli", "train", str(ROOT / "experiments/micro.py"),
+           *overrides(shards, run_dir, *extra)]
+    return subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _wait_for_checkpoint(proc: subprocess.Popen, run_dir: Path, step: int, timeout: float = 240) -> None:
+    deadline = time.time() + timeout
+    while step not in checkpoint_steps(run_dir):
+        if proc.poll() is not None:
+            raise AssertionError(f"training exited early:\n{proc.stdout.read()}")
+        if time.time() > deadline:
+            proc.kill()
+            raise AssertionError("no checkpoint in time")
+        time.sleep(0.05)
+
+
+def test_a_run_killed_with_sigkill_resumes_exactly(shards, straight, tmp_path):
+    # Slow the run down between steps (checkpoint every step) so the kill lands mid-run.
+    proc = _launch(shards, tmp_path, "checkpoint.every=1", "checkpoint.keep=2")
+    _wait_for_checkpoint(proc, tmp_path, 8)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+    done = checkpoint_steps(tmp_path)
+    assert done and max(done) < STEPS
+    resumed = train(cfg(shards, tmp_path, "checkpoint.every=1", "checkpoint.keep=2"), show_progress=False)
+    assert resumed["start_step"] == max(done)
+    ref, got = train_losses(straight), train_losses(tmp_path)
+    assert sorted(got) == list(range(1, STEPS + 1))
+    np.testing.assert_allclose([got[s] for s in sorted(got)], [ref[s] for s in sorted(ref)], rtol=0, atol=1e-5)
+    assert_same_params(final_params(tmp_path), final_params(straight))
+
+
+def test_sigterm_saves_a_checkpoint_and_exits_cleanly(shards, tmp_path):
+    proc = _launch(shards, tmp_path, "train.steps=100000", "checkpoint.every=1000")
+    deadline = time.time() + 240
+    while not [r for r in read_metrics(tmp_path) if r.get("step", 0) >= 3]:
+        assert proc.poll() is None, proc.stdout.read()
+        assert time.time() < deadline
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 0, out
+    assert "stopped (SIGTERM)" in out
+    steps = checkpoint_steps(tmp_path)
+    assert len(steps) == 1 and steps[0] >= 3
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(shards, tmp_path):
+    train(cfg(shards, tmp_path, "checkpoint.every=2"), stop_at=4, show_progress=False)
+    with pytest.raises(NonFiniteLoss, match="Last good checkpoint: .*checkpoints/4"):
+        train(cfg(shards, tmp_path, "checkpoint.every=2", "train.lr=1e30"),
+              show_progress=False)
+    assert checkpoint_steps(tmp_path) == [2, 4]
+    params = final_params(tmp_path, 4)
+    assert all(np.isfinite(np.asarray(x)).all() for x in jax.tree.leaves(params))
+
+
+def test_a_corrupt_latest_checkpoint_falls_back_to_the_one_before(shards, tmp_path, caplog):
+    train(cfg(shards, tmp_path), stop_at=10, show_progress=False)
+    for f in (tmp_path / "checkpoints" / "10" / "state").rglob("*"):
+        if f.is_file() and f.stat().st_size > 100:
+            f.write_bytes(b"\0" * 10)  # torn write
+    with caplog.at_level("WARNING", logger="flaxgpt"):
+        summary = train(cfg(shards, tmp_path), stop_at=12, show_progress=False)
+    assert summary["start_step"] == 5
+    assert "does not restore" in caplog.text
+    assert (tmp_path / "checkpoints" / "10.corrupt").exists()
+
+
+def test_resuming_with_a_different_model_is_an_error_that_keeps_the_checkpoints(shards, tmp_path):
+    train(cfg(shards, tmp_path), stop_at=5, show_progress=False)
+    for change in ("model.d_model=64", "train.grad_clip=0"):
+        with pytest.raises(CheckpointMismatch, match="run.resume=false"):
+            train(cfg(shards, tmp_path, change), show_progress=False)
+    assert checkpoint_steps(tmp_path) == [5]
+    assert train(cfg(shards, tmp_path), stop_at=6, show_progress=False)["start_step"] == 5
+
+
+def test_shards_of_another_tokenizer_are_refused(shards, tmp_path):
+    with pytest.raises(ValueError, match="data.sources.personal: shards .* tokenizer"):
+        train(cfg(shards, tmp_path, "data.tokenizer=flaxgpt", "model.vocab_size=50264"), show_progress=False)
+    with pytest.raises(ValueError, match="model.vocab_size=50257 is smaller than tokenizer 'flaxgpt'"):
+        train(cfg(shards, tmp_path, "data.tokenizer=flaxgpt"), show_progress=False)
+
+
+def test_missing_data_directory_names_the_source(tmp_path):
+    with pytest.raises(FileNotFoundError, match="data.sources.personal.path"):
+        train(cfg(tmp_path / "nowhere", tmp_path / "run"), show_progress=False)
