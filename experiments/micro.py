@@ -15,11 +15,12 @@ def get_config():
     c.model.max_len = 128
     c.data.seq_len = 128
     c.data.sources.personal = {"path": "runs/demo/data/personal", "weight": 1.0}
-    c.train.steps = 600
+    c.model.dropout = 0.1  # the example corpus is ~50K tokens: the model sees it many times
+    c.train.steps = 400
     c.train.batch_size = 16
     c.train.lr = 2e-3
     c.train.warmup_steps = 50
-    c.train.eval_every = 100
+    c.train.eval_every = 50
     c.train.eval_batches = 10
     c.checkpoint.every = 100
     return c
