@@ -16,6 +16,7 @@ def get_config():
     c.data.seq_len = 128
     c.data.sources.personal = {"path": "runs/demo/data/personal", "weight": 1.0}
     c.model.dropout = 0.1  # the example corpus is ~50K tokens: the model sees it many times
+    c.model.scan_unroll = 4  # unrolled layer loop: ~20% faster steps on CPU
     c.train.steps = 400
     c.train.batch_size = 16
     c.train.lr = 2e-3

@@ -12,6 +12,7 @@ import logging
 import sys
 
 from flaxgpt.config import ConfigError
+from flaxgpt.hostmem import keep_freed_memory
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -56,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=_info)
 
     args = parser.parse_args(argv)
+    keep_freed_memory()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         return args.func(args)

@@ -42,6 +42,7 @@ def default_config() -> ml_collections.ConfigDict:
     c.model.param_dtype = "float32"
     c.model.remat = "none"  # none | full | dots | dots_no_batch
     c.model.attention = "auto"  # jax.nn.dot_product_attention implementation: auto | xla | cudnn
+    c.model.scan_unroll = 1  # blocks per layer-loop iteration; n_layer unrolls fully (faster on CPU, longer compile)
 
     c.data = ml_collections.ConfigDict()
     # name -> {path: token-shard directory (from `flaxgpt tokenize`), weight: share of training tokens}
@@ -193,6 +194,7 @@ def validate(c: ml_collections.ConfigDict) -> None:
     _check(m.remat in REMAT_POLICIES, "model.remat", f"{m.remat!r} not in {sorted(REMAT_POLICIES)}")
     _check(m.attention in ("auto", "xla", "cudnn"), "model.attention", f"{m.attention!r} not auto|xla|cudnn")
     _check(0.0 <= m.dropout < 1.0, "model.dropout", "must be in [0, 1)")
+    _check(1 <= m.scan_unroll <= m.n_layer, "model.scan_unroll", f"must be in [1, model.n_layer={m.n_layer}]")
     _check(0 < d.seq_len <= m.max_len, "data.seq_len", f"{d.seq_len} must be in (0, model.max_len={m.max_len}]")
     _check(d.tokenizer in ("gpt2", "flaxgpt"), "data.tokenizer", f"{d.tokenizer!r} not gpt2|flaxgpt")
     for name, src in d.sources.items():

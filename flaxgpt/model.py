@@ -50,6 +50,7 @@ class ModelConfig:
     param_dtype: str = "float32"
     remat: str = "none"  # one of REMAT_POLICIES
     attention: str = "auto"  # jax.nn.dot_product_attention implementation: auto | xla | cudnn
+    scan_unroll: int = 1  # blocks per iteration of the layer loop; n_layer unrolls it (faster on CPU, slower compile)
 
     @property
     def vocab_padded(self) -> int:
@@ -158,7 +159,7 @@ class GPT(nn.Module):
             # static_argnums counts self: deterministic is argument 3.
             block = nn.remat(Block, policy=REMAT_POLICIES[cfg.remat], prevent_cse=False, static_argnums=(3,))
         stack = nn.scan(block, variable_axes={"params": 0}, split_rngs={"params": True, "dropout": True},
-                        in_axes=(nn.broadcast, nn.broadcast), length=cfg.n_layer,
+                        in_axes=(nn.broadcast, nn.broadcast), length=cfg.n_layer, unroll=cfg.scan_unroll,
                         metadata_params={nn.PARTITION_NAME: "layers"})
         self.blocks = stack(cfg)
         self.ln_f = _layer_norm(cfg, "ln_f")
