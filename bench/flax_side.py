@@ -18,7 +18,6 @@ import jax
 import numpy as np
 
 from flaxgpt.config import default_config
-from flaxgpt.hostmem import keep_freed_memory
 from flaxgpt.model import GPT, ModelConfig, count_params
 from flaxgpt.sharding import batch_sharding, compile_step, logical_rules, make_mesh, put_batch
 from flaxgpt.train.mfu import flops_per_token_maxtext, flops_per_token_nanogpt
@@ -38,7 +37,6 @@ def time_flaxgpt_train(*, n_layer: int, n_head: int, d_model: int, seq_len: int,
                        remat: str = "none", document_mask: bool = False,
                        scan_unroll: int | None = None) -> dict[str, Any]:
     """Times flaxgpt's train step; returns tokens_per_s, step_time_s (median), first_step_s, compile_s, n_params."""
-    keep_freed_memory()  # as `flaxgpt train` does
     c = default_config()
     c.model.update(vocab_size=vocab_size, n_layer=n_layer, n_head=n_head, d_model=d_model, max_len=seq_len,
                    dropout=0.0, dtype=dtype, remat=remat, scan_unroll=scan_unroll or n_layer)

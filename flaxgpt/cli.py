@@ -12,14 +12,15 @@ import logging
 import sys
 
 from flaxgpt.config import ConfigError
-from flaxgpt.hostmem import keep_freed_memory
 
 
 def _train(args: argparse.Namespace) -> int:
     from flaxgpt.config import load_config
+    from flaxgpt.sharding import maybe_init_distributed
     from flaxgpt.train.trainer import NonFiniteLoss, train
 
     config = load_config(args.config, args.overrides)
+    maybe_init_distributed()
     try:
         train(config)
     except NonFiniteLoss as err:
@@ -57,7 +58,6 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=_info)
 
     args = parser.parse_args(argv)
-    keep_freed_memory()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         return args.func(args)

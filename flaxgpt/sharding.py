@@ -8,6 +8,7 @@ device count computes the same loss as one device.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -19,6 +20,21 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 MESH_AXES = ("data", "fsdp", "tensor")
 BATCH_AXES = ("data", "fsdp")
+
+
+def maybe_init_distributed() -> bool:
+    """Joins a multi-host job before any device is touched; returns whether it did.
+
+    Multi-host runs (a TPU pod slice, several GPU VMs) start one `flaxgpt train` per host. JAX finds
+    its peers from JAX_COORDINATOR_ADDRESS / JAX_NUM_PROCESSES / JAX_PROCESS_ID (GPU VMs, SLURM) or,
+    on TPU pods, from the TPU metadata (TPU_WORKER_HOSTNAMES lists several hosts). Single-host runs
+    set none of these and skip it.
+    """
+    workers = [w for w in os.environ.get("TPU_WORKER_HOSTNAMES", "").split(",") if w]
+    if os.environ.get("JAX_COORDINATOR_ADDRESS") or len(workers) > 1:
+        jax.distributed.initialize()
+        return True
+    return False
 
 
 def mesh_shape(sizes: Sequence[int], n_devices: int) -> tuple[int, ...]:
