@@ -194,7 +194,7 @@ def validate(c: ml_collections.ConfigDict) -> None:
     _check(m.remat in REMAT_POLICIES, "model.remat", f"{m.remat!r} not in {sorted(REMAT_POLICIES)}")
     _check(m.attention in ("auto", "xla", "cudnn"), "model.attention", f"{m.attention!r} not auto|xla|cudnn")
     _check(0.0 <= m.dropout < 1.0, "model.dropout", "must be in [0, 1)")
-    _check(1 <= m.scan_unroll <= m.n_layer, "model.scan_unroll", f"must be in [1, model.n_layer={m.n_layer}]")
+    _check(m.scan_unroll >= 1, "model.scan_unroll", "must be >= 1 (values >= model.n_layer unroll fully)")
     _check(0 < d.seq_len <= m.max_len, "data.seq_len", f"{d.seq_len} must be in (0, model.max_len={m.max_len}]")
     _check(d.tokenizer in ("gpt2", "flaxgpt"), "data.tokenizer", f"{d.tokenizer!r} not gpt2|flaxgpt")
     for name, src in d.sources.items():

@@ -159,7 +159,8 @@ class GPT(nn.Module):
             # static_argnums counts self: deterministic is argument 3.
             block = nn.remat(Block, policy=REMAT_POLICIES[cfg.remat], prevent_cse=False, static_argnums=(3,))
         stack = nn.scan(block, variable_axes={"params": 0}, split_rngs={"params": True, "dropout": True},
-                        in_axes=(nn.broadcast, nn.broadcast), length=cfg.n_layer, unroll=cfg.scan_unroll,
+                        in_axes=(nn.broadcast, nn.broadcast), length=cfg.n_layer,
+                        unroll=min(cfg.scan_unroll, cfg.n_layer),
                         metadata_params={nn.PARTITION_NAME: "layers"})
         self.blocks = stack(cfg)
         self.ln_f = _layer_norm(cfg, "ln_f")

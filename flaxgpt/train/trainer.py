@@ -9,10 +9,12 @@ checkpoint).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import math
 import signal
 import time
+from pathlib import Path
 from typing import Any
 
 import flax.linen as nn
@@ -97,15 +99,30 @@ def _check_tokenizer(sources: dict[str, tuple[str, float]], expected: dict) -> N
                              f"(hash {expected['hash']}); re-run flaxgpt tokenize or change data.tokenizer")
 
 
-def train(config: ml_collections.ConfigDict, *, stop_at: int | None = None, show_progress: bool = True) -> dict:
-    """Trains ``config`` in its run directory; returns a summary (steps, final losses, paths).
+@dataclasses.dataclass
+class _Run:
+    """Everything ``train`` builds before its loop."""
 
-    ``stop_at`` pauses after that step with a checkpoint, as a preemption would (tests use it).
-    Raises NonFiniteLoss if the loss stops being finite.
-    """
+    rdir: Path
+    tokenizer: Any
+    mcfg: ModelConfig
+    model: GPT
+    mesh: Any
+    rules: tuple
+    tx: Any
+    sources: dict[str, tuple[str, float]]
+    host_batch: int
+    data_iter: Any
+    manager: Any
+    state: TrainState
+    shardings: Any
+    start_step: int
+
+
+def _prepare(config: ml_collections.ConfigDict) -> _Run:
+    """Checks the config against the data, builds model, mesh, loader and state (restored if a checkpoint exists)."""
     rdir = run_dir(config)
     rdir.mkdir(parents=True, exist_ok=True)
-    main_process = jax.process_index() == 0
     tokenizer = get_tokenizer(config.data.tokenizer)
     if config.model.vocab_size < tokenizer.vocab_size:
         raise ValueError(f"model.vocab_size={config.model.vocab_size} is smaller than tokenizer "
@@ -113,20 +130,17 @@ def train(config: ml_collections.ConfigDict, *, stop_at: int | None = None, show
                          f"set model.vocab_size={tokenizer.vocab_size}")
     if not config.data.sources:
         raise ValueError("config has no data.sources: set data.sources.NAME.path=DIR (a `flaxgpt tokenize` output)")
+    sources = {name: (src.path, float(src.weight)) for name, src in config.data.sources.items()}
+    _check_tokenizer(sources, tokenizer.metadata())
 
     mcfg = ModelConfig.from_config(config.model)
     model = GPT(mcfg)
     mesh = make_mesh(config.mesh)
     rules = logical_rules(config.mesh.rules)
     host_batch = _check_batch_layout(config, mesh)
-    t = config.train
+    tx = make_optimizer(config.train)
     seq_len = config.data.seq_len
-    tx = make_optimizer(t)
-    schedule = lr_schedule(t)
-    sources = {name: (src.path, float(src.weight)) for name, src in config.data.sources.items()}
-    _check_tokenizer(sources, tokenizer.metadata())
-
-    data_iter = build_train_iterator(sources, seq_len=seq_len, batch_size=host_batch, seed=t.seed,
+    data_iter = build_train_iterator(sources, seq_len=seq_len, batch_size=host_batch, seed=config.train.seed,
                                      eot_id=tokenizer.eot_id, prefetch=config.data.prefetch)
     manager = ckpt.make_manager(rdir, keep=config.checkpoint.keep, async_save=config.checkpoint.async_save)
     abstract, shardings = abstract_train_state(model, tx, mesh, rules, seq_len)
@@ -136,11 +150,25 @@ def train(config: ml_collections.ConfigDict, *, stop_at: int | None = None, show
         print(f"resumed from {rdir / 'checkpoints' / str(start_step)} at step {start_step}")
     else:
         start_step = 0
-        state, shardings = create_train_state(model, tx, t.seed, mesh, rules, seq_len)
-    config_json = to_json(config)
-    if main_process:
-        (rdir / "config.json").write_text(config_json + "\n")
+        state, shardings = create_train_state(model, tx, config.train.seed, mesh, rules, seq_len)
+    if jax.process_index() == 0:
+        (rdir / "config.json").write_text(to_json(config) + "\n")
+    return _Run(rdir, tokenizer, mcfg, model, mesh, rules, tx, sources, host_batch, data_iter, manager, state,
+                shardings, start_step)
 
+
+def train(config: ml_collections.ConfigDict, *, stop_at: int | None = None, show_progress: bool = True) -> dict:
+    """Trains ``config`` in its run directory; returns a summary (steps, final losses, paths).
+
+    ``stop_at`` pauses after that step with a checkpoint, as a preemption would (tests use it).
+    Raises NonFiniteLoss if the loss stops being finite.
+    """
+    run = _prepare(config)
+    rdir, mcfg, mesh, rules, manager, data_iter = run.rdir, run.mcfg, run.mesh, run.rules, run.manager, run.data_iter
+    state, start_step = run.state, run.start_step
+    main_process = jax.process_index() == 0
+    t = config.train
+    seq_len = config.data.seq_len
     n_params = count_params(state.params)
     n_model = n_params - 2 * (mcfg.d_model + 1)  # without the value and reward heads
     print(f"model: {n_model:,} parameters (vocab padded to {mcfg.vocab_padded}); "
@@ -150,13 +178,14 @@ def train(config: ml_collections.ConfigDict, *, stop_at: int | None = None, show
           f"batch {t.batch_size} x {seq_len} tokens ({t.grad_accum} micro-batches)")
 
     batch_sh = {k: batch_sharding(mesh, 3, leading=1) for k in BATCH_KEYS}
-    step_fn = compile_step(make_pretrain_step(model, tx, schedule, document_mask=config.data.document_mask),
-                           shardings, batch_sh, mesh, rules)
-    eval_fn = _make_eval(model, config, mesh, rules, shardings.params)
+    step_fn = compile_step(make_pretrain_step(run.model, run.tx, lr_schedule(t),
+                                              document_mask=config.data.document_mask),
+                           run.shardings, batch_sh, mesh, rules)
+    eval_fn = _make_eval(run.model, config, mesh, rules, run.shardings.params)
     eval_batches = None
     if t.eval_every > 0:
-        eval_batches = build_eval_batches(sources, seq_len=seq_len, batch_size=host_batch,
-                                          eot_id=tokenizer.eot_id, max_batches=t.eval_batches)
+        eval_batches = build_eval_batches(run.sources, seq_len=seq_len, batch_size=run.host_batch,
+                                          eot_id=run.tokenizer.eot_id, max_batches=t.eval_batches)
 
     logger = MetricsLogger(rdir, resume_step=start_step) if main_process else None
     tokens_per_step = t.batch_size * seq_len
@@ -164,7 +193,7 @@ def train(config: ml_collections.ConfigDict, *, stop_at: int | None = None, show
     flops_maxtext = flops_per_token_maxtext(mcfg, seq_len)
     peak, peak_source = peak_flops_per_device()
     peak_total = peak * jax.device_count()
-    tok_meta = tokenizer.metadata()
+    tok_meta = run.tokenizer.metadata()
     config_dict = config.to_dict()
 
     def save(step: int, st: TrainState, force: bool = False) -> None:
