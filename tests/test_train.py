@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import math
 import os
@@ -174,11 +175,14 @@ def test_a_corrupt_latest_checkpoint_falls_back_to_the_one_before(shards, tmp_pa
     assert (tmp_path / "checkpoints" / "10.corrupt").exists()
 
 
+# orbax's async array reads that fail on the shape mismatch are garbage-collected unretrieved: noise, not a bug here.
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 def test_resuming_with_a_different_model_is_an_error_that_keeps_the_checkpoints(shards, tmp_path):
     train(cfg(shards, tmp_path), stop_at=5, show_progress=False)
     for change in ("model.d_model=64", "train.grad_clip=0"):
         with pytest.raises(CheckpointMismatch, match="run.resume=false"):
             train(cfg(shards, tmp_path, change), show_progress=False)
+        gc.collect()  # collect orbax's failed reads inside this test, where their warning is filtered
     assert checkpoint_steps(tmp_path) == [5]
     assert train(cfg(shards, tmp_path), stop_at=6, show_progress=False)["start_step"] == 5
 

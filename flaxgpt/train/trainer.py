@@ -144,7 +144,11 @@ def _prepare(config: ml_collections.ConfigDict) -> _Run:
                                      eot_id=tokenizer.eot_id, prefetch=config.data.prefetch)
     manager = ckpt.make_manager(rdir, keep=config.checkpoint.keep, async_save=config.checkpoint.async_save)
     abstract, shardings = abstract_train_state(model, tx, mesh, rules, seq_len)
-    restored = ckpt.restore_latest(manager, abstract, data_iter) if config.run.resume else None
+    try:
+        restored = ckpt.restore_latest(manager, abstract, data_iter) if config.run.resume else None
+    except BaseException:
+        manager.close()  # stop orbax's background threads before the error propagates
+        raise
     if restored is not None:
         start_step, state = restored
         print(f"resumed from {rdir / 'checkpoints' / str(start_step)} at step {start_step}")
