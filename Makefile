@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml requirements.lock
 
 # Tokenize the bundled example corpus, train the micro model for a few minutes, plot the loss.
 demo: setup
-	$(BIN)/flaxgpt tokenize examples/persona --out $(RUN)/data/personal --name personal --exclude facts.jsonl
+	$(BIN)/flaxgpt tokenize examples/persona --out $(RUN)/data/personal --name personal --exclude facts.jsonl --val-fraction 0.1
 	$(BIN)/flaxgpt train experiments/micro.py run.dir=$(RUN)/micro data.sources.personal.path=$(RUN)/data/personal
 	@echo "run directory: $(RUN)/micro   (inspect it with: $(BIN)/flaxgpt info $(RUN)/micro)"
 
