@@ -17,19 +17,15 @@ from typing import Any
 import jax
 import numpy as np
 
+from bench.torch_peer import PRESETS  # one definition of the benchmark shapes
 from flaxgpt.config import default_config
+from flaxgpt.data.loader import BATCH_KEYS
 from flaxgpt.model import GPT, ModelConfig, count_params
 from flaxgpt.sharding import batch_sharding, compile_step, logical_rules, make_mesh, put_batch
 from flaxgpt.train.mfu import flops_per_token_maxtext, flops_per_token_nanogpt
 from flaxgpt.train.optim import lr_schedule, make_optimizer
 from flaxgpt.train.state import create_train_state
 from flaxgpt.train.steps import make_pretrain_step
-
-PRESETS: dict[str, dict[str, int]] = {
-    "small": {"n_layer": 6, "n_head": 6, "d_model": 384, "seq_len": 256, "batch_size": 8},
-    "124m": {"n_layer": 12, "n_head": 12, "d_model": 768, "seq_len": 256, "batch_size": 4},
-}
-KEYS = ("inputs", "targets", "weights", "segment_ids", "positions")
 
 
 def time_flaxgpt_train(*, n_layer: int, n_head: int, d_model: int, seq_len: int, batch_size: int,
@@ -48,7 +44,7 @@ def time_flaxgpt_train(*, n_layer: int, n_head: int, d_model: int, seq_len: int,
     model = GPT(ModelConfig.from_config(c.model))
     tx = make_optimizer(c.train)
     state, shardings = create_train_state(model, tx, 0, mesh, rules, seq_len)
-    batch_sh = {k: batch_sharding(mesh, 3, leading=1) for k in KEYS}
+    batch_sh = {k: batch_sharding(mesh, 3, leading=1) for k in BATCH_KEYS}
     step = compile_step(make_pretrain_step(model, tx, lr_schedule(c.train), document_mask=document_mask),
                         shardings, batch_sh, mesh, rules)
     rng = np.random.default_rng(0)

@@ -17,11 +17,13 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from bench import CpuMeter
+from bench.torch_peer import build_mkl_amd_shim
 
 UNSET_ENV = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 _REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -109,16 +111,23 @@ def measure_matmul_peak(
     """
     env = {k: v for k, v in os.environ.items() if k not in UNSET_ENV}
     cmd = [sys.executable, "-m", "bench.matmul_peak", "--here", "--n", str(n), "--repeats", str(repeats)]
-    if include_torch:
-        cmd.append("--torch")
-    try:
-        proc = subprocess.run(cmd, cwd=_REPO_ROOT, env=env, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        return {"n": n, "error": f"timed out after {timeout:.0f} s"}
+    with tempfile.TemporaryDirectory(prefix="matmul_peak_") as work_dir:
+        shim_note = None
+        if include_torch:  # torch as the PyTorch peer runs it, MKL shim included (it touches nothing but torch's MKL)
+            cmd.append("--torch")
+            shim, shim_note = build_mkl_amd_shim(work_dir)
+            if shim:
+                env["LD_PRELOAD"] = ":".join(filter(None, [shim, env.get("LD_PRELOAD")]))
+        try:
+            proc = subprocess.run(cmd, cwd=_REPO_ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return {"n": n, "error": f"timed out after {timeout:.0f} s"}
     for line in reversed(proc.stdout.splitlines()):
         if line.startswith("{"):
             result = json.loads(line)
             result["unset_env"] = {k: os.environ[k] for k in UNSET_ENV if k in os.environ}
+            if include_torch:
+                result["mkl_amd_shim"] = shim_note
             return result
     return {"n": n, "error": f"exit code {proc.returncode}: {(proc.stderr or proc.stdout).strip()[-2000:]}"}
 

@@ -6,13 +6,12 @@ import jax
 import numpy as np
 
 from flaxgpt.config import default_config
+from flaxgpt.data.loader import BATCH_KEYS
 from flaxgpt.model import GPT, ModelConfig
 from flaxgpt.sharding import batch_sharding, compile_step, logical_rules, make_mesh, put_batch
 from flaxgpt.train.optim import lr_schedule, make_optimizer
 from flaxgpt.train.state import create_train_state
 from flaxgpt.train.steps import make_pretrain_step
-
-BATCH_KEYS = ("inputs", "targets", "weights", "segment_ids", "positions")
 
 
 def tiny_config(vocab: int = 256, seq_len: int = 16, **model):

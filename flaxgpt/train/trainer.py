@@ -24,7 +24,7 @@ import numpy as np
 from tqdm import tqdm
 
 from flaxgpt.config import run_dir, to_json
-from flaxgpt.data.loader import build_eval_batches, build_train_iterator
+from flaxgpt.data.loader import BATCH_KEYS, build_eval_batches, build_train_iterator
 from flaxgpt.data.shards import ShardSet
 from flaxgpt.model import GPT, ModelConfig, count_params, gpt2_param_count
 from flaxgpt.sharding import batch_sharding, compile_step, logical_rules, make_mesh, put_batch
@@ -37,7 +37,6 @@ from flaxgpt.train.state import TrainState, abstract_train_state, create_train_s
 from flaxgpt.train.steps import make_eval_step, make_pretrain_step
 
 log = logging.getLogger("flaxgpt")
-BATCH_KEYS = ("inputs", "targets", "weights", "segment_ids", "positions")
 
 
 class NonFiniteLoss(RuntimeError):
