@@ -122,7 +122,6 @@ def compile_step(step_fn: Callable, state_shardings: Any, batch_shardings: Any, 
         with jax.set_mesh(mesh), nn.logical_axis_rules(rules):
             return jitted(state, batch)
 
-    run.jitted = jitted
     run.lower = lambda state, batch: _lower(jitted, mesh, rules, state, batch)
     return run
 

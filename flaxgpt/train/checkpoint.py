@@ -75,18 +75,3 @@ def restore_latest(manager: ocp.CheckpointManager, abstract_state: Any, data_ite
             continue
         return step, restored["state"]
     return None
-
-
-def read_json_item(run_dir: str | Path, item: str, step: int | None = None) -> dict | None:
-    """Reads a JSON item (``config`` or ``tokenizer``) of a checkpoint without touching devices."""
-    ckpt_dir = Path(run_dir) / "checkpoints"
-    steps = sorted(int(p.name) for p in ckpt_dir.glob("*") if p.name.isdigit()) if ckpt_dir.exists() else []
-    if not steps:
-        return None
-    step = steps[-1] if step is None else step
-    path = ckpt_dir / str(step) / item / "metadata"
-    if not path.exists():
-        return None
-    import json
-
-    return json.loads(path.read_text())
