@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import jax
@@ -110,3 +111,16 @@ def test_bfloat16_compute_keeps_float32_params_and_trains():
     losses, state = run_steps(config, [batch] * 5)
     assert all(math.isfinite(x) for x in losses) and losses[-1] < losses[0]
     assert state.params["blocks"]["c_fc"]["kernel"].dtype == jnp.float32
+
+
+def test_cpu_peak_keeps_the_best_reading_per_machine(tmp_path):
+    from flaxgpt.train import mfu
+
+    cache = tmp_path / "peak.json"
+    first = mfu.best_known_matmul_peak(cache)
+    assert first > 0 and cache.exists()
+    key = next(iter(json.loads(cache.read_text())))
+    cache.write_text(json.dumps({key: first * 10}))  # an earlier, quieter reading
+    assert mfu.best_known_matmul_peak(cache) == first * 10
+    cache.write_text("not json")  # a damaged cache is measured over
+    assert mfu.best_known_matmul_peak(cache) == first
