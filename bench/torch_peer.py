@@ -40,7 +40,8 @@ _REPO_ROOT = Path(__file__).resolve().parent.parent
 
 # PyTorch's x86 wheels link Intel MKL for fp32 GEMM. On AMD CPUs MKL picks its slower AVX2 kernels unless it believes
 # the CPU is Intel; overriding this one exported MKL function (a widely used workaround) lets it run its AVX-512
-# kernels: same results, measured here on a 2-core AMD EPYC (Zen 5) at 2048x2048 fp32: 219 -> 503 GFLOP/s.
+# kernels. Measured here on a 2-core AMD EPYC (Zen 5): 2048x2048 fp32 matmul 219 -> 503 GFLOP/s; training step,
+# eager, small preset 2.09 -> 1.09 s, 124m 4.41 -> 2.02 s, with the same losses to 1e-6. Nothing else is touched.
 _MKL_SHIM_SRC = "int mkl_serv_intel_cpu_true(void) { return 1; }\n"
 
 
