@@ -30,26 +30,27 @@ def init_params(model: GPT, rng: jax.Array, seq_len: int) -> Any:
     return model.init(rng, jnp.zeros((1, seq_len), jnp.int32))["params"]
 
 
-def create_train_state(model: GPT, tx: optax.GradientTransformation, seed: int, mesh: Mesh,
-                       rules, seq_len: int) -> tuple[TrainState, Any]:
-    """A fresh, sharded TrainState and its shardings (no full copy of the params on any one device)."""
+def _boxed_state_fn(model: GPT, tx: optax.GradientTransformation, seq_len: int):
+    """rng -> a TrainState whose params (and Adam moments) are logically annotated boxes."""
 
     def init(rng):
         params_rng, state_rng = jax.random.split(rng)
         params = init_params(model, params_rng, seq_len)
         return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params), rng=state_rng)
 
-    return sharded_init(init, mesh, rules, jax.random.PRNGKey(seed))
+    return init
+
+
+def create_train_state(model: GPT, tx: optax.GradientTransformation, seed: int, mesh: Mesh,
+                       rules, seq_len: int) -> tuple[TrainState, Any]:
+    """A fresh, sharded TrainState and its shardings (no full copy of the params on any one device)."""
+    return sharded_init(_boxed_state_fn(model, tx, seq_len), mesh, rules, jax.random.PRNGKey(seed))
 
 
 def abstract_train_state(model: GPT, tx: optax.GradientTransformation, mesh: Mesh, rules,
                          seq_len: int) -> tuple[Any, Any]:
     """Shapes, dtypes and shardings of the state, without allocating it (for restoring checkpoints)."""
-    def init(rng):
-        params = init_params(model, rng, seq_len)
-        return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params), rng=rng)
-
-    boxed = jax.eval_shape(init, jax.random.PRNGKey(0))
+    boxed = jax.eval_shape(_boxed_state_fn(model, tx, seq_len), jax.random.PRNGKey(0))
     shardings = logical_shardings(boxed, mesh, rules)
     # ``shardings`` is a prefix of the state tree: optax's empty MaskedNode subtrees sit at its leaves.
     abstract = jax.tree.map(

@@ -142,9 +142,11 @@ def _prepare(config: ml_collections.ConfigDict) -> _Run:
     data_iter = build_train_iterator(sources, seq_len=seq_len, batch_size=host_batch, seed=config.train.seed,
                                      eot_id=tokenizer.eot_id, prefetch=config.data.prefetch)
     manager = ckpt.make_manager(rdir, keep=config.checkpoint.keep, async_save=config.checkpoint.async_save)
-    abstract, shardings = abstract_train_state(model, tx, mesh, rules, seq_len)
+    restored = None
     try:
-        restored = ckpt.restore_latest(manager, abstract, data_iter) if config.run.resume else None
+        if config.run.resume and manager.all_steps():
+            abstract, shardings = abstract_train_state(model, tx, mesh, rules, seq_len)
+            restored = ckpt.restore_latest(manager, abstract, data_iter)
     except BaseException:
         manager.close()  # stop orbax's background threads before the error propagates
         raise
@@ -187,8 +189,11 @@ def train(config: ml_collections.ConfigDict, *, stop_at: int | None = None, show
     eval_fn = _make_eval(run.model, config, mesh, rules, run.shardings.params)
     eval_batches = None
     if t.eval_every > 0:
-        eval_batches = build_eval_batches(run.sources, seq_len=seq_len, batch_size=run.host_batch,
-                                          eot_id=run.tokenizer.eot_id, max_batches=t.eval_batches)
+        host_eval = build_eval_batches(run.sources, seq_len=seq_len, batch_size=run.host_batch,
+                                       eot_id=run.tokenizer.eot_id, max_batches=t.eval_batches)
+        eval_sh = dict.fromkeys(BATCH_KEYS, batch_sharding(mesh, 2))
+        eval_batches = {name: [put_batch({k: b[k] for k in BATCH_KEYS}, eval_sh) for b in batches]
+                        for name, batches in host_eval.items()}  # fixed for the run: on devices once
 
     logger = MetricsLogger(rdir, resume_step=start_step) if main_process else None
     tokens_per_step = t.batch_size * seq_len
@@ -262,7 +267,7 @@ def train(config: ml_collections.ConfigDict, *, stop_at: int | None = None, show
                         logger.write(step, "train", record)
                     summary["loss"] = record["loss"]
                 if eval_batches and (step % t.eval_every == 0 or step == t.steps):
-                    ev = _evaluate(eval_fn, state.params, eval_batches, mesh)
+                    ev = _evaluate(eval_fn, state.params, eval_batches)
                     if ev:
                         bar.write(f"step {step}: " + "  ".join(f"{k} {v:.4g}" for k, v in ev.items()))
                         if logger:
@@ -300,14 +305,13 @@ def _make_eval(model: GPT, config, mesh, rules, param_shardings):
     return run
 
 
-def _evaluate(eval_fn, params, eval_batches: dict[str, list], mesh) -> dict[str, float]:
+def _evaluate(eval_fn, params, eval_batches: dict[str, list]) -> dict[str, float]:
     """Validation loss and perplexity per source and over all sources (token-weighted)."""
     out, total_loss, total_w = {}, 0.0, 0.0
-    shardings = dict.fromkeys(BATCH_KEYS, batch_sharding(mesh, 2))
     for name, batches in eval_batches.items():
         loss, w = 0.0, 0.0
         for b in batches:
-            r = jax.device_get(eval_fn(params, put_batch({k: b[k] for k in BATCH_KEYS}, shardings)))
+            r = jax.device_get(eval_fn(params, b))
             loss += float(r["loss_sum"])
             w += float(r["weights"])
         if w:
