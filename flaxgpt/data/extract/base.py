@@ -117,13 +117,30 @@ class SourceFile:
     @classmethod
     def from_bytes(cls, rel: str, data: bytes) -> SourceFile:
         """A file held in memory (tests, and members extracted from a nested archive)."""
-        return cls(rel=rel, size=len(data), opener=lambda: io.BytesIO(data))
+        return cls(rel=rel, size=len(data), opener=BytesOpener(data))
 
     @classmethod
     def from_path(cls, path: Path, rel: str | None = None) -> SourceFile:
         """A file on disk."""
         path = Path(path)
-        return cls(rel=rel or path.name, size=path.stat().st_size, opener=lambda: open(path, "rb"), disk_path=path)
+        return cls(rel=rel or path.name, size=path.stat().st_size, opener=DiskOpener(path), disk_path=path)
+
+
+# Openers are small classes rather than lambdas so that SourceFiles pickle into worker processes.
+@dataclass(frozen=True)
+class BytesOpener:
+    data: bytes
+
+    def __call__(self) -> BinaryIO:
+        return io.BytesIO(self.data)
+
+
+@dataclass(frozen=True)
+class DiskOpener:
+    path: Path
+
+    def __call__(self) -> BinaryIO:
+        return open(self.path, "rb")
 
 
 @dataclass
