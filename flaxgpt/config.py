@@ -100,17 +100,22 @@ def default_config() -> ml_collections.ConfigDict:
     return c
 
 
-def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> ml_collections.ConfigDict:
-    """Loads ``get_config()`` from an experiment file, applies ``key=value`` overrides, validates."""
+def read_config_file(path: str | Path) -> ml_collections.ConfigDict:
+    """Imports a config file (experiment or ingest sources) and returns its ``get_config()``, unvalidated."""
     path = Path(path)
     if not path.exists():
         raise ConfigError(f"config file not found: {path}")
-    spec = importlib.util.spec_from_file_location(f"flaxgpt_experiment_{path.stem}", path)
+    spec = importlib.util.spec_from_file_location(f"flaxgpt_config_{path.stem}", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     if not hasattr(module, "get_config"):
         raise ConfigError(f"{path} has no get_config()")
-    config = module.get_config()
+    return module.get_config()
+
+
+def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> ml_collections.ConfigDict:
+    """Loads ``get_config()`` from an experiment file, applies ``key=value`` overrides, validates."""
+    config = read_config_file(path)
     apply_overrides(config, overrides)
     validate(config)
     return config

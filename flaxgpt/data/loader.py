@@ -37,6 +37,7 @@ from __future__ import annotations
 import atexit
 import dataclasses
 import hashlib
+import json
 import math
 import weakref
 from collections.abc import Mapping
@@ -144,6 +145,35 @@ def _unpack_source(name: str, spec: Any) -> tuple[Path, float]:
     if not (math.isfinite(weight) and weight > 0):
         raise ValueError(f"data source {name!r}: weight must be > 0, got {weight}")
     return Path(path), weight
+
+
+MIXTURE_FILE = "mixture.json"  # written by `flaxgpt ingest`: its sources and their weights
+
+
+def expand_mixtures(sources: Mapping[str, Any]) -> dict[str, tuple[Path, float]]:
+    """Sources as name -> (shard directory, weight), with every `flaxgpt ingest` output expanded.
+
+    A source whose path holds a ``mixture.json`` (an ingest output) becomes one source per shard
+    folder listed there, named ``NAME/SUB``, sharing the source's weight in the proportions the
+    ingest config gave (so personal 0.7 and general 0.3 stay 70/30 however many sources each has).
+    """
+    out: dict[str, tuple[Path, float]] = {}
+    for name, spec in sources.items():
+        path, weight = _unpack_source(name, spec)
+        mixture_file = path / MIXTURE_FILE
+        if not mixture_file.is_file():
+            out[name] = (path, weight)
+            continue
+        try:
+            parts = json.loads(mixture_file.read_text())["sources"]
+            total = sum(float(p["weight"]) for p in parts.values())
+        except (ValueError, KeyError, TypeError) as err:
+            raise ValueError(f"data source {name!r}: {mixture_file} is not a valid mixture file ({err})") from None
+        if not parts:
+            raise ValueError(f"data source {name!r}: {mixture_file} lists no sources with training documents")
+        for sub, part in parts.items():
+            out[f"{name}/{sub}"] = (path / part["path"], weight * float(part["weight"]) / total)
+    return out
 
 
 def _open_sources(sources: Mapping[str, Any], split: str, eot_id: int) -> dict[str, tuple[ShardSet, float]]:

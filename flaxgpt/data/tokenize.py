@@ -27,6 +27,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from flaxgpt.data.outdir import prepare_out_dir, sibling, swap_into_place
 from flaxgpt.data.shards import DEFAULT_MAX_TOKENS_PER_SHARD, SPLITS, ShardWriter
 from flaxgpt.tokenizer import get_tokenizer
 
@@ -90,8 +91,8 @@ def _walk(inputs: list[Path], exclude: frozenset[Path] = frozenset()) -> Iterato
                 yield here / name, (here / name).relative_to(root).as_posix()
 
 
-def _split_of(doc_id: str, val_fraction: float) -> tuple[str, float]:
-    """('train' | 'val', the hash in [0, 1) that decided it)."""
+def split_of(doc_id: str, val_fraction: float) -> tuple[str, float]:
+    """The split of a document, decided by a hash of its id: ('train' | 'val', the hash in [0, 1))."""
     h = int.from_bytes(hashlib.sha256(doc_id.encode()).digest()[:8], "big") / 2**64
     return ("val" if h < val_fraction else "train"), h
 
@@ -175,40 +176,11 @@ def _batches(docs: Iterator[_Doc]) -> Iterator[list[_Doc]]:
         yield batch
 
 
-def _sibling(out_dir: Path, tag: str) -> Path:
-    """The hidden working directory next to the output (``.NAME.tmp`` while writing, ``.NAME.old`` while swapping)."""
-    return out_dir.parent / f".{out_dir.name}.{tag}"
+def _is_tokenize_output(name: str) -> bool:
+    return name == SUMMARY_FILE or name.startswith(tuple(f"{s}-" for s in SPLITS))
 
 
-def _prepare_out_dir(out_dir: Path) -> Path:
-    """Checks ``out_dir`` may be replaced and returns a fresh temporary sibling to write into."""
-    if out_dir.exists():
-        if not out_dir.is_dir():
-            raise ValueError(f"--out {out_dir} exists and is not a directory")
-        foreign = [p.name for p in out_dir.iterdir()
-                   if p.name != SUMMARY_FILE and not p.name.startswith(tuple(f"{s}-" for s in SPLITS))]
-        if foreign:
-            raise ValueError(f"--out {out_dir} holds files that are not tokenize output ({sorted(foreign)[:5]}); "
-                             "refusing to replace it: choose an empty or new directory")
-    tmp = _sibling(out_dir, "tmp")
-    if tmp.exists():  # left by a killed run
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
-    return tmp
-
-
-def _swap_into_place(tmp: Path, out_dir: Path) -> None:
-    old = _sibling(out_dir, "old")
-    if old.exists():
-        shutil.rmtree(old)
-    if out_dir.exists():
-        os.replace(out_dir, old)
-    os.replace(tmp, out_dir)
-    if old.exists():
-        shutil.rmtree(old)
-
-
-class _SplitRouter:
+class SplitRouter:
     """Streams documents to the train/val writers, holding back one document per split.
 
     The held documents are the ones that move if a split would otherwise end up empty: the train
@@ -282,21 +254,21 @@ def tokenize_paths(inputs: list[str | Path], out_dir: str | Path, *, name: str, 
     meta = tok.metadata()
     out_dir = Path(out_dir).resolve()  # so '.' has a parent for the temporary sibling
     stats = _Stats()
-    exclude_dirs = frozenset({out_dir, _sibling(out_dir, "tmp"), _sibling(out_dir, "old")})
+    exclude_dirs = frozenset({out_dir, sibling(out_dir, "tmp"), sibling(out_dir, "old")})
     total_files = sum(1 for _ in _walk(paths, exclude_dirs))
 
-    tmp = _prepare_out_dir(out_dir)
+    tmp = prepare_out_dir(out_dir, _is_tokenize_output, "tokenize")
     try:
         writers = {s: ShardWriter(tmp, s, tokenizer_meta=meta, source=name, max_tokens_per_shard=max_tokens_per_shard)
                    for s in SPLITS}
-        router = _SplitRouter(writers, guarantee_both=val_fraction > 0)
+        router = SplitRouter(writers, guarantee_both=val_fraction > 0)
         n_tokens = 0
         threads = os.cpu_count() or 1
         with tqdm(total=total_files, unit="file", desc=f"tokenize {name}", disable=not progress) as bar:
             for batch in _batches(_documents(paths, exclude_dirs, stats, bar, tuple(exclude))):
                 for doc, ids in zip(batch, tok.encode_batch([d.text for d in batch], num_threads=threads),
                                     strict=True):
-                    split, h = _split_of(doc.doc_id, val_fraction)
+                    split, h = split_of(doc.doc_id, val_fraction)
                     router.add(split, h, ids)
                     n_tokens += len(ids)
                 bar.set_postfix(tokens=f"{n_tokens:,}")
@@ -316,7 +288,7 @@ def tokenize_paths(inputs: list[str | Path], out_dir: str | Path, *, name: str, 
             "skipped_files": stats.skipped_files,
         }
         (tmp / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n")
-        _swap_into_place(tmp, out_dir)
+        swap_into_place(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -24,7 +24,7 @@ import numpy as np
 from tqdm import tqdm
 
 from flaxgpt.config import run_dir, to_json
-from flaxgpt.data.loader import BATCH_KEYS, build_eval_batches, build_train_iterator
+from flaxgpt.data.loader import BATCH_KEYS, build_eval_batches, build_train_iterator, expand_mixtures
 from flaxgpt.data.shards import ShardSet
 from flaxgpt.model import GPT, ModelConfig, count_params, gpt2_param_count
 from flaxgpt.sharding import batch_sharding, compile_step, logical_rules, make_mesh, put_batch
@@ -129,7 +129,7 @@ def _prepare(config: ml_collections.ConfigDict) -> _Run:
                          f"set model.vocab_size={tokenizer.vocab_size}")
     if not config.data.sources:
         raise ValueError("config has no data.sources: set data.sources.NAME.path=DIR (a `flaxgpt tokenize` output)")
-    sources = {name: (src.path, float(src.weight)) for name, src in config.data.sources.items()}
+    sources = expand_mixtures({name: (src.path, float(src.weight)) for name, src in config.data.sources.items()})
     _check_tokenizer(sources, tokenizer.metadata())
 
     mcfg = ModelConfig.from_config(config.model)

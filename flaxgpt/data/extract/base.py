@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 # Document kinds: each has its own quality profile (web filters would wrongly drop CVs, slides, chats).
-KINDS = ("prose", "code", "chat", "email", "cv", "slides")
+# "web" is general text from the internet or a public corpus, the only kind the web filters apply to.
+KINDS = ("prose", "code", "chat", "email", "cv", "slides", "web")
 
 MAX_FILE_BYTES = 64 * 2**20  # larger files are skipped as "oversized"
 
