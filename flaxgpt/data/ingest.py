@@ -43,7 +43,7 @@ from typing import Any
 import ml_collections
 from tqdm import tqdm
 
-from flaxgpt.data.extract.base import Context, Document, Owner, Skip, SourceFile, SourceTree
+from flaxgpt.data.extract.base import MAX_FILE_BYTES, Context, Document, Owner, Skip, SourceFile, SourceTree
 from flaxgpt.data.files import open_tree
 from flaxgpt.data.outdir import prepare_out_dir, swap_into_place
 from flaxgpt.data.shards import SPLITS, ShardWriter
@@ -278,7 +278,10 @@ def _list_sources(config: ml_collections.ConfigDict) -> dict[str, tuple[SourceTr
         skipped: list[tuple[str, str]] = []
         tree = None
         if source.kind != "tfds":
-            tree = open_tree(source.path, include=source.include, exclude=source.exclude,
+            # Exports and mailboxes are single files of any size (a Gmail Takeout mbox is often gigabytes);
+            # their extractors stream them.
+            limit = MAX_FILE_BYTES if source.kind in ("documents", "text") else 2**62
+            tree = open_tree(source.path, include=source.include, exclude=source.exclude, max_file_bytes=limit,
                              on_skip=lambda rel, why, skipped=skipped: skipped.append((rel, why)))
         listed[name] = (tree, skipped)
     return listed
@@ -301,7 +304,8 @@ def _source_jobs(config: ml_collections.ConfigDict, listed: dict) -> Iterator[_J
             yield from _file_jobs(name, list(tree.files))
             continue
         extractor = SOURCE_EXTRACTORS[source.kind]
-        ctx = Context(owner=owner, owner_only=source.owner_only, commit_messages=source.commit_messages)
+        ctx = Context(owner=owner, owner_only=source.owner_only, commit_messages=source.commit_messages,
+                      max_file_bytes=2**62, on_skip=lambda rel, why, skipped=skipped: skipped.append((rel, why)))
         try:
             yield from _doc_jobs(name, extractor(tree, ctx))
         except Skip as why:

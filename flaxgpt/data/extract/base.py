@@ -16,10 +16,13 @@ reasons a user should read as expected, not as a bug.
 from __future__ import annotations
 
 import io
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
+
+log = logging.getLogger(__name__)
 
 # Document kinds: each has its own quality profile (web filters would wrongly drop CVs, slides, chats).
 # "web" is general text from the internet or a public corpus, the only kind the web filters apply to.
@@ -60,6 +63,14 @@ class Context:
     owner_only: bool = True  # email/chat: keep only conversations where the owner wrote something
     commit_messages: bool = False  # git: also emit the owner's commit messages as one document
     max_file_bytes: int = MAX_FILE_BYTES
+    # Per-source extractors report members they skip (a bad day file of a chat export) here and go on.
+    on_skip: Callable[[str, str], None] | None = None
+
+    def skip(self, rel: str, reason: str) -> None:
+        """Reports one skipped member of a multi-file source to ``on_skip`` (and the debug log)."""
+        if self.on_skip is not None:
+            self.on_skip(rel, reason)
+        log.debug("skipped %s: %s", rel, reason)
 
 
 @dataclass(frozen=True)
