@@ -2,12 +2,11 @@
 
 import subprocess
 import sys
-import zipfile
 
 import numpy as np
 import pytest
 
-from flaxgpt.data.general import iter_text_folder, iter_tfds
+from flaxgpt.data.general import iter_tfds
 
 TFDS_NAME = "flaxgpt_tiny_text"  # tfds derives it from the builder class name below
 # Stored order is tfds's own (shuffled by key hash), so tests compare ids by index and texts as sets.
@@ -20,76 +19,6 @@ EXAMPLES = {
 }
 EXPECTED_TEXTS = {"Première ligne.\nSecond line.", "plain english text", "def f():\n    return 1\n",
                   "bad \ufffd byte"}
-
-
-def _collect(path, **kw):
-    skipped = {}
-    docs = list(iter_text_folder(path, on_skip=lambda rel, why: skipped.__setitem__(rel, why), **kw))
-    return docs, skipped
-
-
-# ---------------------------------------------------------------- folder of text
-
-
-def test_text_folder_reads_text_files_sorted_and_skips_the_rest(tmp_path):
-    (tmp_path / "b").mkdir()
-    (tmp_path / "b" / "z.md").write_text("# Zed\n")
-    (tmp_path / "a.txt").write_bytes(b"\xef\xbb\xbfline one\r\nline two\r\n")  # BOM + CRLF
-    (tmp_path / "c.py").write_text("print('hi')\n")
-    (tmp_path / "latin.txt").write_bytes("caf\u00e9 cr\u00e8me".encode("cp1252"))
-    (tmp_path / "data.txt").write_bytes(b"\x00\x01\x02binary")
-    (tmp_path / "photo.png").write_bytes(b"\x89PNG\r\n\x1a\n")
-    (tmp_path / "empty.md").write_text(" \n\n")
-    (tmp_path / ".cache").mkdir()
-    (tmp_path / ".cache" / "x.txt").write_text("hidden")
-    with zipfile.ZipFile(tmp_path / "dump.zip", "w") as zf:
-        zf.writestr("inner/page.html", "<p>from the zip</p>")
-        zf.writestr("inner/blob.bin", b"\x00" * 10)
-
-    docs, skipped = _collect(tmp_path)
-
-    assert docs == [
-        ("a.txt", "line one\nline two\n"),
-        ("b/z.md", "# Zed\n"),
-        ("c.py", "print('hi')\n"),
-        ("dump.zip!/inner/page.html", "<p>from the zip</p>"),
-        ("latin.txt", "caf\u00e9 cr\u00e8me"),
-    ]
-    assert skipped == {
-        ".cache": "hidden",
-        "data.txt": "binary content",
-        "dump.zip!/inner/blob.bin": "not a text file (.bin)",
-        "empty.md": "empty",
-        "photo.png": "not a text file (.png)",
-    }
-    assert list(iter_text_folder(tmp_path)) == docs  # deterministic, and on_skip is optional
-
-
-def test_text_folder_include_names_suffixless_files_and_exclude_drops(tmp_path):
-    (tmp_path / "AA").mkdir()
-    (tmp_path / "AA" / "wiki_00").write_text("<doc>first article</doc>\n")
-    (tmp_path / "AA" / "wiki_01").write_text("<doc>second article</doc>\n")
-    (tmp_path / "AA" / "notes.txt").write_text("not wiki")
-    (tmp_path / "drafts").mkdir()
-    (tmp_path / "drafts" / "wiki_99").write_text("draft")
-
-    docs, skipped = _collect(tmp_path, include=["wiki_*"], exclude=["drafts"])
-
-    assert [d[0] for d in docs] == ["AA/wiki_00", "AA/wiki_01"]
-    assert docs[0][1] == "<doc>first article</doc>\n"
-    assert skipped == {"AA/notes.txt": "excluded by glob", "drafts": "excluded by glob"}
-    # Without include, a suffixless file is not taken for text.
-    docs, skipped = _collect(tmp_path / "AA")
-    assert [d[0] for d in docs] == ["notes.txt"]
-    assert skipped["wiki_00"] == "not a text file (no suffix)"
-
-
-def test_text_folder_single_file_and_missing_path(tmp_path):
-    f = tmp_path / "book.txt"
-    f.write_text("Chapter 1")
-    assert list(iter_text_folder(f)) == [("book.txt", "Chapter 1")]
-    with pytest.raises(FileNotFoundError, match="nowhere"):
-        list(iter_text_folder(tmp_path / "nowhere"))
 
 
 # ---------------------------------------------------------------- TFDS without TensorFlow

@@ -1,12 +1,9 @@
-"""General corpora to mix with the personal one: a folder of text files, or a prepared TFDS dataset.
+"""A general corpus from TensorFlow Datasets, to mix with the personal one by weight (the plan's 70/30).
 
-Both readers yield ``(doc_id, text)`` pairs in a deterministic order, ready for the same
-tokenize/shard path as the personal corpus; the training loader then mixes the two shard sets
-by weight (the plan's 70/30).
+(A general corpus that is a folder of text files is an ingest source of kind ``text``, read by the
+same extractors as the personal files.)
 
-* ``iter_text_folder`` reads every text file of a folder (or a zip archive, or one file) through
-  ``open_tree``, so hidden entries, globs, symlink loops and zip bombs are handled in one place.
-* ``iter_tfds`` reads a TensorFlow Datasets dataset that is already prepared in the user's TFDS
+``iter_tfds`` yields ``(doc_id, text)`` pairs in a deterministic order. It reads a TensorFlow Datasets dataset that is already prepared in the user's TFDS
   data directory, through ``tfds.data_source`` (random-access ArrayRecord or Parquet files),
   without importing TensorFlow and without downloading anything. Building such a dataset
   without TensorFlow also works: ``builder.download_and_prepare(file_format="array_record")``.
@@ -16,58 +13,16 @@ by weight (the plan's 70/30).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from flaxgpt.data.extract.base import Skip
-from flaxgpt.data.files import OnSkip, matches_any, open_tree
-from flaxgpt.data.tokenize import TEXT_SUFFIXES
-
 _READ_BATCH = 512  # records fetched per ArrayRecord batch read
 _MAX_LISTED = 20  # prepared datasets named in a "not prepared" error
 # After a ':' tfds takes a version; anything else makes it a community "namespace:name", fetched over the network.
 _VERSION = re.compile(r"\d+\.\d+\.\d+")
-
-
-def _ignore(rel: str, reason: str) -> None:
-    del rel, reason
-
-
-def iter_text_folder(path: str | Path, include: Iterable[str] = (), exclude: Iterable[str] = (),
-                     on_skip: OnSkip | None = None) -> Iterator[tuple[str, str]]:
-    """Yields ``(doc_id, text)`` for every text file under ``path``, sorted by relative path.
-
-    ``path`` is a folder (walked recursively; zip archives in it are read in place), a zip archive
-    or one file. A file is text if its suffix is one ``flaxgpt tokenize`` reads (``TEXT_SUFFIXES``)
-    or it matches an ``include`` glob, and it decodes as UTF-8 (cp1252 as a fallback). The id is
-    the file's path relative to ``path`` (``a/b.txt``, ``dump.zip!/x.md``). Text has its BOM
-    dropped and line ends normalised to ``\\n``. Files that are not used (hidden, excluded,
-    binary, not text, oversized, empty, ...) are reported as ``on_skip(rel, reason)``.
-    Raises FileNotFoundError if ``path`` does not exist.
-    """
-    include, exclude = tuple(include), tuple(exclude)
-    on_skip = on_skip or _ignore
-    tree = open_tree(path, include=include, exclude=exclude, on_skip=on_skip)
-    for file in tree.files:
-        # An include glob is the user naming files as text, whatever their suffix (e.g. WikiExtractor's wiki_00).
-        if file.suffix not in TEXT_SUFFIXES and not (include and matches_any(file.rel, include)):
-            on_skip(file.rel, f"not a text file ({file.suffix or 'no suffix'})")
-            continue
-        try:
-            text = file.read_text()
-        except Skip as why:
-            on_skip(file.rel, str(why))
-            continue
-        except OSError as err:  # e.g. a file removed or made unreadable since the listing
-            on_skip(file.rel, f"unreadable: {err}")
-            continue
-        if not text.strip():
-            on_skip(file.rel, "empty")
-            continue
-        yield file.rel, text
 
 
 def _import_tfds() -> Any:
