@@ -189,7 +189,7 @@ def test_resuming_with_a_different_model_is_an_error_that_keeps_the_checkpoints(
 
 def test_shards_of_another_tokenizer_are_refused(shards, tmp_path):
     with pytest.raises(ValueError, match="data.sources.personal: shards .* tokenizer"):
-        train(cfg(shards, tmp_path, "data.tokenizer=flaxgpt", "model.vocab_size=50264"), show_progress=False)
+        train(cfg(shards, tmp_path, "data.tokenizer=flaxgpt", "model.vocab_size=50265"), show_progress=False)
     with pytest.raises(ValueError, match="model.vocab_size=50257 is smaller than tokenizer 'flaxgpt'"):
         train(cfg(shards, tmp_path, "data.tokenizer=flaxgpt"), show_progress=False)
 

@@ -3,11 +3,12 @@
 (A general corpus that is a folder of text files is an ingest source of kind ``text``, read by the
 same extractors as the personal files.)
 
-``iter_tfds`` yields ``(doc_id, text)`` pairs in a deterministic order. It reads a TensorFlow Datasets dataset that is already prepared in the user's TFDS
-  data directory, through ``tfds.data_source`` (random-access ArrayRecord or Parquet files),
-  without importing TensorFlow and without downloading anything. Building such a dataset
-  without TensorFlow also works: ``builder.download_and_prepare(file_format="array_record")``.
-  ``tensorflow-datasets`` is an optional dependency, imported only here.
+``iter_tfds`` yields ``(doc_id, text)`` pairs in a deterministic order from a TensorFlow Datasets
+dataset already prepared in the user's TFDS data directory, through ``tfds.data_source``
+(random-access ArrayRecord or Parquet files), without importing TensorFlow and without
+downloading anything. Building such a dataset without TensorFlow also works:
+``builder.download_and_prepare(file_format="array_record")``. ``tensorflow-datasets`` is an
+optional dependency (``flaxgpt[tfds]``), imported only here.
 """
 
 from __future__ import annotations

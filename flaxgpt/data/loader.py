@@ -49,6 +49,7 @@ import numpy as np
 from grain.experimental import ConcatThenSplitIterDataset, ThreadPrefetchDatasetIterator
 
 from flaxgpt.data.shards import ShardSet
+from flaxgpt.tokenizer import check_compatible
 
 BATCH_KEYS = ("inputs", "targets", "weights", "segment_ids", "positions")
 # Document reads are memmap slices: a couple of threads hide page faults without GIL contention.
@@ -192,10 +193,9 @@ def _open_sources(sources: Mapping[str, Any], split: str, eot_id: int) -> dict[s
         opened[name] = (shards, weight)
     first_name, (first, _) = next(iter(opened.items()))
     for name, (shards, _) in opened.items():
-        a, b = shards.tokenizer_meta, first.tokenizer_meta
-        if (a["name"], a["hash"]) != (b["name"], b["hash"]):
-            raise ValueError(f"data source {name!r} ({shards.directory}) was tokenized with {a['name']}/{a['hash']}, "
-                             f"source {first_name!r} with {b['name']}/{b['hash']}: re-tokenize so all match")
+        a = shards.tokenizer_meta
+        check_compatible(a, first.tokenizer_meta, f"data source {name!r} ({shards.directory}) vs data source "
+                                                  f"{first_name!r} ({first.directory})")
         if not 0 <= eot_id < shards.vocab_size:
             raise ValueError(f"eot_id {eot_id} is outside the vocabulary (size {shards.vocab_size}) of data source "
                              f"{name!r} ({shards.directory})")
