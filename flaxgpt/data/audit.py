@@ -1,0 +1,328 @@
+"""``flaxgpt audit SHARDS --canaries FILE``: search token shards for strings that must never be there.
+
+A canary is a string a user planted in (or knows to be in) their raw data, such as a phone number,
+a key or a street address, that privacy scrubbing should have removed. The audit decodes every
+document of every shard (train and val) with the tokenizer its sidecar names, plus any
+``documents.jsonl`` of the same ingest output, and reports each canary it finds with the shard (or
+file) and document index.
+
+A canary matches when it occurs in a document:
+
+* ``exact``: case-insensitively;
+* ``whitespace``: case-insensitively with all whitespace removed from both ("Jane  Doe", "jane\\ndoe");
+* ``digits``: for canaries that are mostly digits (at least 6 digits, and digits are most of the
+  non-space characters), their digits inside one number of the document, where a number's digit
+  groups may be joined by spaces, dashes, dots, slashes or parentheses: "+31 6 4827 1953" is found
+  as "+31648271953", "0031-6-48271953" or "(6) 4827-1953 ..." containing "31648271953".
+
+Canary file: one canary per line; blank lines and lines starting with ``#`` are ignored.
+Exit status: 0 when no canary is found, 1 when any is, 2 when the audit cannot run (no shards, a
+shard set it cannot decode, no canaries).
+
+Shards are decoded in chunks of documents, and each chunk is searched with one C-level ``find``
+per canary and form, so the cost is dominated by decoding, not by the number of documents.
+"""
+
+from __future__ import annotations
+
+import argparse
+import bisect
+import json
+import re
+import sys
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tqdm import tqdm
+
+from flaxgpt.data.shards import SPLITS, ShardSet, list_shards
+from flaxgpt.tokenizer import Tokenizer, get_tokenizer
+
+DOCUMENTS_FILE = "documents.jsonl"
+TOKENIZER_SPEC = "tokenizer.json"
+MAX_PRINTED = 200  # findings printed by the command; the report holds all of them
+_CHUNK_CHARS = 8_000_000  # decoded characters searched at once
+_SEP = "\x00"  # between documents of a chunk: no canary form contains it
+_WS = re.compile(r"\s+")
+# Separators between the digit groups of one written number: "+31 (6) 4827-1953", "06.48.27.19.53".
+_NUMBER_SEP = re.compile(r"(?<=\d)[ \t()./+\-]{1,3}(?=[\d(+])")
+_NON_DIGITS = re.compile(r"\D+")
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One canary found in one document."""
+
+    canary: str
+    where: str  # shard prefix (".../train-00000") or a documents.jsonl path
+    document: int  # index of the document in that shard (0-based), or line number in documents.jsonl (1-based)
+    match: str  # 'exact', 'whitespace' or 'digits' (see the module docstring)
+    doc_id: str | None = None  # the record's id, for documents.jsonl
+
+
+@dataclass
+class AuditReport:
+    """What the audit searched and every canary it found."""
+
+    canaries: tuple[str, ...]
+    findings: list[Finding] = field(default_factory=list)
+    shard_sets: list[str] = field(default_factory=list)
+    shards: int = 0
+    documents: int = 0
+    jsonl_files: list[str] = field(default_factory=list)
+    jsonl_records: int = 0
+
+    @property
+    def clean(self) -> bool:
+        """True when no canary was found anywhere."""
+        return not self.findings
+
+
+@dataclass(frozen=True)
+class _Canary:
+    text: str
+    lower: str
+    compact: str  # lower-case, no whitespace
+    digits: str | None  # the digits, for mostly-digit canaries
+
+
+def read_canaries(path: str | Path) -> list[str]:
+    """Canary strings of a file: one per line, blank lines and ``#`` comments skipped, duplicates dropped."""
+    lines = Path(path).read_text(encoding="utf-8-sig").splitlines()
+    seen: dict[str, None] = {}
+    for line in lines:
+        line = line.strip()
+        if line and not line.startswith("#"):
+            seen.setdefault(line, None)
+    return list(seen)
+
+
+def _canary(text: str) -> _Canary:
+    compact = _WS.sub("", text.lower())
+    digits = _NON_DIGITS.sub("", text)
+    mostly_digits = len(digits) >= 6 and len(digits) * 2 > len(_WS.sub("", text))
+    return _Canary(text, text.lower(), compact, digits if mostly_digits else None)
+
+
+class _Matcher:
+    """Searches batches of documents for all canaries in their three forms."""
+
+    def __init__(self, canaries: Sequence[str]):
+        self.canaries = [_canary(c) for c in canaries]
+        self.any_digits = any(c.digits for c in self.canaries)
+
+    def search(self, docs: Sequence[str]) -> Iterator[tuple[int, _Canary, str]]:
+        """Yields (index in docs, canary, match form) once per canary and document."""
+        lower = [d.lower() for d in docs]
+        forms = [("exact", lower, lambda c: c.lower),
+                 ("whitespace", [_WS.sub("", d) for d in lower], lambda c: c.compact)]
+        if self.any_digits:
+            numbers = [_NON_DIGITS.sub(_SEP, _NUMBER_SEP.sub("", d)) for d in docs]
+            forms.append(("digits", numbers, lambda c: c.digits))
+        found: set[tuple[int, int]] = set()
+        for form, texts, key in forms:
+            joined = _SEP.join(texts)
+            starts = [0]
+            for t in texts[:-1]:
+                starts.append(starts[-1] + len(t) + 1)
+            for k, canary in enumerate(self.canaries):
+                needle = key(canary)
+                if not needle:
+                    continue
+                i = joined.find(needle)
+                while i >= 0:
+                    doc = bisect.bisect_right(starts, i) - 1
+                    if (doc, k) not in found:
+                        found.add((doc, k))
+                        yield doc, canary, form
+                    i = joined.find(needle, starts[doc + 1] if doc + 1 < len(starts) else len(joined))
+
+
+def find_shard_dirs(path: str | Path) -> list[Path]:
+    """Shard directories at or below ``path``: ``path`` itself if it holds shards, else every such sub-directory."""
+    path = Path(path)
+    if not path.is_dir():
+        raise FileNotFoundError(f"not a directory: {path}")
+
+    def has_shards(d: Path) -> bool:
+        return any((d / f"{s}-00000.json").exists() for s in SPLITS)
+
+    if has_shards(path):
+        return [path]
+    found = sorted(d for d in path.rglob("*") if d.is_dir() and not any(p.startswith(".") for p in
+                                                                        d.relative_to(path).parts) and has_shards(d))
+    if not found:
+        raise FileNotFoundError(f"no token shards in {path} or below (expected train-00000.json etc.)")
+    return found
+
+
+def _documents_files(path: Path) -> list[Path]:
+    """documents.jsonl files of the ingest output(s) ``path`` belongs to or contains."""
+    files = {f for f in path.rglob(DOCUMENTS_FILE) if not any(p.startswith(".") for p in f.relative_to(path).parts)}
+    # An ingest output keeps its shards in DIR/shards/<source>/ and documents.jsonl in DIR.
+    for up in (path.parent, path.parent.parent):
+        if (up / "shards").is_dir() and path.resolve().is_relative_to((up / "shards").resolve()):
+            files.add(up / DOCUMENTS_FILE)
+    return sorted(f for f in files if f.is_file())
+
+
+def _tokenizer_for(shard_dir: Path, meta: dict, cache: dict) -> Tokenizer:
+    """The tokenizer a sidecar names: a built-in one, or one rebuilt from the tokenizer.json next to the
+    shards or in a directory above them; ValueError if its hash differs from the sidecar's."""
+    key = (meta["name"], meta["hash"])
+    if key in cache:
+        return cache[key]
+    tok = None
+    try:
+        tok = get_tokenizer(meta["name"])
+    except ValueError:
+        for d in (shard_dir, *list(shard_dir.parents)[:3]):
+            if (d / TOKENIZER_SPEC).is_file():
+                from flaxgpt.tokenizer import load_spec, tokenizer_from_spec
+
+                tok = tokenizer_from_spec(load_spec(d))
+                break
+    if tok is None:
+        raise ValueError(f"{shard_dir}: shards use tokenizer {meta['name']!r}, which is neither built in nor "
+                         f"described by a {TOKENIZER_SPEC} next to the shards or above them")
+    if tok.metadata()["hash"] != meta["hash"]:
+        raise ValueError(f"{shard_dir}: shards were written with tokenizer {meta['name']!r} hash {meta['hash']}, "
+                         f"but it rebuilds with hash {tok.metadata()['hash']}; decoding would give other text")
+    cache[key] = tok
+    return tok
+
+
+def _chunks(docs: Iterable[tuple[int, str]]) -> Iterator[list[tuple[int, str]]]:
+    chunk, chars = [], 0
+    for item in docs:
+        chunk.append(item)
+        chars += len(item[1])
+        if chars >= _CHUNK_CHARS:
+            yield chunk
+            chunk, chars = [], 0
+    if chunk:
+        yield chunk
+
+
+def _search(matcher: _Matcher, docs: Iterable[tuple[int, str]], where: str,
+            ids: dict[int, str] | None = None) -> Iterator[Finding]:
+    for chunk in _chunks(docs):
+        for k, canary, form in matcher.search([text for _, text in chunk]):
+            index = chunk[k][0]
+            yield Finding(canary.text, where, index, form, None if ids is None else ids.get(index))
+
+
+def _shard_sets(dirs: list[Path]) -> list[tuple[Path, ShardSet]]:
+    sets = []
+    for d in dirs:
+        for split in SPLITS:
+            try:
+                list_shards(d, split)
+            except FileNotFoundError:
+                continue
+            sets.append((d, ShardSet(d, split)))
+    return sets
+
+
+def _jsonl_docs(path: Path, ids: dict[int, str], report: AuditReport) -> Iterator[tuple[int, str]]:
+    """(line number, text and metadata) of each record, streamed; a line that is not a JSON object is
+    searched as raw text. Records ids in ``ids`` and counts records in ``report``."""
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            report.jsonl_records += 1
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                yield lineno, line
+                continue
+            if not isinstance(record, dict):
+                yield lineno, line
+                continue
+            if isinstance(record.get("id"), str):
+                ids[lineno] = record["id"]
+            meta = record.get("metadata")
+            extra = json.dumps(meta, ensure_ascii=False) if meta else ""
+            yield lineno, f"{record.get('text', '')}\n{extra}"
+
+
+def audit(paths: Sequence[str | Path], canaries: Sequence[str], *, progress: bool = True) -> AuditReport:
+    """Searches the shard sets at or below ``paths`` (and their documents.jsonl) for ``canaries``.
+
+    Args:
+      paths: shard directories, or directories holding several (an ingest output).
+      canaries: the strings to look for (see the module docstring for how they match).
+      progress: show a tqdm progress bar over shards.
+
+    Returns:
+      An AuditReport listing every (canary, document) found and what was searched. Raises
+      FileNotFoundError when a path holds no shards, ValueError for no canaries or shards whose
+      tokenizer cannot be rebuilt exactly.
+    """
+    canaries = tuple(c for c in canaries if c.strip())
+    if not canaries:
+        raise ValueError("no canaries to look for")
+    matcher = _Matcher(canaries)
+    report = AuditReport(canaries)
+    roots = [Path(p) for p in paths]
+    dirs = sorted({d for p in roots for d in find_shard_dirs(p)})
+    sets = _shard_sets(dirs)
+    tokenizers: dict = {}
+    for d, ss in sets:
+        _tokenizer_for(d, ss.tokenizer_meta, tokenizers)  # fail before decoding anything
+    report.shard_sets = [str(d) for d in dirs]
+    with tqdm(total=sum(len(ss.meta) for _, ss in sets), unit="shard", desc="audit", disable=not progress) as bar:
+        for d, ss in sets:
+            tok = _tokenizer_for(d, ss.tokenizer_meta, tokenizers)
+            first = 0
+            for prefix, meta in zip(list_shards(d, ss.split), ss.meta, strict=True):
+                n = int(meta["num_documents"])
+                docs = ((j, tok.decode(ss[first + j].tolist())) for j in range(n))
+                report.findings += _search(matcher, docs, str(prefix))
+                report.shards += 1
+                report.documents += n
+                first += n
+                bar.update(1)
+    for path in sorted({f for p in roots for f in _documents_files(p)}):
+        ids: dict[int, str] = {}
+        report.findings += _search(matcher, _jsonl_docs(path, ids, report), str(path), ids)
+        report.jsonl_files.append(str(path))
+    return report
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Adds the ``flaxgpt audit`` arguments to ``parser``."""
+    parser.add_argument("shards", nargs="+", metavar="SHARDS",
+                        help="shard directory, or a directory holding several (e.g. an ingest output)")
+    parser.add_argument("--canaries", required=True, metavar="FILE",
+                        help="strings that must not appear, one per line (# comments and blank lines ignored)")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Runs ``flaxgpt audit`` from parsed arguments; returns 0 when clean, 1 when a canary is found, 2 on error."""
+    try:
+        canaries = read_canaries(args.canaries)
+        report = audit(args.shards, canaries)
+    except (FileNotFoundError, ValueError, UnicodeDecodeError) as e:
+        print(f"flaxgpt audit: error: {e}", file=sys.stderr)
+        return 2
+    searched = (f"{report.documents:,} documents in {report.shards} shards of {len(report.shard_sets)} shard "
+                f"set(s)" + (f" and {report.jsonl_records:,} records of {len(report.jsonl_files)} documents.jsonl"
+                             if report.jsonl_files else ""))
+    if report.clean:
+        print(f"clean: none of {len(canaries)} canaries found in {searched}")
+        return 0
+    for f in report.findings[:MAX_PRINTED]:
+        if f.where.endswith(".jsonl"):
+            doc = f"line {f.document}" + (f" (id {f.doc_id})" if f.doc_id else "")
+        else:
+            doc = f"document {f.document}"
+        print(f"FOUND {f.canary!r} in {f.where} {doc} [{f.match}]")
+    if len(report.findings) > MAX_PRINTED:
+        print(f"... and {len(report.findings) - MAX_PRINTED} more")
+    kinds = len({f.canary for f in report.findings})
+    print(f"{kinds} of {len(canaries)} canaries found ({len(report.findings)} occurrences) in {searched}",
+          file=sys.stderr)
+    return 1
