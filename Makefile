@@ -17,10 +17,12 @@ $(STAMP): pyproject.toml requirements.lock
 	$(BIN)/python -c "from flaxgpt.tokenizer import get_tokenizer; assert get_tokenizer('gpt2').encode('Hello world') == [15496, 995]"
 	touch $(STAMP)
 
-# Tokenize the bundled example corpus, train the micro model for a few minutes, plot the loss.
+# Ingest the bundled example persona (extract, scrub, dedup, filter, tokenize), check no planted secret
+# survived, train the micro model on it for a few minutes, plot the loss.
 demo: setup
-	$(BIN)/flaxgpt tokenize examples/persona --out $(RUN)/data/personal --name personal --exclude facts.jsonl --val-fraction 0.1
-	$(BIN)/flaxgpt train experiments/micro.py run.dir=$(RUN)/micro data.sources.personal.path=$(RUN)/data/personal
+	$(BIN)/flaxgpt ingest examples/persona/sources.py --out $(RUN)/data/persona
+	$(BIN)/flaxgpt audit $(RUN)/data/persona --canaries examples/persona/canaries.txt
+	$(BIN)/flaxgpt train experiments/micro.py run.dir=$(RUN)/micro data.sources.personal.path=$(RUN)/data/persona
 	@echo "run directory: $(RUN)/micro   (inspect it with: $(BIN)/flaxgpt info $(RUN)/micro)"
 
 lint: setup

@@ -1,6 +1,10 @@
 """Micro GPT for a laptop CPU: trains on the bundled example corpus in a few minutes.
 
-    flaxgpt train experiments/micro.py data.sources.personal.path=runs/demo/data/personal
+    flaxgpt ingest examples/persona/sources.py --out runs/demo/data/persona
+    flaxgpt train experiments/micro.py data.sources.personal.path=runs/demo/data/persona
+
+The personal source is a `flaxgpt ingest` output: the loader mixes its sources (CV, blog, mail,
+chat, code, ...) by the weights of the ingest config.
 """
 
 from flaxgpt.config import default_config
@@ -14,7 +18,9 @@ def get_config():
     c.model.d_model = 128
     c.model.max_len = 128
     c.data.seq_len = 128
-    c.data.sources.personal = {"path": "runs/demo/data/personal", "weight": 1.0}
+    c.data.sources.personal = {"path": "runs/demo/data/persona", "weight": 1.0}
+    c.data.tokenizer = "flaxgpt"  # GPT-2 plus the chat and constitutional tokens later stages use
+    c.model.vocab_size = 50265
     c.model.dropout = 0.1  # the example corpus is ~50K tokens: the model sees it many times
     c.model.scan_unroll = 4  # unrolled layer loop: ~20% faster steps on CPU
     c.train.steps = 400

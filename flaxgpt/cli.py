@@ -1,5 +1,7 @@
 """The ``flaxgpt`` command: parse the command line, then call the library.
 
+    flaxgpt ingest SOURCES_CONFIG --out DIR  a person's files -> private, deduplicated documents and shards
+    flaxgpt audit SHARDS --canaries FILE     search shards for strings that must never be there
     flaxgpt tokenize INPUT... --out DIR       text files and folders -> token shards
     flaxgpt train CONFIG [key=value ...]      train (resumes from the run directory by default)
     flaxgpt info RUN_DIR                      config, parameters, steps done, latest metrics
@@ -43,10 +45,16 @@ def _info(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``flaxgpt`` console script; returns the exit status."""
-    from flaxgpt.data import tokenize
+    from flaxgpt.data import audit, ingest, tokenize
 
     parser = argparse.ArgumentParser(prog="flaxgpt", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("ingest", help="a person's files -> clean, private, deduplicated documents and token shards")
+    ingest.add_arguments(p)
+    p.set_defaults(func=ingest.run)
+    p = sub.add_parser("audit", help="report any canary string found in token shards")
+    audit.add_arguments(p)
+    p.set_defaults(func=audit.run)
     p = sub.add_parser("tokenize", help="text files and folders -> token shards")
     tokenize.add_arguments(p)
     p.set_defaults(func=tokenize.run)

@@ -11,7 +11,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_tokenize_train_info_from_the_command_line(tmp_path, capsys):
     data = tmp_path / "data"
-    assert main(["tokenize", str(ROOT / "examples/persona/notes"), "--out", str(data), "--name", "notes"]) == 0
+    assert main(["tokenize", str(ROOT / "examples/persona/notes"), "--out", str(data), "--name", "notes",
+                 "--tokenizer", "flaxgpt"]) == 0
     run = tmp_path / "run"
     assert main(["train", str(ROOT / "experiments/micro.py"), f"run.dir={run}", f"data.sources.personal.path={data}",
                  "model.n_layer=1", "model.d_model=32", "model.n_head=2", "model.scan_unroll=1",

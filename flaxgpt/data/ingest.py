@@ -111,6 +111,7 @@ class _Worker:
                            handles=tuple(owner["handles"]))
         self.scrubber = privacy.Scrubber(self.owner, public=tuple(owner["public"]))
         self.quality = quality.QualityFilter.from_config(config["quality"])
+        self.dedup_config = dedup.DedupIndex.from_config(config["dedup"]).config
         self.fingerprint = dedup.fingerprint
 
     def context(self, source: dict) -> Context:
@@ -145,7 +146,7 @@ class _Worker:
             lang = self.quality.language(doc.text, doc.kind)
             if lang is not None:
                 doc.metadata["language"] = lang
-        fp = self.fingerprint(doc.text) if drop is None else None
+        fp = self.fingerprint(doc.text, doc.kind, config=self.dedup_config) if drop is None else None
         return _Done(source_name, doc, counts, drop, fp)
 
     def run(self, job: _Job) -> _JobResult:
@@ -390,7 +391,7 @@ def _tokenize(config: ml_collections.ConfigDict, tmp: Path, report: _Report, pro
         terms = build_personal_vocab((r["text"] for r in _read_documents(tmp / DOCUMENTS_FILE)), tok,
                                      max_terms=config.personal_vocab)
         tok = personal_tokenizer(tok, terms)
-    from flaxgpt.vocab import save_spec
+    from flaxgpt.tokenizer import save_spec
 
     save_spec(tmp, tok)
     meta = tok.metadata()

@@ -217,8 +217,10 @@ class SplitRouter:
             held = self.held[split]
             if held is None:
                 continue
-            # Move the held document only if that leaves both splits non-empty.
-            self._write(other if n[other] == 0 and n[split] >= 2 else split, held[1])
+            # Move the held document if that leaves both splits non-empty, or if it is the only
+            # document (a one-document source trains on it rather than only validating on it).
+            move = n[other] == 0 and (n[split] >= 2 or other == "train")
+            self._write(other if move else split, held[1])
             self.held[split] = None
 
 

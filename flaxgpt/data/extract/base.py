@@ -105,11 +105,15 @@ class SourceFile:
         zip member that lies about its size cannot blow up memory)."""
         if self.size > limit:
             raise Skip(f"oversized: {self.size} bytes > limit {limit}")
+        chunks, total = [], 0
         with self.open() as f:
-            data = f.read(limit + 1)
-        if len(data) > limit:
-            raise Skip(f"oversized: more than {limit} bytes")
-        return data
+            # Chunked, never f.read(limit + 1): that can allocate the whole limit up front.
+            while chunk := f.read(min(1 << 24, limit + 1 - total)):
+                chunks.append(chunk)
+                total += len(chunk)
+                if total > limit:
+                    raise Skip(f"oversized: more than {limit} bytes")
+        return b"".join(chunks)
 
     def read_text(self, limit: int = MAX_FILE_BYTES) -> str:
         """UTF-8 text (BOM dropped, CRLF -> LF); Skip if binary or not UTF-8 (cp1252/latin-1 are tried
