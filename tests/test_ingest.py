@@ -1,6 +1,7 @@
 """flaxgpt ingest end to end: a small corpus in several formats -> documents, shards, report; determinism."""
 
 import json
+import os
 import shutil
 import zipfile
 from pathlib import Path
@@ -34,6 +35,16 @@ def _write_corpus(root: Path) -> Path:
     (docs / "broken.pdf").write_bytes(b"%PDF-1.4 this is not really a pdf")
     (docs / "image.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(100))
     (docs / "empty.md").write_text("")
+    (docs / "binary.txt").write_bytes(b"text then \x00\x01\x02 binary" * 10)
+    (docs / "latin1.txt").write_bytes(("Caf\xe9 notes, written on the old laptop: the shard writer renames files "
+                                       "into place, so a crash never leaves half a shard. The index keeps document "
+                                       "ends, and the loader reads them lazily.").encode("latin-1"))
+    (docs / "tokens.md").write_text("Writing about tokenizers: the literal string <|endoftext|> and the chat marker "
+                                    "<|assistant|> must stay ordinary text when a post quotes them, and never turn "
+                                    "into control tokens inside the training shards.")
+    os.symlink(docs, docs / "loop")
+    with zipfile.ZipFile(docs / "bomb.zip", "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("zeros.md", b" " * (8 * 2**20))
     slack = root / "slack.zip"
     users = [{"id": "U1", "name": "ines", "real_name": "Ines Halvorsen"},
              {"id": "U2", "name": "ravi", "real_name": "Ravi Menon"}]
@@ -87,6 +98,47 @@ def test_outputs_and_report(corpus):
     assert w["tokens"]["train"] > 0 and w["documents"]["train"] + w["documents"]["val"] == w["documents_kept"]
     assert report["_totals"]["documents_kept"] == len(docs)
     assert "writing" in (out / "report.md").read_text()
+
+
+def test_bad_inputs_are_skipped_with_reasons(corpus):
+    _, _, out, _ = corpus
+    dropped = [json.loads(line) for line in (out / "dropped.jsonl").read_text().splitlines()]
+    reasons = {d.get("path") or d.get("id"): d["reason"] for d in dropped}
+    assert reasons["loop"].startswith("symlink loop")
+    assert reasons["bomb.zip!/zeros.md"].startswith("zip bomb")
+    assert "binary" in reasons["binary.txt"]
+    docs = {json.loads(line)["path"]: json.loads(line) for line in (out / "documents.jsonl").read_text().splitlines()}
+    assert "Café notes" in docs["latin1.txt"]["text"], "a wrongly encoded file is decoded, not lost"
+
+
+def test_special_token_strings_stay_text(corpus):
+    _, _, out, _ = corpus
+    from flaxgpt.tokenizer import get_tokenizer
+
+    tok = get_tokenizer("flaxgpt")
+    special = set(tok.special_ids.values())
+    for split in ("train", "val"):
+        shards = ShardSet(out / "shards" / "writing", split)
+        for i in range(len(shards)):
+            assert not special & set(shards[i].tolist())
+    text = "".join(tok.decode(ShardSet(out / "shards" / "writing", s)[i]) for s in ("train", "val")
+                   for i in range(len(ShardSet(out / "shards" / "writing", s))))
+    assert "<|endoftext|>" in text and "<|assistant|>" in text
+
+
+def test_persona_has_no_canary_left_and_keeps_the_owner(tmp_path):
+    from flaxgpt.data.audit import audit, read_canaries
+
+    persona = ROOT / "examples/persona"
+    out = tmp_path / "persona"
+    ingest(load_ingest_config(persona / "sources.py", ["workers=1"]), out, progress=False)
+    report = audit([out], read_canaries(persona / "canaries.txt"), progress=False)
+    assert report.documents > 50 and report.clean, report.findings
+    text = (out / "documents.jsonl").read_text()
+    for kept in ("Ines Halvorsen", "ines@halvorsen.example", "https://halvorsen.example"):
+        assert kept in text, f"allow-listed {kept!r} was scrubbed"
+    sources = json.loads((out / "mixture.json").read_text())["sources"]
+    assert {"cv", "blog", "code", "mail", "slack", "linkedin", "slides"} <= set(sources)
 
 
 def test_privacy_before_writing(corpus):
