@@ -41,7 +41,9 @@ def overrides(shards: Path, run_dir: Path, *extra: str) -> list[str]:
         f"data.sources.personal.path={shards}", f"run.dir={run_dir}",
         "model.n_layer=2", "model.n_head=2", "model.d_model=32", "model.max_len=32", "data.seq_len=32",
         "train.batch_size=8", f"train.steps={STEPS}", "train.warmup_steps=5", "train.log_every=1",
-        "train.eval_every=0", "checkpoint.every=5", "model.dropout=0.1", *extra,
+        "train.eval_every=0", "checkpoint.every=5", "model.dropout=0.1",
+        "data.tokenizer=gpt2", "model.vocab_size=50257",
+        *extra,
     ]
 
 
