@@ -47,7 +47,7 @@ def default_config() -> ml_collections.ConfigDict:
     c.data = ml_collections.ConfigDict()
     # name -> {path: token-shard directory (from `flaxgpt tokenize`), weight: share of training tokens}
     c.data.sources = ml_collections.ConfigDict()
-    c.data.tokenizer = "gpt2"  # gpt2 | flaxgpt (GPT-2 plus chat and CAI special tokens)
+    c.data.tokenizer = "gpt2"  # gpt2 | flaxgpt (plus chat and CAI special tokens) | path of an ingest's tokenizer.json
     c.data.seq_len = 256  # training sequence length (<= model.max_len)
     c.data.document_mask = True  # attention stays inside each packed document; positions restart
     c.data.prefetch = 2  # batches prepared ahead of the step
@@ -201,7 +201,8 @@ def validate(c: ml_collections.ConfigDict) -> None:
     _check(0.0 <= m.dropout < 1.0, "model.dropout", "must be in [0, 1)")
     _check(m.scan_unroll >= 1, "model.scan_unroll", "must be >= 1 (values >= model.n_layer unroll fully)")
     _check(0 < d.seq_len <= m.max_len, "data.seq_len", f"{d.seq_len} must be in (0, model.max_len={m.max_len}]")
-    _check(d.tokenizer in ("gpt2", "flaxgpt"), "data.tokenizer", f"{d.tokenizer!r} not gpt2|flaxgpt")
+    _check(d.tokenizer in ("gpt2", "flaxgpt") or Path(d.tokenizer).expanduser().exists(), "data.tokenizer",
+           f"{d.tokenizer!r} is not gpt2, flaxgpt, or an existing tokenizer.json (or a folder holding one)")
     for name, src in d.sources.items():
         _check(isinstance(src, ml_collections.ConfigDict) and set(src.keys()) == {"path", "weight"},
                f"data.sources.{name}", "must be {path: str, weight: float}")

@@ -359,6 +359,17 @@ def load_spec(directory: str | Path) -> dict:
     return spec
 
 
+def load_tokenizer(name_or_path: str) -> Tokenizer:
+    """The tokenizer a config names: 'gpt2', 'flaxgpt', or a folder holding a ``tokenizer.json`` spec (an
+    ingest output with a personal vocabulary) or the path of such a file."""
+    if name_or_path in ("gpt2", "flaxgpt"):
+        return get_tokenizer(name_or_path)
+    path = Path(name_or_path).expanduser()
+    if path.name == SPEC_FILE:
+        path = path.parent
+    return tokenizer_from_spec(load_spec(path))
+
+
 def check_compatible(meta_a: dict, meta_b: dict, where: str) -> None:
     """Raises ValueError if two tokenizer metadata dicts (``metadata()``) name different tokenizers.
 

@@ -200,3 +200,22 @@ def test_config_errors_name_the_key(tmp_path):
     config.write_text("def get_config():\n    return {'sources': {'a': {'path': 'x'}}, 'val_fraction': 'lots'}\n")
     with pytest.raises(ConfigError, match="val_fraction"):
         load_ingest_config(config)
+
+
+def test_personal_vocabulary_is_used_and_loadable_for_training(tmp_path):
+    from flaxgpt.config import load_config
+    from flaxgpt.tokenizer import load_tokenizer
+
+    out = tmp_path / "persona"
+    ingest(load_ingest_config(ROOT / "examples/persona/sources.py", ["workers=1", "personal_vocab=30"]), out,
+           progress=False)
+    tok = load_tokenizer(str(out))
+    assert 50265 < tok.vocab_size <= 50265 + 30
+    personal = set(range(50265, tok.vocab_size))
+    blog = ShardSet(out / "shards" / "blog", "train")
+    ids = set().union(*(blog[i].tolist() for i in range(len(blog))))
+    assert ids & personal, "personal terms are single tokens in the shards"
+    assert max(ids) < tok.vocab_size
+    config = load_config(ROOT / "experiments/micro.py",
+                         [f"data.tokenizer={out}", f"model.vocab_size={tok.vocab_size}"])
+    assert load_tokenizer(config.data.tokenizer).metadata() == blog.tokenizer_meta

@@ -657,7 +657,7 @@ class PerplexityFilter:
 
         from flaxgpt.config import from_dict
         from flaxgpt.model import GPT, ModelConfig
-        from flaxgpt.tokenizer import get_tokenizer
+        from flaxgpt.tokenizer import load_tokenizer
 
         self.run_dir, self.threshold = Path(run_dir), float(threshold)
         cfg_path = self.run_dir / "config.json"
@@ -665,7 +665,7 @@ class PerplexityFilter:
             raise FileNotFoundError(f"perplexity filter: {self.run_dir} is not a run directory (no config.json)")
         config = from_dict(json.loads(cfg_path.read_text()))
         self.mcfg = ModelConfig.from_config(config.model)
-        self.tokenizer = get_tokenizer(config.data.tokenizer)
+        self.tokenizer = load_tokenizer(config.data.tokenizer)
         self.max_len = min(max_len or self.mcfg.max_len, self.mcfg.max_len)
         self.batch_size = batch_size
         self.model = GPT(self.mcfg)

@@ -28,7 +28,7 @@ from flaxgpt.data.loader import BATCH_KEYS, build_eval_batches, build_train_iter
 from flaxgpt.data.shards import ShardSet
 from flaxgpt.model import GPT, ModelConfig, count_params, gpt2_param_count
 from flaxgpt.sharding import batch_sharding, compile_step, logical_rules, make_mesh, put_batch
-from flaxgpt.tokenizer import check_compatible, get_tokenizer
+from flaxgpt.tokenizer import check_compatible, load_tokenizer
 from flaxgpt.train import checkpoint as ckpt
 from flaxgpt.train.logger import MetricsLogger, plot_loss
 from flaxgpt.train.mfu import flops_per_token_maxtext, flops_per_token_nanogpt, peak_flops_per_device
@@ -120,7 +120,7 @@ def _prepare(config: ml_collections.ConfigDict) -> _Run:
     """Checks the config against the data, builds model, mesh, loader and state (restored if a checkpoint exists)."""
     rdir = run_dir(config)
     rdir.mkdir(parents=True, exist_ok=True)
-    tokenizer = get_tokenizer(config.data.tokenizer)
+    tokenizer = load_tokenizer(config.data.tokenizer)
     if config.model.vocab_size < tokenizer.vocab_size:
         raise ValueError(f"model.vocab_size={config.model.vocab_size} is smaller than tokenizer "
                          f"{tokenizer.name!r} ({tokenizer.vocab_size} ids); "
