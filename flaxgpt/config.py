@@ -69,6 +69,9 @@ def default_config() -> ml_collections.ConfigDict:
     c.train.log_every = 10
     c.train.eval_every = 200  # 0 disables
     c.train.eval_batches = 20  # validation batches per source at each evaluation
+    # (convert) A fresh run's first parameters: a run directory (latest checkpoint), RUN/checkpoints/STEP, or a
+    # HuggingFace GPT-2 directory; '' means random init. Ignored when the run resumes from its own checkpoint.
+    c.train.init_from = ""
 
     c.checkpoint = ml_collections.ConfigDict()
     c.checkpoint.every = 200
@@ -121,7 +124,7 @@ def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
     return config
 
 
-def _parse_value(text: str) -> Any:
+def parse_value(text: str) -> Any:
     low = text.strip().lower()
     if low in ("true", "false"):
         return low == "true"
@@ -131,7 +134,7 @@ def _parse_value(text: str) -> Any:
         return text  # a bare string such as a path
 
 
-def _coerce(key: str, old: Any, new: Any) -> Any:
+def coerce_value(key: str, old: Any, new: Any) -> Any:
     """Returns ``new`` converted to the type of ``old`` when that is lossless, else raises naming ``key``."""
     if isinstance(old, bool) or isinstance(new, bool):
         if isinstance(old, bool) and isinstance(new, bool):
@@ -170,11 +173,11 @@ def apply_overrides(config: ml_collections.ConfigDict, overrides: list[str] | tu
         if leaf not in node:
             _unknown(key, key, node, leaf)
         old = node[leaf]
-        value = _parse_value(text)
+        value = parse_value(text)
         if isinstance(old, ml_collections.ConfigDict):
             raise ConfigError(f"config key '{key}' is a section; set one of its keys: {sorted(old.keys())}")
         with node.unlocked():
-            node[leaf] = _coerce(key, old, value)
+            node[leaf] = coerce_value(key, old, value)
 
 
 def _unknown(full_key: str, bad: str, node: ml_collections.ConfigDict, part: str) -> None:
@@ -214,6 +217,9 @@ def validate(c: ml_collections.ConfigDict) -> None:
     _check(t.lr > 0, "train.lr", "must be > 0")
     _check(t.warmup_steps >= 0, "train.warmup_steps", "must be >= 0 (capped at train.steps)")
     _check(t.log_every > 0, "train.log_every", "must be > 0")
+    _check(not t.init_from or Path(t.init_from).expanduser().exists(), "train.init_from",  # (convert)
+           f"{t.init_from!r} does not exist: expected a run directory, RUN/checkpoints/STEP or a HuggingFace GPT-2 "
+           "directory")
     _check(c.checkpoint.every > 0, "checkpoint.every", "must be > 0")
     _check(c.checkpoint.keep > 0, "checkpoint.keep", "must be > 0")
     sizes = [c.mesh.data, c.mesh.fsdp, c.mesh.tensor]
@@ -242,7 +248,7 @@ def from_dict(values: dict) -> ml_collections.ConfigDict:
                     node[k] = ml_collections.ConfigDict()
                 merge(node[k], v, f"{prefix}{k}.")
             elif k in node:
-                node[k] = _coerce(prefix + k, node[k], tuple(tuple(x) if isinstance(x, list) else x for x in v)
+                node[k] = coerce_value(prefix + k, node[k], tuple(tuple(x) if isinstance(x, list) else x for x in v)
                                   if isinstance(v, list) else v)
             else:
                 node[k] = v

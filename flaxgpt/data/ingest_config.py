@@ -19,7 +19,7 @@ from typing import Any
 
 import ml_collections
 
-from flaxgpt.config import ConfigError, _coerce, _parse_value, read_config_file
+from flaxgpt.config import ConfigError, coerce_value, parse_value, read_config_file
 from flaxgpt.data.extract.base import KINDS
 
 # What each source kind reads. documents: a folder/file/zip of PDF, DOCX, PPTX, HTML, Markdown, text,
@@ -90,7 +90,7 @@ def _merge(target: ml_collections.ConfigDict, values: Any, where: str) -> None:
         if isinstance(value, ml_collections.ConfigDict | dict):
             raise ConfigError(f"config key '{full}' is a value, not a section")
         with target.unlocked():
-            target[key] = _coerce(full, old, tuple(value) if isinstance(value, list) else value)
+            target[key] = coerce_value(full, old, tuple(value) if isinstance(value, list) else value)
 
 
 def _source(name: str, values: Any) -> ml_collections.ConfigDict:
@@ -138,7 +138,7 @@ def load_ingest_config(path: str | Path, overrides: list[str] | tuple[str, ...] 
             if part not in node or not isinstance(node[part], ml_collections.ConfigDict):
                 raise ConfigError(f"unknown config key '{key}'")
             node = node[part]
-        _merge(node, {leaf: _parse_value(text)}, ".".join(parents))
+        _merge(node, {leaf: parse_value(text)}, ".".join(parents))
     for name, source in config.sources.items():
         _source(name, source.to_dict())  # re-check after overrides
         if source.path and not Path(source.path).is_absolute():
