@@ -125,6 +125,7 @@ def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
 
 
 def parse_value(text: str) -> Any:
+    """The value of a ``key=value`` override: a Python literal, true/false, or else the bare string."""
     low = text.strip().lower()
     if low in ("true", "false"):
         return low == "true"
