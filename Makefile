@@ -28,7 +28,12 @@ demo: setup
 lint: setup
 	$(BIN)/ruff check .
 
-test: lint
+# Tests also compare against HuggingFace transformers (PyTorch CPU): installed for tests only, never for users.
+$(VENV)/.test-installed: tests/requirements.txt $(STAMP)
+	$(BIN)/pip install --quiet -r tests/requirements.txt
+	touch $@
+
+test: lint $(VENV)/.test-installed
 	$(BIN)/pytest -q
 
 bench: bench-train bench-ingest

@@ -3,6 +3,7 @@
     flaxgpt ingest SOURCES_CONFIG --out DIR  a person's files -> private, deduplicated documents and shards
     flaxgpt audit SHARDS --canaries FILE     search shards for strings that must never be there
     flaxgpt tokenize INPUT... --out DIR       text files and folders -> token shards
+    flaxgpt convert import|export ...         HuggingFace GPT-2 checkpoint <-> flaxgpt run
     flaxgpt train CONFIG [key=value ...]      train (resumes from the run directory by default)
     flaxgpt info RUN_DIR                      config, parameters, steps done, latest metrics
 """
@@ -52,6 +53,11 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("ingest", help="a person's files -> clean, private, deduplicated documents and token shards")
     ingest.add_arguments(p)
     p.set_defaults(func=ingest.run)
+    from flaxgpt.convert import cli as convert_cli
+
+    p = sub.add_parser("convert", help="HuggingFace GPT-2 checkpoints: import into a run, export a run")
+    convert_cli.add_arguments(p)
+    p.set_defaults(func=convert_cli.run)
     p = sub.add_parser("audit", help="report any canary string found in token shards")
     audit.add_arguments(p)
     p.set_defaults(func=audit.run)

@@ -55,7 +55,9 @@ def restore_latest(manager: ocp.CheckpointManager, abstract_state: Any, data_ite
     """
     for step in sorted(manager.all_steps(), reverse=True):
         items = dict(state=ocp.args.StandardRestore(abstract_state))
-        if data_iter is not None:
+        # A checkpoint without data-iterator state (one written by `flaxgpt convert import`) restores the
+        # model and optimizer; the loader then starts from its beginning.
+        if data_iter is not None and (Path(manager.directory) / str(step) / "data").exists():
             items["data"] = grain.checkpoint.CheckpointRestore(data_iter)
         try:
             restored = manager.restore(step, args=ocp.args.Composite(**items))

@@ -154,6 +154,14 @@ def _prepare(config: ml_collections.ConfigDict) -> _Run:
     else:
         start_step = 0
         state, shardings = create_train_state(model, tx, config.train.seed, mesh, rules, seq_len)
+        if config.train.init_from:  # (convert) first params from another run or a HuggingFace GPT-2 directory
+            from flaxgpt.train.init_from import init_state_from
+
+            try:
+                state = init_state_from(config, state, shardings)
+            except BaseException:
+                manager.close()
+                raise
     if jax.process_index() == 0:
         (rdir / "config.json").write_text(to_json(config) + "\n")
     return _Run(rdir, tokenizer, mcfg, model, mesh, rules, tx, sources, host_batch, data_iter, manager, state,
