@@ -3,6 +3,7 @@
     flaxgpt ingest SOURCES_CONFIG --out DIR  a person's files -> private, deduplicated documents and shards
     flaxgpt audit SHARDS --canaries FILE     search shards for strings that must never be there
     flaxgpt tokenize INPUT... --out DIR       text files and folders -> token shards
+    flaxgpt tokenize-chat INPUT... --out DIR  chat conversations -> SFT shards with loss masks
     flaxgpt convert import|export ...         HuggingFace GPT-2 checkpoint <-> flaxgpt run
     flaxgpt train CONFIG [key=value ...]      train (resumes from the run directory by default)
     flaxgpt info RUN_DIR                      config, parameters, steps done, latest metrics
@@ -61,6 +62,11 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("audit", help="report any canary string found in token shards")
     audit.add_arguments(p)
     p.set_defaults(func=audit.run)
+    from flaxgpt.data import chat
+
+    p = sub.add_parser("tokenize-chat", help="chat conversations (OpenAI JSONL, hh-rlhf, OASST1) -> SFT shards")
+    chat.add_arguments(p)
+    p.set_defaults(func=chat.run)
     p = sub.add_parser("tokenize", help="text files and folders -> token shards")
     tokenize.add_arguments(p)
     p.set_defaults(func=tokenize.run)

@@ -30,6 +30,20 @@ Choices worth knowing:
     restarting at 0 (grain's ConcatThenSplit does this; attention cannot see the previous row
     anyway). Rows do not overlap, so the first token of each row is never a target (1 pair in T + 1).
   * Padding only occurs at the end of a finite pass (num_epochs set, or eval).
+
+SFT (``sft=True``: chat shards from ``flaxgpt tokenize-chat``, which carry a per-token loss mask)
+differs in three ways, all so that a packed batch gives every conversation exactly the loss it
+would have alone in a row:
+  * Conversations are packed whole (grain's first-fit packing over ``max(batch_size, 8)`` rows at
+    a time, rows shuffled), never split across rows: a conversation continued in the next row
+    would lose its context. One longer than seq_len + 1 tokens is cut to its first seq_len + 1
+    tokens (the trainer reports how many). Rows are padded at the end instead.
+  * No end-of-text is appended: each conversation already ends with ``<|end|>``, the turn end
+    the model learns to stop on.
+  * ``weights`` come from the mask: the weight of predicting token t + 1 is mask[t + 1], and 0
+    where t + 1 starts another conversation (or is padding), so nothing is learned across
+    conversations. Mixing weights are then shares of rows rather than of tokens.
+Pretraining (``sft=False``) reads only the tokens of any shard set, masked or not.
 """
 
 from __future__ import annotations
@@ -46,7 +60,7 @@ from typing import Any
 
 import grain
 import numpy as np
-from grain.experimental import ConcatThenSplitIterDataset, ThreadPrefetchDatasetIterator
+from grain.experimental import ConcatThenSplitIterDataset, FirstFitPackIterDataset, ThreadPrefetchDatasetIterator
 
 from flaxgpt.data.shards import ShardSet
 from flaxgpt.tokenizer import check_compatible
@@ -75,6 +89,20 @@ class _AppendEot:
         tokens[:-1] = doc
         tokens[-1] = self.eot_id
         return {"tokens": tokens}
+
+
+@dataclasses.dataclass(frozen=True)
+class _Conversations:
+    """A grain source over chat shards: conversation i as {'tokens': int32, 'mask': uint8}, cut to ``max_len``."""
+
+    shards: ShardSet
+    max_len: int
+
+    def __len__(self) -> int:
+        return len(self.shards)
+
+    def __getitem__(self, index: int) -> dict[str, np.ndarray]:
+        return {"tokens": self.shards[index][:self.max_len], "mask": self.shards.mask(index)[:self.max_len]}
 
 
 class _JsonSafePackIterator(grain.DatasetIterator):
@@ -132,6 +160,19 @@ def _to_model_batch(batch: dict[str, np.ndarray]) -> Batch:
     }
 
 
+def _to_sft_batch(batch: dict[str, np.ndarray]) -> Batch:
+    """Packed conversations [B, T + 1] -> the model's keys, weights from the loss mask (module docstring)."""
+    tokens, mask, seg, pos = batch["tokens"], batch["mask"], batch["tokens_segment_ids"], batch["tokens_positions"]
+    same_conversation = (seg[:, 1:] == seg[:, :-1]) & (seg[:, 1:] != 0)
+    return {
+        "inputs": np.ascontiguousarray(tokens[:, :-1], dtype=np.int32),
+        "targets": np.ascontiguousarray(tokens[:, 1:], dtype=np.int32),
+        "weights": (mask[:, 1:] * same_conversation).astype(np.float32),
+        "segment_ids": np.ascontiguousarray(seg[:, :-1], dtype=np.int32),
+        "positions": np.ascontiguousarray(pos[:, :-1], dtype=np.int32),
+    }
+
+
 def _unpack_source(name: str, spec: Any) -> tuple[Path, float]:
     if isinstance(spec, str | Path):
         raise ValueError(f"data source {name!r}: expected (path, weight), got only a path {spec!r}")
@@ -177,8 +218,9 @@ def expand_mixtures(sources: Mapping[str, Any]) -> dict[str, tuple[Path, float]]
     return out
 
 
-def _open_sources(sources: Mapping[str, Any], split: str, eot_id: int) -> dict[str, tuple[ShardSet, float]]:
-    """Opens each source's ShardSet, checking paths, weights, one shared tokenizer and eot_id."""
+def _open_sources(sources: Mapping[str, Any], split: str, eot_id: int,
+                  sft: bool = False) -> dict[str, tuple[ShardSet, float]]:
+    """Opens each source's ShardSet, checking paths, weights, one shared tokenizer and eot_id (and masks for SFT)."""
     if not sources:
         raise ValueError("no data sources given")
     opened: dict[str, tuple[ShardSet, float]] = {}
@@ -190,6 +232,9 @@ def _open_sources(sources: Mapping[str, Any], split: str, eot_id: int) -> dict[s
             shards = ShardSet(path, split)
         except (FileNotFoundError, ValueError) as e:
             raise type(e)(f"data source {name!r}: {e}") from None
+        if sft and not shards.has_mask:
+            raise ValueError(f"data source {name!r}: the {split} shards in {path} have no loss mask (plain "
+                             "`flaxgpt tokenize` output); SFT trains on conversations made by `flaxgpt tokenize-chat`")
         opened[name] = (shards, weight)
     first_name, (first, _) = next(iter(opened.items()))
     for name, (shards, _) in opened.items():
@@ -228,6 +273,43 @@ def _packed_rows(docs: grain.MapDataset, *, seq_len: int, eot_id: int) -> grain.
     return _JsonSafePackIterDataset(rows)
 
 
+def _packed_conversations(convs: grain.MapDataset, *, seq_len: int, batch_size: int, seed: int) -> grain.IterDataset:
+    """Conversations (already cut to seq_len + 1) -> whole-conversation rows with segment ids and positions."""
+    row = seq_len + 1
+    return FirstFitPackIterDataset(convs.to_iter_dataset(_READ_OPTIONS), length_struct={"tokens": row, "mask": row},
+                                   num_packing_bins=max(batch_size, 8), seed=seed, shuffle_bins=True)
+
+
+def _next_fit_rows(lengths: np.ndarray, row_len: int) -> list[list[int]]:
+    """Indices of the conversations in each row when packed in order, whole, a new row when one does not fit."""
+    rows: list[list[int]] = []
+    free = 0
+    for i, n in enumerate(np.minimum(lengths, row_len)):
+        if n > free:
+            rows.append([])
+            free = row_len
+        rows[-1].append(i)
+        free -= int(n)
+    return rows
+
+
+def _sft_eval_rows(convs: _Conversations, rows: list[list[int]], row_len: int) -> dict[str, np.ndarray]:
+    """Builds packed rows [len(rows), row_len] from conversation indices (the keys grain's packers give)."""
+    out = {k: np.zeros((len(rows), row_len), np.int32) for k in ("tokens", "mask", "tokens_segment_ids",
+                                                                 "tokens_positions")}
+    for r, members in enumerate(rows):
+        at = 0
+        for seg, i in enumerate(members, 1):
+            conv = convs[i]
+            n = len(conv["tokens"])
+            out["tokens"][r, at:at + n] = conv["tokens"]
+            out["mask"][r, at:at + n] = conv["mask"]
+            out["tokens_segment_ids"][r, at:at + n] = seg
+            out["tokens_positions"][r, at:at + n] = np.arange(n)
+            at += n
+    return out
+
+
 def _check_sizes(seq_len: int, batch_size: int) -> None:
     if seq_len < 1 or batch_size < 1:
         raise ValueError(f"seq_len and batch_size must be >= 1, got seq_len={seq_len}, batch_size={batch_size}")
@@ -236,7 +318,7 @@ def _check_sizes(seq_len: int, batch_size: int) -> None:
 def build_train_iterator(sources: Mapping[str, tuple[str | Path, float]], *, seq_len: int, batch_size: int,
                          seed: int, eot_id: int, split: str = "train", shard_index: int | None = None,
                          shard_count: int | None = None, num_epochs: int | None = None,
-                         prefetch: int = 2) -> grain.DatasetIterator:
+                         prefetch: int = 2, sft: bool = False) -> grain.DatasetIterator:
     """Returns a checkpointable iterator of training batches (keys: BATCH_KEYS).
 
     Args:
@@ -244,7 +326,7 @@ def build_train_iterator(sources: Mapping[str, tuple[str | Path, float]], *, seq
       seq_len: tokens per row T (rows hold T + 1 tokens: inputs and shifted targets).
       batch_size: rows per batch on this host.
       seed: shuffle seed; the same seed gives the same batches.
-      eot_id: end-of-text id appended to every document; must match the shards' tokenizer.
+      eot_id: end-of-text id appended to every document (not in SFT); must match the shards' tokenizer.
       split: 'train' or 'val'.
       shard_index, shard_count: this host's slice of every source's documents (default: JAX's
         process index and count); hosts read disjoint documents.
@@ -252,6 +334,8 @@ def build_train_iterator(sources: Mapping[str, tuple[str | Path, float]], *, seq
         makes a finite stream that stops when the first source has done that many epochs.
       prefetch: batches a background thread prepares ahead (0: none). The iterator's state still
         describes only the batches handed out, so checkpoints are exact.
+      sft: chat shards with loss masks: whole conversations packed, weights from the masks, no
+        end-of-text appended (see the module docstring). Every source must carry masks.
 
     Returns:
       A grain DatasetIterator: get_state()/set_state(), and usable with
@@ -263,21 +347,25 @@ def build_train_iterator(sources: Mapping[str, tuple[str | Path, float]], *, seq
     if prefetch < 0:
         raise ValueError(f"prefetch must be >= 0, got {prefetch}")
     index, count = _host_shard(shard_index, shard_count)
-    opened = _open_sources(sources, split, eot_id)
+    opened = _open_sources(sources, split, eot_id, sft)
     rows, weights = {}, {}
     for name, (shards, weight) in opened.items():
-        docs = grain.MapDataset.source(shards)[index::count]
+        docs = grain.MapDataset.source(_Conversations(shards, seq_len + 1) if sft else shards)[index::count]
         if len(docs) == 0:
             raise ValueError(f"data source {name!r} ({shards.directory}) has {len(shards)} {split} documents, "
                              f"none for host {index} of {count}; every host needs at least one")
         # shuffle before repeat: grain folds the epoch into the shuffle seed, so each epoch is a
         # new permutation of this host's documents and epochs never interleave.
         docs = docs.shuffle(seed=_source_seed(seed, name)).repeat(num_epochs)
-        rows[name] = _packed_rows(docs, seq_len=seq_len, eot_id=eot_id)
+        if sft:
+            rows[name] = _packed_conversations(docs, seq_len=seq_len, batch_size=batch_size,
+                                               seed=_source_seed(seed + 1, name))
+        else:
+            rows[name] = _packed_rows(docs, seq_len=seq_len, eot_id=eot_id)
         weights[name] = weight
     # A mapping (not a list) keys each source's state by name in checkpoints.
     ds = grain.IterDataset.mix(rows, weights)
-    ds = ds.batch(batch_size, drop_remainder=True).map(_to_model_batch)
+    ds = ds.batch(batch_size, drop_remainder=True).map(_to_sft_batch if sft else _to_model_batch)
     if prefetch:
         ds = _PrefetchIterDataset(ds, prefetch)
     it = iter(ds)
@@ -302,22 +390,28 @@ def _pad_rows(batch: dict[str, np.ndarray], batch_size: int) -> dict[str, np.nda
 
 def build_eval_batches(sources: Mapping[str, tuple[str | Path, float]], *, seq_len: int, batch_size: int,
                        eot_id: int, split: str = "val", max_batches: int | None = None,
-                       shard_index: int | None = None, shard_count: int | None = None) -> dict[str, list[Batch]]:
+                       shard_index: int | None = None, shard_count: int | None = None,
+                       sft: bool = False) -> dict[str, list[Batch]]:
     """Every source's documents of ``split`` as a list of batches: one pass, in order, no shuffle.
 
     Each host gets its slice of documents (as in training). The last batch is padded with rows of
     weight 0, and every host returns the same number of batches per source (hosts with fewer
     tokens get extra all-padding batches), so collective eval steps stay in lockstep. Weights in
     ``sources`` are checked but unused. All batches are held in memory: use max_batches to bound
-    the first batches taken from a large validation split.
+    the first batches taken from a large validation split. With ``sft`` (chat shards), whole
+    conversations are packed in order, each cut to seq_len + 1 tokens, weights from their masks.
     """
     _check_sizes(seq_len, batch_size)
     if max_batches is not None and max_batches < 0:
         raise ValueError(f"max_batches must be None or >= 0, got {max_batches}")
     index, count = _host_shard(shard_index, shard_count)
-    opened = _open_sources(sources, split, eot_id)
+    opened = _open_sources(sources, split, eot_id, sft)
     out: dict[str, list[Batch]] = {}
     for name, (shards, _) in opened.items():
+        if sft:
+            out[name] = _sft_eval_batches(shards, seq_len=seq_len, batch_size=batch_size, max_batches=max_batches,
+                                          index=index, count=count)
+            continue
         lengths = shards.document_lengths()
         n = max(_num_eval_batches(lengths[h::count], seq_len, batch_size) for h in range(count))
         if max_batches is not None:
@@ -339,3 +433,19 @@ def build_eval_batches(sources: Mapping[str, tuple[str | Path, float]], *, seq_l
             batches.append(_to_model_batch(empty))
         out[name] = batches
     return out
+
+
+def _sft_eval_batches(shards: ShardSet, *, seq_len: int, batch_size: int, max_batches: int | None, index: int,
+                      count: int) -> list[Batch]:
+    """One host's eval batches of whole conversations, as many on every host (padded with empty batches)."""
+    row_len = seq_len + 1
+    lengths = shards.document_lengths()
+    n = max(-(-len(_next_fit_rows(lengths[h::count], row_len)) // batch_size) for h in range(count))
+    if max_batches is not None:
+        n = min(n, max_batches)
+    convs = _Conversations(shards, row_len)
+    host_docs = np.arange(len(shards))[index::count]
+    rows = [[int(host_docs[i]) for i in row] for row in _next_fit_rows(lengths[index::count], row_len)]
+    rows += [[]] * (n * batch_size - len(rows))  # empty rows: all padding, weight 0
+    return [_to_sft_batch(_sft_eval_rows(convs, rows[b * batch_size:(b + 1) * batch_size], row_len))
+            for b in range(n)]

@@ -7,8 +7,14 @@ A shard set is one directory holding, per split (``train`` or ``val``) and shard
                            document i is tokens[end[i-1]:end[i]] (with end[-1] = 0)
     {split}-{k:05d}.json   sidecar: format, version, split, shard, source, tokenizer metadata
                            (name, hash, vocab_size, eot_id), vocab_size, num_documents, num_tokens
+    {split}-{k:05d}.mask   optional: one uint8 loss-mask value (0 or 1) per token, same length as the
+                           .bin; present exactly when the sidecar has a ``loss_mask`` entry
+                           ({"dtype": "|u1", "trained_tokens": number of ones})
 
-Documents are stored WITHOUT an end-of-text token; the loader appends one. The sidecar is written
+Documents are stored WITHOUT an end-of-text token; the loader appends one (pretraining). Chat
+shards (``flaxgpt tokenize-chat``, for SFT) carry the loss mask: 1 on the tokens a model is trained
+to produce (assistant content and its end of turn), 0 elsewhere. Pretraining shards have no mask
+file, which means all ones, and every reader of tokens sees both kinds the same way. The sidecar is written
 last, and each file is written under a temporary name and renamed into place, so a shard only
 counts as present once its ``.json`` exists: a killed writer never leaves a half shard that looks
 complete. Every split a writer touched gets at least shard 00000 (possibly empty), so readers can
@@ -33,6 +39,7 @@ VERSION = 1
 MAX_VOCAB = 65536  # uint16 token ids: the vocabulary must stay below this (the contract)
 TOKEN_DTYPE = np.dtype("<u2")
 INDEX_DTYPE = np.dtype("<u8")
+MASK_DTYPE = np.dtype("|u1")
 DEFAULT_MAX_TOKENS_PER_SHARD = 2**28  # 512 MiB of uint16 per .bin
 _REQUIRED_SIDECAR_KEYS = ("format", "version", "split", "shard", "source", "tokenizer", "vocab_size",
                           "num_documents", "num_tokens")
@@ -66,6 +73,9 @@ class ShardWriter:
                 w.add(ids)
         # or: w = ShardWriter(...); ...; sidecars = w.close()
 
+    With ``loss_mask=True`` every ``add`` takes a per-token mask too, written to ``.mask`` files
+    (chat shards for SFT); without it the writer makes plain pretraining shards.
+
     A shard rolls over when the next document would push it past ``max_tokens_per_shard``;
     documents are never split across shards, so a single document longer than the limit gets a
     shard of its own. If the ``with`` body raises, the unfinished shard is deleted (shards already
@@ -73,7 +83,7 @@ class ShardWriter:
     """
 
     def __init__(self, directory: str | Path, split: str, *, tokenizer_meta: dict, source: str,
-                 max_tokens_per_shard: int = DEFAULT_MAX_TOKENS_PER_SHARD):
+                 max_tokens_per_shard: int = DEFAULT_MAX_TOKENS_PER_SHARD, loss_mask: bool = False):
         _check_split(split)
         missing = [k for k in _REQUIRED_TOKENIZER_KEYS if k not in tokenizer_meta]
         if missing:
@@ -93,6 +103,9 @@ class ShardWriter:
         self.max_tokens_per_shard = int(max_tokens_per_shard)
         self._k = 0
         self._file = None  # open .bin.tmp of the current shard
+        self.loss_mask = bool(loss_mask)
+        self._mask_file = None  # open .mask.tmp of the current shard (loss_mask only)
+        self._trained_tokens = 0
         self._ends: list[int] = []
         self._num_tokens = 0
         self._sidecars: list[dict] = []
@@ -101,8 +114,9 @@ class ShardWriter:
     def _tmp(self, ext: str) -> Path:
         return shard_prefix(self.directory, self.split, self._k).with_suffix(f".{ext}.tmp")
 
-    def add(self, doc_tokens: Sequence[int] | np.ndarray) -> None:
-        """Appends one document (token ids without an end-of-text token)."""
+    def add(self, doc_tokens: Sequence[int] | np.ndarray, mask: Sequence[int] | np.ndarray | None = None) -> None:
+        """Appends one document (token ids without an end-of-text token) and, for a ``loss_mask`` writer,
+        its mask (one 0 or 1 per token)."""
         if self._closed:
             raise RuntimeError(f"ShardWriter for {self.directory} ({self.split}) is closed")
         arr = np.asarray(doc_tokens)
@@ -114,22 +128,48 @@ class ShardWriter:
         lo, hi = int(arr.min()), int(arr.max())
         if lo < 0 or hi >= self.vocab_size:
             raise ValueError(f"token id out of range [0, {self.vocab_size}): min {lo}, max {hi}")
+        mask_arr = self._check_mask(mask, arr.size)
         if self._file is not None and self._num_tokens + arr.size > self.max_tokens_per_shard:
             self._finish_shard()
         if self._file is None:
             self._file = open(self._tmp("bin"), "wb")  # noqa: SIM115 (kept open across add() calls)
+            if self.loss_mask:
+                self._mask_file = open(self._tmp("mask"), "wb")  # noqa: SIM115
+        if mask_arr is not None:
+            self._mask_file.write(mask_arr.tobytes())
+            self._trained_tokens += int(mask_arr.sum())
         self._file.write(arr.astype(TOKEN_DTYPE, copy=False).tobytes())
         self._num_tokens += arr.size
         self._ends.append(self._num_tokens)
 
+    def _check_mask(self, mask: Sequence[int] | np.ndarray | None, n: int) -> np.ndarray | None:
+        if not self.loss_mask:
+            if mask is not None:
+                raise ValueError("a mask was given to a ShardWriter made without loss_mask=True")
+            return None
+        if mask is None:
+            raise ValueError("this ShardWriter has loss_mask=True: add(tokens, mask) needs the mask")
+        m = np.asarray(mask)
+        if m.shape != (n,):
+            raise ValueError(f"the mask must have one value per token: mask shape {m.shape}, {n} tokens")
+        if m.size and not (np.issubdtype(m.dtype, np.integer) or m.dtype == bool):
+            raise ValueError(f"mask values must be integers 0 or 1, got dtype {m.dtype}")
+        if not np.isin(m, (0, 1)).all():
+            raise ValueError(f"mask values must be 0 or 1, got {np.unique(m)[:5].tolist()}")
+        return m.astype(MASK_DTYPE)
+
     def _finish_shard(self) -> None:
-        """Makes the current shard visible: .bin and .idx renamed into place, then the sidecar."""
+        """Makes the current shard visible: .bin, .idx (and .mask) renamed into place, then the sidecar."""
         if self._file is None:  # an empty shard: only written so the split exists
             self._file = open(self._tmp("bin"), "wb")  # noqa: SIM115
-        self._file.flush()
-        os.fsync(self._file.fileno())
-        self._file.close()
-        self._file = None
+            if self.loss_mask:
+                self._mask_file = open(self._tmp("mask"), "wb")  # noqa: SIM115
+        for f in (self._file, self._mask_file):
+            if f is not None:
+                f.flush()
+                os.fsync(f.fileno())
+                f.close()
+        self._file = self._mask_file = None
         prefix = shard_prefix(self.directory, self.split, self._k)
         _fsync_write(self._tmp("idx"), np.asarray(self._ends, dtype=INDEX_DTYPE).tobytes())
         sidecar = {
@@ -145,15 +185,20 @@ class ShardWriter:
             "token_dtype": TOKEN_DTYPE.str,
             "index_dtype": INDEX_DTYPE.str,
         }
+        if self.loss_mask:
+            sidecar["loss_mask"] = {"dtype": MASK_DTYPE.str, "trained_tokens": self._trained_tokens}
         _fsync_write(self._tmp("json"), (json.dumps(sidecar, indent=2, sort_keys=True) + "\n").encode())
         os.replace(self._tmp("bin"), prefix.with_suffix(".bin"))
         os.replace(self._tmp("idx"), prefix.with_suffix(".idx"))
+        if self.loss_mask:
+            os.replace(self._tmp("mask"), prefix.with_suffix(".mask"))
         # The sidecar last: its presence is what marks the shard complete.
         os.replace(self._tmp("json"), prefix.with_suffix(".json"))
         self._sidecars.append(sidecar)
         self._k += 1
         self._ends = []
         self._num_tokens = 0
+        self._trained_tokens = 0
 
     def close(self) -> list[dict]:
         """Finishes the last shard and returns the sidecars of all shards written, in order."""
@@ -165,10 +210,11 @@ class ShardWriter:
 
     def abort(self) -> None:
         """Deletes the unfinished shard's temporary files; finished shards stay."""
-        if self._file is not None:
-            self._file.close()
-            self._file = None
-        for ext in ("bin", "idx", "json"):
+        for f in (self._file, self._mask_file):
+            if f is not None:
+                f.close()
+        self._file = self._mask_file = None
+        for ext in ("bin", "idx", "mask", "json"):
             self._tmp(ext).unlink(missing_ok=True)
         self._closed = True
 
@@ -203,6 +249,9 @@ def read_sidecar(path: str | Path) -> dict:
     missing = [k for k in _REQUIRED_TOKENIZER_KEYS if k not in meta["tokenizer"]]
     if missing:
         raise ValueError(f"{path}: sidecar 'tokenizer' is missing keys {missing}")
+    mask = meta.get("loss_mask")
+    if mask is not None and (not isinstance(mask, dict) or mask.get("dtype") != MASK_DTYPE.str):
+        raise ValueError(f"{path}: sidecar 'loss_mask' must be {{'dtype': {MASK_DTYPE.str!r}, ...}}, got {mask!r}")
     return meta
 
 
@@ -231,9 +280,11 @@ class ShardSet:
     """All documents of one split of a shard set, as a grain random-access data source.
 
     ``len(s)`` is the number of documents and ``s[i]`` the int32 tokens of document i (no
-    end-of-text), counting across shards in shard order. Token and index files are opened lazily
-    as ``np.memmap`` on first access in each process and never pickled, so a ShardSet pickles to
-    a few hundred bytes and can be sent to grain worker processes.
+    end-of-text), counting across shards in shard order; ``s.mask(i)`` is its uint8 loss mask (all
+    ones for shards without a mask file; ``s.has_mask`` says whether every shard has one). Token,
+    index and mask files are opened lazily as ``np.memmap`` on first access in each process and
+    never pickled, so a ShardSet pickles to a few hundred bytes and can be sent to grain worker
+    processes.
     """
 
     def __init__(self, directory: str | Path, split: str = "train"):
@@ -247,7 +298,7 @@ class ShardSet:
         self._num_docs = sum(counts)
         self.num_tokens: int = sum(int(m["num_tokens"]) for m in self.meta)
         self._lock = threading.Lock()
-        self._arrays: list[tuple[np.ndarray, np.ndarray]] | None = None
+        self._arrays: list[tuple[np.ndarray, np.ndarray, np.ndarray | None]] | None = None
         self._pid: int | None = None
 
     def _check_consistent(self) -> None:
@@ -264,8 +315,11 @@ class ShardSet:
                 raise ValueError(f"{prefix}.json: sidecar says split {m['split']!r}, file name says {self.split!r}")
             if int(m["vocab_size"]) >= MAX_VOCAB:
                 raise ValueError(f"{prefix}.json: vocab_size {m['vocab_size']} does not fit uint16 shards")
-            for ext, expected in ((".bin", int(m["num_tokens"]) * TOKEN_DTYPE.itemsize),
-                                  (".idx", int(m["num_documents"]) * INDEX_DTYPE.itemsize)):
+            files = [(".bin", int(m["num_tokens"]) * TOKEN_DTYPE.itemsize),
+                     (".idx", int(m["num_documents"]) * INDEX_DTYPE.itemsize)]
+            if "loss_mask" in m:
+                files.append((".mask", int(m["num_tokens"]) * MASK_DTYPE.itemsize))
+            for ext, expected in files:
                 path = prefix.with_suffix(ext)
                 if not path.exists():
                     raise FileNotFoundError(f"{path} is missing although its sidecar exists")
@@ -283,7 +337,18 @@ class ShardSet:
         """Vocabulary size of the tokenizer that made the shards."""
         return int(self.meta[0]["vocab_size"])
 
-    def _open(self) -> list[tuple[np.ndarray, np.ndarray]]:
+    @property
+    def has_mask(self) -> bool:
+        """True when every shard carries a loss mask (chat shards); False for pretraining shards."""
+        return all("loss_mask" in m for m in self.meta)
+
+    @property
+    def trained_tokens(self) -> int:
+        """Tokens with mask 1 (all tokens of shards without a mask)."""
+        return sum(int(m["loss_mask"]["trained_tokens"]) if "loss_mask" in m else int(m["num_tokens"])
+                   for m in self.meta)
+
+    def _open(self) -> list[tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
         # Reopen after fork: a memmap inherited from the parent would work, but a fresh one keeps
         # each process's page-cache accounting and file handles its own.
         if self._arrays is None or self._pid != os.getpid():
@@ -291,11 +356,14 @@ class ShardSet:
                 if self._arrays is None or self._pid != os.getpid():
                     arrays = []
                     for prefix, m in zip(self._prefixes, self.meta, strict=True):
+                        has_mask = "loss_mask" in m
                         if int(m["num_documents"]) == 0:  # mmap cannot map an empty file
-                            arrays.append((np.empty(0, TOKEN_DTYPE), np.empty(0, INDEX_DTYPE)))
+                            arrays.append((np.empty(0, TOKEN_DTYPE), np.empty(0, INDEX_DTYPE),
+                                           np.empty(0, MASK_DTYPE) if has_mask else None))
                             continue
+                        mask = np.memmap(prefix.with_suffix(".mask"), dtype=MASK_DTYPE, mode="r") if has_mask else None
                         arrays.append((np.memmap(prefix.with_suffix(".bin"), dtype=TOKEN_DTYPE, mode="r"),
-                                       np.memmap(prefix.with_suffix(".idx"), dtype=INDEX_DTYPE, mode="r")))
+                                       np.memmap(prefix.with_suffix(".idx"), dtype=INDEX_DTYPE, mode="r"), mask))
                     self._arrays = arrays
                     self._pid = os.getpid()
         return self._arrays
@@ -303,7 +371,8 @@ class ShardSet:
     def __len__(self) -> int:
         return self._num_docs
 
-    def __getitem__(self, index: int) -> np.ndarray:
+    def _locate(self, index: int) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray | None], int, int]:
+        """(the arrays of the shard holding document ``index``, its start, its end) within that shard."""
         i = int(index)
         if i < 0:
             i += self._num_docs
@@ -311,15 +380,25 @@ class ShardSet:
             raise IndexError(f"document {index} out of range for {self!r}")
         shard = bisect.bisect_right(self._doc_starts, i) - 1
         j = i - self._doc_starts[shard]
-        tokens, ends = self._open()[shard]
-        start = int(ends[j - 1]) if j else 0
-        return np.array(tokens[start:int(ends[j])], dtype=np.int32)
+        arrays = self._open()[shard]
+        ends = arrays[1]
+        return arrays, (int(ends[j - 1]) if j else 0), int(ends[j])
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        (tokens, _, _), start, end = self._locate(index)
+        return np.array(tokens[start:end], dtype=np.int32)
+
+    def mask(self, index: int) -> np.ndarray:
+        """The uint8 loss mask of document ``index`` (all ones if its shard has no mask file)."""
+        (_, _, mask), start, end = self._locate(index)
+        if mask is None:
+            return np.ones(end - start, MASK_DTYPE)
+        return np.array(mask[start:end], dtype=MASK_DTYPE)
 
     def document_lengths(self) -> np.ndarray:
         """Token count of every document (int64, in document order), read from the indexes only."""
         parts = []
-        for tokens, ends in self._open():
-            del tokens
+        for _, ends, _ in self._open():
             ends = np.asarray(ends, dtype=np.int64)
             parts.append(np.diff(ends, prepend=0))
         return np.concatenate(parts) if parts else np.empty(0, np.int64)

@@ -84,6 +84,22 @@ def make_pretrain_step(model: GPT, tx: optax.GradientTransformation, schedule: o
     return step
 
 
+STAGES = ("pretrain", "sft")  # stages with a step here (pm, dpo and ppo come with their own steps)
+
+
+def make_train_step(stage: str, model: GPT, tx: optax.GradientTransformation, schedule: optax.Schedule, *,
+                    document_mask: bool = True) -> Callable[[TrainState, dict], tuple[TrainState, dict]]:
+    """The pure step of training ``stage`` (``train.stage``).
+
+    Pretraining and SFT are one function: the masked next-token loss. What differs is the batch: for
+    SFT the loader's ``weights`` are the assistant-only loss mask of packed conversations.
+    Raises ValueError naming ``train.stage`` for a stage without a step.
+    """
+    if stage in ("pretrain", "sft"):
+        return make_pretrain_step(model, tx, schedule, document_mask=document_mask)
+    raise ValueError(f"config key 'train.stage': {stage!r} has no training step; expected one of {STAGES}")
+
+
 def make_eval_step(model: GPT, *, document_mask: bool = True) -> Callable[[Any, dict], dict]:
     """``eval_step(params, batch) -> {'loss_sum', 'weights'}`` for a [b, T] batch (no micro-batch axis)."""
     vocab = model.cfg.vocab_size

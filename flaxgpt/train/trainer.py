@@ -34,7 +34,7 @@ from flaxgpt.train.logger import MetricsLogger, plot_loss
 from flaxgpt.train.mfu import flops_per_token_maxtext, flops_per_token_nanogpt, peak_flops_per_device
 from flaxgpt.train.optim import lr_schedule, make_optimizer
 from flaxgpt.train.state import TrainState, abstract_train_state, create_train_state
-from flaxgpt.train.steps import make_eval_step, make_pretrain_step
+from flaxgpt.train.steps import STAGES, make_eval_step, make_train_step
 
 log = logging.getLogger("flaxgpt")
 
@@ -96,6 +96,41 @@ def _check_tokenizer(sources: dict[str, tuple[str, float]], expected: dict) -> N
                                          f"{expected['name']!r}")
 
 
+def _check_stage(config: ml_collections.ConfigDict) -> bool:
+    """Checks ``train.stage`` can run here; returns True for SFT (chat shards, whole-conversation packing)."""
+    stage = config.train.stage
+    if stage not in STAGES:
+        raise ValueError(f"config key 'train.stage': {stage!r} is not a stage flaxgpt train runs; expected one of "
+                         f"{STAGES}")
+    if stage != "sft":
+        return False
+    if not config.data.document_mask:
+        raise ValueError("config key 'data.document_mask': train.stage=sft packs whole conversations into rows and "
+                         "needs attention kept inside each one; set data.document_mask=True")
+    if "init_from" in config.train and not config.train.init_from:
+        print("note: train.stage=sft with no train.init_from: fine-tuning a randomly initialised model")
+    return True
+
+
+def _check_conversations(sources: dict[str, tuple[str, float]], seq_len: int, report: bool) -> None:
+    """Checks every SFT source carries loss masks; with ``report``, prints its trained tokens and how many
+    conversations are cut to fit a row."""
+    for name, (path, _) in sources.items():
+        shards = ShardSet(path, "train")
+        if not shards.has_mask:
+            raise ValueError(f"data.sources.{name}: shards in {path} have no loss mask (a `flaxgpt tokenize` "
+                             "output); train.stage=sft trains on `flaxgpt tokenize-chat` output")
+        lengths = shards.document_lengths()
+        cut = int((lengths > seq_len + 1).sum())
+        line = (f"data.sources.{name}: {len(shards):,} train conversations, {shards.trained_tokens:,} of "
+                f"{shards.num_tokens:,} tokens trained")
+        if cut:
+            line += (f"; {cut} longer than data.seq_len + 1 = {seq_len + 1} tokens are cut to it "
+                     f"(longest {int(lengths.max())})")
+        if report:
+            print(line)
+
+
 @dataclasses.dataclass
 class _Run:
     """Everything ``train`` builds before its loop."""
@@ -108,6 +143,7 @@ class _Run:
     rules: tuple
     tx: Any
     sources: dict[str, tuple[str, float]]
+    sft: bool
     host_batch: int
     data_iter: Any
     manager: Any
@@ -118,6 +154,7 @@ class _Run:
 
 def _prepare(config: ml_collections.ConfigDict) -> _Run:
     """Checks the config against the data, builds model, mesh, loader and state (restored if a checkpoint exists)."""
+    sft = _check_stage(config)
     rdir = run_dir(config)
     rdir.mkdir(parents=True, exist_ok=True)
     tokenizer = load_tokenizer(config.data.tokenizer)
@@ -129,6 +166,8 @@ def _prepare(config: ml_collections.ConfigDict) -> _Run:
         raise ValueError("config has no data.sources: set data.sources.NAME.path=DIR (a `flaxgpt tokenize` output)")
     sources = expand_mixtures({name: (src.path, float(src.weight)) for name, src in config.data.sources.items()})
     _check_tokenizer(sources, tokenizer.metadata())
+    if sft:
+        _check_conversations(sources, config.data.seq_len, report=jax.process_index() == 0)
 
     mcfg = ModelConfig.from_config(config.model)
     model = GPT(mcfg)
@@ -138,7 +177,7 @@ def _prepare(config: ml_collections.ConfigDict) -> _Run:
     tx = make_optimizer(config.train)
     seq_len = config.data.seq_len
     data_iter = build_train_iterator(sources, seq_len=seq_len, batch_size=host_batch, seed=config.train.seed,
-                                     eot_id=tokenizer.eot_id, prefetch=config.data.prefetch)
+                                     eot_id=tokenizer.eot_id, prefetch=config.data.prefetch, sft=sft)
     manager = ckpt.make_manager(rdir, keep=config.checkpoint.keep, async_save=config.checkpoint.async_save)
     restored = None
     try:
@@ -164,7 +203,7 @@ def _prepare(config: ml_collections.ConfigDict) -> _Run:
                 raise
     if jax.process_index() == 0:
         (rdir / "config.json").write_text(to_json(config) + "\n")
-    return _Run(rdir, tokenizer, mcfg, model, mesh, rules, tx, sources, host_batch, data_iter, manager, state,
+    return _Run(rdir, tokenizer, mcfg, model, mesh, rules, tx, sources, sft, host_batch, data_iter, manager, state,
                 shardings, start_step)
 
 
@@ -189,14 +228,14 @@ def train(config: ml_collections.ConfigDict, *, stop_at: int | None = None, show
           f"batch {t.batch_size} x {seq_len} tokens ({t.grad_accum} micro-batches)")
 
     batch_sh = {k: batch_sharding(mesh, 3, leading=1) for k in BATCH_KEYS}
-    step_fn = compile_step(make_pretrain_step(run.model, run.tx, lr_schedule(t),
-                                              document_mask=config.data.document_mask),
+    step_fn = compile_step(make_train_step(t.stage, run.model, run.tx, lr_schedule(t),
+                                           document_mask=config.data.document_mask),
                            run.shardings, batch_sh, mesh, rules)
     eval_fn = _make_eval(run.model, config, mesh, rules, run.shardings.params)
     eval_batches = None
     if t.eval_every > 0:
         host_eval = build_eval_batches(run.sources, seq_len=seq_len, batch_size=run.host_batch,
-                                       eot_id=run.tokenizer.eot_id, max_batches=t.eval_batches)
+                                       eot_id=run.tokenizer.eot_id, max_batches=t.eval_batches, sft=run.sft)
         eval_sh = dict.fromkeys(BATCH_KEYS, batch_sharding(mesh, 2))
         eval_batches = {name: [put_batch({k: b[k] for k in BATCH_KEYS}, eval_sh) for b in batches]
                         for name, batches in host_eval.items()}  # fixed for the run: on devices once
