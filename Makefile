@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 RUN    ?= runs/demo
 
-.PHONY: setup demo test lint bench bench-train bench-ingest clean
+.PHONY: setup demo test lint bench bench-train bench-ingest bench-decode clean
 
 setup: $(STAMP)
 
@@ -18,12 +18,17 @@ $(STAMP): pyproject.toml requirements.lock
 	touch $(STAMP)
 
 # Ingest the bundled example persona (extract, scrub, dedup, filter, tokenize), check no planted secret
-# survived, train the micro model on it for a few minutes, plot the loss.
+# survived, pretrain the micro model on it, fine-tune it on chat conversations (SFT), print samples.
 demo: setup
 	$(BIN)/flaxgpt ingest examples/persona/sources.py --out $(RUN)/data/persona
 	$(BIN)/flaxgpt audit $(RUN)/data/persona --canaries examples/persona/canaries.txt
 	$(BIN)/flaxgpt train experiments/micro.py run.dir=$(RUN)/micro data.sources.personal.path=$(RUN)/data/persona
-	@echo "run directory: $(RUN)/micro   (inspect it with: $(BIN)/flaxgpt info $(RUN)/micro)"
+	$(BIN)/flaxgpt tokenize-chat examples/chat/persona_chat.jsonl --format openai --out $(RUN)/data/chat
+	$(BIN)/flaxgpt train experiments/sft_micro.py run.dir=$(RUN)/sft_micro data.sources.chat.path=$(RUN)/data/chat \
+		train.init_from=$(RUN)/micro train.steps=150
+	$(BIN)/flaxgpt sample $(RUN)/micro --prompt "Ines Halvorsen" --n 3 --max-new-tokens 40 --temperature 0.8 --seed 0
+	@echo "pretraining run: $(RUN)/micro   chat fine-tune: $(RUN)/sft_micro   (inspect: $(BIN)/flaxgpt info $(RUN)/micro)"
+	@echo "chat with it:    $(BIN)/flaxgpt chat $(RUN)/sft_micro"
 
 lint: setup
 	$(BIN)/ruff check .
@@ -36,7 +41,7 @@ $(VENV)/.test-installed: tests/requirements.txt $(STAMP)
 test: lint $(VENV)/.test-installed
 	$(BIN)/pytest -q
 
-bench: bench-train bench-ingest
+bench: bench-train bench-ingest bench-decode
 
 # Training throughput against HuggingFace transformers' PyTorch GPT-2 (peer installed only here).
 bench-train: setup
@@ -46,6 +51,11 @@ bench-train: setup
 # flaxgpt ingest on a generated 200 MB text corpus: MB/s of input (target: 5 MB/s on 2 cores).
 bench-ingest: setup
 	$(BIN)/python -m bench.ingest_bench --mb 200
+
+# Decoding: GPT-2 124M shapes, batch 1 and 8, flaxgpt f32/int8 against transformers' generate (same weights).
+bench-decode: setup
+	$(BIN)/pip install --quiet -r bench/requirements.txt
+	$(BIN)/python -m bench.decode_bench
 
 clean:
 	rm -rf $(VENV) runs

@@ -1,4 +1,5 @@
-"""Benchmarks: flaxgpt training throughput against a PyTorch/transformers GPT-2 peer, and the CPU matmul peak."""
+"""Benchmarks: flaxgpt training throughput and decoding speed against a PyTorch/transformers GPT-2 peer, the CPU
+matmul peak and the machine's memory bandwidth (the yardsticks for MFU and for the decoding bound)."""
 
 from __future__ import annotations
 

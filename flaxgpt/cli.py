@@ -7,6 +7,8 @@
     flaxgpt convert import|export ...         HuggingFace GPT-2 checkpoint <-> flaxgpt run
     flaxgpt train CONFIG [key=value ...]      train (resumes from the run directory by default)
     flaxgpt info RUN_DIR                      config, parameters, steps done, latest metrics
+    flaxgpt sample RUN_DIR --prompt TEXT      continue a prompt (KV-cache decoding, streamed)
+    flaxgpt chat RUN_DIR                      chat in the terminal
 """
 
 from __future__ import annotations
@@ -54,7 +56,15 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("ingest", help="a person's files -> clean, private, deduplicated documents and token shards")
     ingest.add_arguments(p)
     p.set_defaults(func=ingest.run)
+    from flaxgpt import sample_cli
     from flaxgpt.convert import cli as convert_cli
+
+    p = sub.add_parser("sample", help="continue a prompt with a trained model (streamed)")
+    sample_cli.add_arguments_sample(p)
+    p.set_defaults(func=sample_cli.run_sample)
+    p = sub.add_parser("chat", help="chat with a trained model in the terminal")
+    sample_cli.add_arguments_chat(p)
+    p.set_defaults(func=sample_cli.run_chat)
 
     p = sub.add_parser("convert", help="HuggingFace GPT-2 checkpoints: import into a run, export a run")
     convert_cli.add_arguments(p)
