@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -655,43 +654,18 @@ class PerplexityFilter:
     def __init__(self, run_dir: str | Path, threshold: float, *, batch_size: int = 8, max_len: int | None = None):
         import jax
 
-        from flaxgpt.config import from_dict
-        from flaxgpt.model import GPT, ModelConfig
-        from flaxgpt.tokenizer import load_tokenizer
+        from flaxgpt.model import GPT
+        from flaxgpt.restore import load_run
 
         self.run_dir, self.threshold = Path(run_dir), float(threshold)
-        cfg_path = self.run_dir / "config.json"
-        if not cfg_path.exists():
+        if not (self.run_dir / "config.json").exists():
             raise FileNotFoundError(f"perplexity filter: {self.run_dir} is not a run directory (no config.json)")
-        config = from_dict(json.loads(cfg_path.read_text()))
-        self.mcfg = ModelConfig.from_config(config.model)
-        self.tokenizer = load_tokenizer(config.data.tokenizer)
+        run = load_run(self.run_dir)
+        self.mcfg, self.tokenizer, self.step, self.params = run.model_cfg, run.tokenizer, run.step, run.params
         self.max_len = min(max_len or self.mcfg.max_len, self.mcfg.max_len)
         self.batch_size = batch_size
         self.model = GPT(self.mcfg)
-        self.step, self.params = self._restore()
         self._score = jax.jit(self._nll)
-
-    def _restore(self) -> tuple[int, Any]:
-        import flax.linen as nn
-        import jax
-        import jax.numpy as jnp
-        import orbax.checkpoint as ocp
-
-        from flaxgpt.info import checkpoint_steps
-
-        steps = checkpoint_steps(self.run_dir)
-        if not steps:
-            raise FileNotFoundError(f"perplexity filter: no checkpoint in {self.run_dir / 'checkpoints'}")
-        boxed = jax.eval_shape(lambda: self.model.init(jax.random.PRNGKey(0), jnp.zeros((1, 1), jnp.int32)))
-        abstract = {"params": nn.unbox(boxed["params"])}
-        device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
-        restore_args = jax.tree.map(lambda _: ocp.ArrayRestoreArgs(sharding=device), abstract)
-        path = (self.run_dir / "checkpoints" / str(steps[-1]) / "state").absolute()
-        with ocp.PyTreeCheckpointer() as ckptr:
-            state = ckptr.restore(path, args=ocp.args.PyTreeRestore(item=abstract, restore_args=restore_args,
-                                                                    partial_restore=True))
-        return steps[-1], state["params"]
 
     def _nll(self, params: Any, inputs: Any, targets: Any, weights: Any) -> Any:
         import jax
