@@ -25,13 +25,13 @@ import json
 import os
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from bench import CpuMeter, bench_env
+from bench.matmul_peak import best_time
 
 _REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MB = (256, 512)  # both far above this machine's 32 MB L3 (llc_bytes in the result says the machine's)
@@ -49,17 +49,6 @@ def _llc_bytes() -> int | None:
         unit = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(text[-1:], 1)
         value = int(text[:-1] if text[-1:] in "KMG" else text) * unit
         best = value if best is None else max(best, value)
-    return best
-
-
-def _best_seconds(fn: Callable[[], Any], repeats: int) -> float:
-    """Best wall time of `repeats` calls, after one untimed call (page faults, compilation, thread start-up)."""
-    fn()
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
     return best
 
 
@@ -98,18 +87,18 @@ def _measure_size(mb: int, repeats: int, pool: ThreadPoolExecutor, n_threads: in
     # A matrix-vector product over the array as a [rows, 1024] matrix: exactly a decode step's access pattern.
     w, x = a.reshape(-1, 1024), np.ones(1024, np.float32)
     r: dict[str, float] = {}
-    r["read_numpy_1thread"] = nbytes / _best_seconds(a.sum, repeats)
-    r["read_numpy_threads"] = nbytes / _best_seconds(lambda: sum(pool.map(np.sum, chunks)), repeats)
-    r["read_numpy_gemv"] = nbytes / _best_seconds(lambda: w @ x, repeats)
-    r["copy_numpy_threads"] = 2 * nbytes / _best_seconds(
+    r["read_numpy_1thread"] = nbytes / best_time(a.sum, repeats)
+    r["read_numpy_threads"] = nbytes / best_time(lambda: sum(pool.map(np.sum, chunks)), repeats)
+    r["read_numpy_gemv"] = nbytes / best_time(lambda: w @ x, repeats)
+    r["copy_numpy_threads"] = 2 * nbytes / best_time(
         lambda: list(pool.map(lambda s: np.copyto(b[s], a[s]), spans)), repeats)
-    r["triad_numpy_threads"] = 3 * nbytes / _best_seconds(
+    r["triad_numpy_threads"] = 3 * nbytes / best_time(
         lambda: list(pool.map(lambda s: _triad(a, b, c, s), spans)), repeats)
     if xla is not None:
         ja = xla["put"](a)
         jw, jx = ja.reshape(-1, 1024), xla["put"](x)
-        r["read_xla_sum"] = nbytes / _best_seconds(lambda: xla["sum"](ja).block_until_ready(), repeats)
-        r["read_xla_gemv"] = nbytes / _best_seconds(lambda: xla["gemv"](jw, jx).block_until_ready(), repeats)
+        r["read_xla_sum"] = nbytes / best_time(lambda: xla["sum"](ja).block_until_ready(), repeats)
+        r["read_xla_gemv"] = nbytes / best_time(lambda: xla["gemv"](jw, jx).block_until_ready(), repeats)
     return {k: round(v / 1e9, 2) for k, v in r.items()}
 
 

@@ -54,7 +54,7 @@ def _openblas_corename() -> str | None:
     return None
 
 
-def _best_time(fn: Any, repeats: int) -> float:
+def best_time(fn: Any, repeats: int) -> float:
     """Best wall time of `repeats` calls (after one untimed warm-up call)."""
     fn()
     best = float("inf")
@@ -75,7 +75,7 @@ def measure_here(n: int = 2048, repeats: int = 5, include_torch: bool = False) -
     flop = 2.0 * n**3
     meter = CpuMeter()
     out: dict[str, Any] = {"n": n, "repeats": repeats, "numpy_version": np.__version__}
-    out["numpy_gflops"] = flop / _best_time(lambda: a @ b, repeats) / 1e9
+    out["numpy_gflops"] = flop / best_time(lambda: a @ b, repeats) / 1e9
     out["openblas_corename"] = _openblas_corename()
 
     import jax
@@ -83,7 +83,7 @@ def measure_here(n: int = 2048, repeats: int = 5, include_torch: bool = False) -
 
     ja, jb = jnp.asarray(a), jnp.asarray(b)
     matmul = jax.jit(lambda x, y: x @ y)
-    out["xla_gflops"] = flop / _best_time(lambda: matmul(ja, jb).block_until_ready(), repeats) / 1e9
+    out["xla_gflops"] = flop / best_time(lambda: matmul(ja, jb).block_until_ready(), repeats) / 1e9
     out["jax_version"] = jax.__version__
     out["best_gflops"] = max(out["numpy_gflops"], out["xla_gflops"])
 
@@ -93,7 +93,7 @@ def measure_here(n: int = 2048, repeats: int = 5, include_torch: bool = False) -
 
             torch.set_num_threads(os.cpu_count() or 1)
             ta, tb = torch.from_numpy(a), torch.from_numpy(b)
-            out["torch_gflops"] = flop / _best_time(lambda: ta @ tb, repeats) / 1e9
+            out["torch_gflops"] = flop / best_time(lambda: ta @ tb, repeats) / 1e9
         except ImportError:
             out["torch_gflops"] = None
     out["cpu_count"] = os.cpu_count()
