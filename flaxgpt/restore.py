@@ -38,7 +38,8 @@ class RunModel:
     params: Any  # the stacked param tree (ARCHITECTURE.md "one param pytree")
 
 
-def _checkpoint_dir(run_dir: Path, step: int | None) -> tuple[int, Path]:
+def checkpoint_dir(run_dir: Path, step: int | None) -> tuple[int, Path]:
+    """(step, its checkpoint folder) for ``step`` or, if None, the latest; FileNotFoundError naming the run."""
     steps = checkpoint_steps(run_dir)
     if not steps:
         raise FileNotFoundError(f"no checkpoint in {run_dir / 'checkpoints'} (train the run first)")
@@ -53,7 +54,7 @@ def read_run_config(run_dir: str | Path, step: int | None = None) -> ml_collecti
     """The resolved config saved with checkpoint ``step`` (default: latest), else the run's config.json."""
     run_dir = Path(run_dir)
     if checkpoint_steps(run_dir):
-        saved = _checkpoint_dir(run_dir, step)[1] / "config" / "metadata"
+        saved = checkpoint_dir(run_dir, step)[1] / "config" / "metadata"
         if saved.exists():
             return from_dict(json.loads(saved.read_text()))
     path = run_dir / "config.json"
@@ -67,7 +68,7 @@ def run_tokenizer(run_dir: str | Path, config: ml_collections.ConfigDict, step: 
     run_dir = Path(run_dir)
     tokenizer = load_tokenizer(config.data.tokenizer)
     if checkpoint_steps(run_dir):
-        saved = _checkpoint_dir(run_dir, step)[1] / "tokenizer" / "metadata"
+        saved = checkpoint_dir(run_dir, step)[1] / "tokenizer" / "metadata"
         if saved.exists():
             check_compatible(json.loads(saved.read_text()), tokenizer.metadata(),
                              f"checkpoint {saved.parent.parent} vs data.tokenizer {config.data.tokenizer!r}")
@@ -89,7 +90,7 @@ def restore_params(run_dir: str | Path, model_cfg: ModelConfig, step: int | None
     import orbax.checkpoint as ocp
 
     run_dir = Path(run_dir)
-    step, ckpt_dir = _checkpoint_dir(run_dir, step)
+    step, ckpt_dir = checkpoint_dir(run_dir, step)
     boxed = jax.eval_shape(lambda: GPT(model_cfg).init(jax.random.PRNGKey(0), jnp.zeros((1, 1), jnp.int32)))
     abstract = nn.unbox(boxed["params"])
     if shardings is None:

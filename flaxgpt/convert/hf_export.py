@@ -30,8 +30,9 @@ from flaxgpt.convert.hf_tokenizer import write_hf_tokenizer
 from flaxgpt.convert.safetensors_io import write_safetensors
 from flaxgpt.data.outdir import prepare_out_dir, swap_into_place
 from flaxgpt.model import DTYPES, ModelConfig
+from flaxgpt.restore import run_tokenizer
 from flaxgpt.tokenizer import Tokenizer
-from flaxgpt.train.init_from import read_run_params, run_tokenizer
+from flaxgpt.train.init_from import read_run_params
 
 EXPORT_FILES = frozenset({"config.json", "generation_config.json", SAFETENSORS, FLAXGPT_TOKENIZER, "tokenizer.json",
                           "tokenizer_config.json"})
@@ -44,8 +45,8 @@ def export_hf(run_dir: str | Path, out_dir: str | Path, *, step: int | None = No
     ``out_dir`` may be new, empty or an earlier export; anything else needs ``overwrite`` (ValueError otherwise).
     """
     run_dir, out_dir = Path(run_dir), Path(out_dir)
-    config, step, params, tok_meta = read_run_params(run_dir, step)
-    tok = run_tokenizer(config, tok_meta, str(run_dir / "checkpoints" / str(step)))
+    config, step, params, _ = read_run_params(run_dir, step)
+    tok = run_tokenizer(run_dir, config, step)
     mcfg = ModelConfig.from_config(config.model)
     if mcfg.vocab_size < tok.vocab_size:
         raise ValueError(f"{run_dir}: model.vocab_size={mcfg.vocab_size} is smaller than its tokenizer "

@@ -26,10 +26,9 @@ import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
 
-from flaxgpt.config import from_dict
-from flaxgpt.info import checkpoint_steps
 from flaxgpt.model import DTYPES, ModelConfig
-from flaxgpt.tokenizer import Tokenizer, check_compatible, load_tokenizer
+from flaxgpt.restore import checkpoint_dir, read_run_config, run_tokenizer
+from flaxgpt.tokenizer import Tokenizer, load_tokenizer
 from flaxgpt.vocab import resize_embeddings
 
 ARCH_FIELDS = ("n_layer", "n_head", "d_model", "ffn", "bias")
@@ -52,20 +51,9 @@ def read_run_params(run_dir: str | Path, step: int | None = None,
     ``step`` None means the latest. Only the parameters are read, not the optimizer state.
     """
     run_dir = Path(run_dir)
-    steps = checkpoint_steps(run_dir)
-    if not steps:
-        raise FileNotFoundError(f"{run_dir} has no checkpoints (expected {run_dir / 'checkpoints'}/STEP)")
-    step = steps[-1] if step is None else step
-    if step not in steps:
-        raise FileNotFoundError(f"{run_dir} has no checkpoint at step {step} (steps: {steps})")
-    step_dir = (run_dir / "checkpoints" / str(step)).absolute()
-    config_dir, tok_dir = step_dir / "config", step_dir / "tokenizer"
-    if config_dir.is_dir():
-        config = from_dict(ocp.JsonCheckpointHandler().restore(config_dir))
-    elif (run_dir / "config.json").is_file():
-        config = from_dict(json.loads((run_dir / "config.json").read_text()))
-    else:
-        raise FileNotFoundError(f"{step_dir}: no saved config, and {run_dir} has no config.json")
+    step, step_dir = checkpoint_dir(run_dir, step)
+    step_dir, tok_dir = step_dir.absolute(), step_dir.absolute() / "tokenizer"
+    config = read_run_config(run_dir, step)
     tok_meta = ocp.JsonCheckpointHandler().restore(tok_dir) if tok_dir.is_dir() else {}
     handler = ocp.PyTreeCheckpointHandler()
     try:
@@ -79,17 +67,6 @@ def read_run_params(run_dir: str | Path, step: int | None = None,
     finally:
         handler.close()
     return config, step, restored["params"], tok_meta
-
-
-def run_tokenizer(config: ml_collections.ConfigDict, tok_meta: dict, where: str) -> Tokenizer:
-    """The tokenizer a saved run config names, checked against the checkpoint's tokenizer metadata."""
-    try:
-        tok = load_tokenizer(config.data.tokenizer)
-    except FileNotFoundError as err:
-        raise FileNotFoundError(f"{where}: its tokenizer {config.data.tokenizer!r} is gone ({err})") from None
-    if tok_meta:
-        check_compatible(tok_meta, tok.metadata(), f"{where}: checkpoint vs its data.tokenizer")
-    return tok
 
 
 def read_source(spec: str | Path) -> SourceParams:
@@ -109,9 +86,9 @@ def read_source(spec: str | Path) -> SourceParams:
     else:
         raise ValueError(f"train.init_from: {path} is neither a run directory with checkpoints, "
                          "RUN/checkpoints/STEP, nor a HuggingFace directory (config.json with a model_type)")
-    config, step, params, tok_meta = read_run_params(run_dir, step)
+    config, step, params, _ = read_run_params(run_dir, step)
     where = str(run_dir / "checkpoints" / str(step))
-    return SourceParams(params, ModelConfig.from_config(config.model), run_tokenizer(config, tok_meta, where), where)
+    return SourceParams(params, ModelConfig.from_config(config.model), run_tokenizer(run_dir, config, step), where)
 
 
 def adapt_params(src: SourceParams, mcfg: ModelConfig, tokenizer: Tokenizer) -> dict[str, Any]:
