@@ -382,7 +382,7 @@ def _read_documents(path: Path) -> Iterator[dict]:
 
 def _tokenize(config: ml_collections.ConfigDict, tmp: Path, report: _Report, progress: bool) -> dict:
     """documents.jsonl -> shards/<source>/ with a train/val split by document id; returns the tokenizer metadata."""
-    from flaxgpt.tokenizer import get_tokenizer
+    from flaxgpt.tokenizer import get_tokenizer, save_spec
 
     tok = get_tokenizer(config.tokenizer)
     if config.personal_vocab:
@@ -391,8 +391,6 @@ def _tokenize(config: ml_collections.ConfigDict, tmp: Path, report: _Report, pro
         terms = build_personal_vocab((r["text"] for r in _read_documents(tmp / DOCUMENTS_FILE)), tok,
                                      max_terms=config.personal_vocab)
         tok = personal_tokenizer(tok, terms)
-    from flaxgpt.tokenizer import save_spec
-
     save_spec(tmp, tok)
     meta = tok.metadata()
     writers, routers = {}, {}
@@ -447,10 +445,10 @@ def ingest(config: ml_collections.ConfigDict, out_dir: str | Path, *, progress: 
         totals = {k: sum(s[k] for s in report.s.values())
                   for k in ("files_read", "documents_extracted", "documents_kept", "bytes_read", "bytes_kept")}
         totals["tokens"] = sum(sum(s["tokens"].values()) for s in report.s.values())
-        result = report.to_json()
-        result["_totals"] = totals
+        per_source = report.to_json()
+        result = {**per_source, "_totals": totals}
         (tmp / REPORT_JSON).write_text(json.dumps(result, indent=2) + "\n")
-        _write_report_md(tmp / REPORT_MD, report.to_json(), totals)
+        _write_report_md(tmp / REPORT_MD, per_source, totals)
         mixture = {"tokenizer": meta,
                    "sources": {name: {"path": f"{SHARDS_DIR}/{name}", "weight": float(source.weight)}
                                for name, source in config.sources.items()
