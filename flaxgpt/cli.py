@@ -6,9 +6,12 @@
     flaxgpt tokenize-chat INPUT... --out DIR  chat conversations -> SFT shards with loss masks
     flaxgpt convert import|export ...         HuggingFace GPT-2 checkpoint <-> flaxgpt run
     flaxgpt train CONFIG [key=value ...]      train (resumes from the run directory by default)
+    flaxgpt run PIPELINE [key=value ...]      run a pipeline's stages in order (SFT, CAI, PM, PPO/DPO, eval)
     flaxgpt info RUN_DIR                      config, parameters, steps done, latest metrics
     flaxgpt sample RUN_DIR --prompt TEXT      continue a prompt (KV-cache decoding, streamed)
     flaxgpt chat RUN_DIR                      chat in the terminal
+    flaxgpt serve RUN_DIR --port 8000         OpenAI-compatible API (/v1/completions, /v1/chat/completions, SSE)
+    flaxgpt cai revise|label ...              Constitutional AI: critique/revision data, AI preference labels
 """
 
 from __future__ import annotations
@@ -28,7 +31,12 @@ def _train(args: argparse.Namespace) -> int:
     config = load_config(args.config, args.overrides)
     maybe_init_distributed()
     try:
-        train(config)
+        if config.train.stage == "ppo":
+            from flaxgpt.train.ppo_trainer import train_ppo
+
+            train_ppo(config)
+        else:
+            train(config)
     except NonFiniteLoss as err:
         print(f"error: {err}", file=sys.stderr)
         return 3
@@ -38,6 +46,16 @@ def _train(args: argparse.Namespace) -> int:
 def _add_train(p: argparse.ArgumentParser) -> None:
     p.add_argument("config", help="experiment file with get_config(), e.g. experiments/micro.py")
     p.add_argument("overrides", nargs="*", help="dotted overrides such as model.n_layer=4 train.steps=100")
+
+
+def _run(args: argparse.Namespace) -> int:
+    from flaxgpt.cai.pipeline import is_pipeline, run_pipeline
+    from flaxgpt.config import read_config_file
+
+    if not is_pipeline(read_config_file(args.config)):
+        return _train(args)
+    only = [s.strip() for s in args.only.split(",") if s.strip()]
+    return run_pipeline(args.config, args.overrides, only)
 
 
 def _info(args: argparse.Namespace) -> int:
@@ -65,6 +83,11 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("chat", help="chat with a trained model in the terminal")
     sample_cli.add_arguments_chat(p)
     p.set_defaults(func=sample_cli.run_chat)
+    from flaxgpt.serve import openai_api
+
+    p = sub.add_parser("serve", help="serve a run over an OpenAI-compatible HTTP API (completions, chat, streaming)")
+    openai_api.add_arguments(p)
+    p.set_defaults(func=openai_api.run)
 
     p = sub.add_parser("convert", help="HuggingFace GPT-2 checkpoints: import into a run, export a run")
     convert_cli.add_arguments(p)
@@ -83,6 +106,16 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("train", help="train a model from an experiment config")
     _add_train(p)
     p.set_defaults(func=_train)
+    from flaxgpt.cai import cli as cai_cli
+
+    p = sub.add_parser("cai", help="Constitutional AI data: critique/revision (revise), AI preference labels (label)")
+    cai_cli.add_arguments(p)
+    p.set_defaults(func=cai_cli.run)
+    p = sub.add_parser("run", help="run a pipeline config (stages in order, done ones skipped) or a training config")
+    p.add_argument("config", help="experiments/cai_micro.py (a pipeline) or any training experiment file")
+    p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. rl=dpo revise.rounds=4")
+    p.add_argument("--only", default="", help="comma-separated stages to run (others are left alone)")
+    p.set_defaults(func=_run)
     p = sub.add_parser("info", help="describe a run directory")
     p.add_argument("run_dir")
     p.set_defaults(func=_info)

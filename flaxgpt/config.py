@@ -19,6 +19,7 @@ from typing import Any
 import ml_collections
 
 from flaxgpt.model import DTYPES, REMAT_POLICIES
+from flaxgpt.train.rl import DPO_LOSSES, KL_ESTIMATORS
 
 
 class ConfigError(ValueError):
@@ -72,6 +73,42 @@ def default_config() -> ml_collections.ConfigDict:
     # (convert) A fresh run's first parameters: a run directory (latest checkpoint), RUN/checkpoints/STEP, or a
     # HuggingFace GPT-2 directory; '' means random init. Ignored when the run resumes from its own checkpoint.
     c.train.init_from = ""
+
+    # Preference stages (train.stage=pm|dpo) read comparisons; PPO reads prompts (see flaxgpt/data/preferences.py).
+    c.prefs = ml_collections.ConfigDict()
+    c.prefs.data = ""  # comma-separated files: `flaxgpt cai label`/`revise` pairs, hh-rlhf, multiple-choice JSONL
+    c.prefs.val_fraction = 0.1  # comparisons held out (by a hash of the prompt) for validation
+    c.prefs.max_prompt_len = 0  # 0: no limit; longer prompts keep their last tokens (the final human turn)
+
+    c.pm = ml_collections.ConfigDict()
+    c.pm.center = True  # after training, offset the reward so the reference responses average 0
+
+    c.dpo = ml_collections.ConfigDict()
+    c.dpo.beta = 0.1
+    c.dpo.loss = "sigmoid"  # sigmoid | ipo | hinge
+    c.dpo.label_smoothing = 0.0  # cDPO: prob. a label is flipped; soft labels p set it per pair to 1 - p
+    c.dpo.ref_from = ""  # frozen reference policy (a run directory); '' means train.init_from
+
+    c.ppo = ml_collections.ConfigDict()
+    c.ppo.prompts = ""  # comma-separated prompt files (JSONL of {"prompt"} or messages, hh-rlhf)
+    c.ppo.reward_from = ""  # the preference model: a run directory trained with train.stage=pm
+    c.ppo.ref_from = ""  # frozen reference policy; '' means train.init_from
+    c.ppo.rollout_batch = 16  # prompts per rollout (each train.steps is one rollout plus its updates)
+    c.ppo.response_len = 48  # max new tokens per response
+    c.ppo.temperature = 0.7  # sampling temperature; policy and reference logits are divided by it too
+    c.ppo.epochs = 4  # passes over each rollout
+    c.ppo.minibatch = 8  # rollout rows per update (train.batch_size is ignored)
+    c.ppo.clip = 0.2  # policy ratio clip
+    c.ppo.vf_clip = 0.2  # value clip around the rollout's values
+    c.ppo.vf_coef = 0.1
+    c.ppo.gamma = 1.0
+    c.ppo.lam = 0.95
+    c.ppo.kl_coef = 0.05  # initial coefficient of the per-token KL penalty
+    c.ppo.kl_estimator = "k1"  # k1 (log ratio) | k3 | abs | mse
+    c.ppo.kl_target = 0.0  # > 0: adaptive coefficient toward this KL per response (horizon ppo.kl_horizon)
+    c.ppo.kl_horizon = 10000
+    c.ppo.missing_eos_penalty = 1.0  # subtracted from the score of a response that never ends
+    c.ppo.whiten_rewards = False
 
     c.checkpoint = ml_collections.ConfigDict()
     c.checkpoint.every = 200
@@ -221,6 +258,19 @@ def validate(c: ml_collections.ConfigDict) -> None:
     _check(not t.init_from or Path(t.init_from).expanduser().exists(), "train.init_from",  # (convert)
            f"{t.init_from!r} does not exist: expected a run directory, RUN/checkpoints/STEP or a HuggingFace GPT-2 "
            "directory")
+    _check(0.0 <= c.prefs.val_fraction < 1.0, "prefs.val_fraction", "must be in [0, 1)")
+    _check(c.prefs.max_prompt_len >= 0, "prefs.max_prompt_len", "must be >= 0 (0: no limit)")
+    _check(c.dpo.loss in DPO_LOSSES, "dpo.loss", f"{c.dpo.loss!r} not in {DPO_LOSSES}")
+    _check(c.dpo.beta > 0, "dpo.beta", "must be > 0")
+    _check(0.0 <= c.dpo.label_smoothing < 0.5, "dpo.label_smoothing", "must be in [0, 0.5)")
+    p = c.ppo
+    for key in ("rollout_batch", "response_len", "epochs", "minibatch"):
+        _check(p[key] > 0, f"ppo.{key}", "must be > 0")
+    _check(p.rollout_batch % p.minibatch == 0, "ppo.rollout_batch",
+           f"{p.rollout_batch} is not a multiple of ppo.minibatch={p.minibatch}")
+    _check(p.temperature > 0, "ppo.temperature", "must be > 0 (the policy samples its rollouts)")
+    _check(p.kl_estimator in KL_ESTIMATORS, "ppo.kl_estimator", f"{p.kl_estimator!r} not in {KL_ESTIMATORS}")
+    _check(0.0 <= p.lam <= 1.0 and 0.0 <= p.gamma <= 1.0, "ppo.lam", "ppo.gamma and ppo.lam must be in [0, 1]")
     _check(c.checkpoint.every > 0, "checkpoint.every", "must be > 0")
     _check(c.checkpoint.keep > 0, "checkpoint.keep", "must be > 0")
     sizes = [c.mesh.data, c.mesh.fsdp, c.mesh.tensor]

@@ -18,6 +18,9 @@ waits on the host), detokenizes incrementally, streams to the callback and check
 Stop tokens, stop strings and length limits finish rows; finished rows ride along in the fixed batch
 until every row is done.
 
+``Generator.score`` and ``Generator.top_logprobs`` (flaxgpt.scoring) read log-probs of given tokens with one jitted
+forward per bucket, and ``Generator.set_params`` swaps in new weights (PPO) without recompiling anything.
+
 Sampling follows vLLM's conventions and order: the repetition penalty (divide positive logits,
 multiply negative ones) counts prompt and generated tokens; presence and frequency penalties count
 generated tokens; then temperature, min-p (relative to the most likely token), top-k, and top-p on
@@ -41,7 +44,9 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from flaxgpt import scoring
 from flaxgpt.model import GPT, ModelConfig, inference_layout
+from flaxgpt.scoring import make_score_forward
 from flaxgpt.tokenizer import Tokenizer
 
 MIN_BUCKET = 16  # shortest prompt bucket: shorter prompts share one compiled prefill
@@ -413,23 +418,66 @@ class Generator:
 
             rules = logical_rules(default_config().mesh.rules)
         self.rules = rules
-        params = nn.unbox(params)
-        if mesh is not None and "blocks" in params and not is_quantized(params):
-            from flaxgpt.restore import param_shardings
-
-            params = jax.device_put(params, param_shardings(self.cfg, mesh, rules))
-        with self._context():
-            if int8 and not is_quantized(params):
-                params = jax.jit(quantize_params)(params)
-            if "blocks" in params or ("embedding" in params["wte"] and not is_quantized(params)):
-                params = jax.jit(inference_layout)(params)
-        self.params = params
-        self.int8 = is_quantized(params)
+        self._quantize, self._layout = jax.jit(quantize_params), jax.jit(inference_layout)  # reused by set_params
+        self.params = self._convert(params, int8)
+        self.int8 = is_quantized(self.params)
         self.run = None  # load_generator: the run it came from (flaxgpt.restore.RunModel without params)
         self.data_parallel = 1 if mesh is None else mesh.shape.get("data", 1) * mesh.shape.get("fsdp", 1)
         self._prefill = jax.jit(make_prefill(self.cfg))
         self._step = jax.jit(make_decode_step(self.cfg), donate_argnums=(1,))
         self._grow = jax.jit(grow_cache, static_argnums=(1,))  # new buffers: nothing to donate into
+        self._score = jax.jit(make_score_forward(self.cfg), static_argnames=("top",))
+
+    def _convert(self, params: Any, int8: bool) -> Any:
+        """A param tree as given -> the layout (and int8 weights, if asked) decoding reads, placed on the mesh."""
+        from flaxgpt.quant import is_quantized
+
+        params = nn.unbox(params)
+        if self.mesh is not None and "blocks" in params and not is_quantized(params):
+            from flaxgpt.restore import param_shardings
+
+            params = jax.device_put(params, param_shardings(self.cfg, self.mesh, self.rules))
+        with self._context():
+            if int8 and not is_quantized(params):
+                params = self._quantize(params)
+            if "blocks" in params or ("embedding" in params["wte"] and not is_quantized(params)):
+                params = self._layout(params)
+        if self.mesh is None:  # committed to their device: jit keys on that, and set_params must match it exactly
+            leaf = jax.tree.leaves(params)[0]
+            params = jax.device_put(params, next(iter(leaf.devices())) if isinstance(leaf, jax.Array)
+                                    else jax.devices()[0])
+        return params
+
+    def set_params(self, params: Any) -> None:
+        """Swaps in new weights of the same model (PPO updates the policy every step) without recompiling.
+
+        ``params`` is any tree the constructor takes (stacked or inference layout, boxed or not); it goes through the
+        same conversion (int8 if this generator quantized its weights) and onto the current weights' devices, so
+        every compiled function is reused. ValueError if a leaf's path, shape or dtype differs from the current one.
+        """
+        new = self._convert(params, self.int8)
+        old_leaves, old_def = jax.tree_util.tree_flatten_with_path(self.params)
+        new_leaves, new_def = jax.tree_util.tree_flatten_with_path(new)
+        if old_def != new_def:
+            raise ValueError(f"set_params: the param tree differs from the model's (got {jax.tree.structure(new)}, "
+                             f"expected {old_def})")
+        for (path, old), (_, leaf) in zip(old_leaves, new_leaves, strict=True):
+            if old.shape != leaf.shape or old.dtype != leaf.dtype:
+                raise ValueError(f"set_params: {jax.tree_util.keystr(path)} is {leaf.dtype}{list(leaf.shape)}, "
+                                 f"the model has {old.dtype}{list(old.shape)}")
+        self.params = jax.tree.map(lambda x, old: jax.device_put(x, old.sharding), new, self.params)
+
+    def score(self, prompts: Sequence[str | Sequence[int]], continuations: Sequence[str | Sequence[int]]
+              ) -> list[list[float]]:
+        """Per-token log-probs of each continuation (text or token ids) given its prompt: one list per pair, one
+        float per continuation token. Prompt and continuation are tokenized separately; together they must fit the
+        model's context. One jitted forward per length bucket (flaxgpt.scoring)."""
+        return scoring.score(self, prompts, continuations)
+
+    def top_logprobs(self, prompts: Sequence[str | Sequence[int]], k: int = 5) -> list[list[tuple[int, float]]]:
+        """The ``k`` (<= flaxgpt.scoring.TOP_K) most likely next tokens after each prompt: ``[(token id, log-prob),
+        ...]`` most likely first."""
+        return scoring.top_logprobs(self, prompts, k)
 
     def _context(self):
         stack = contextlib.ExitStack()
@@ -454,8 +502,10 @@ class Generator:
         return min(_pow2(length, MIN_BUCKET), self.max_len)
 
     def compiled_count(self) -> int:
-        """Executables compiled so far for prefill, decode steps and cache growth (see the module docstring)."""
-        return self._prefill._cache_size() + self._step._cache_size() + self._grow._cache_size()
+        """Executables compiled so far for prefill, decode steps, cache growth (see the module docstring) and
+        scoring."""
+        return (self._prefill._cache_size() + self._step._cache_size() + self._grow._cache_size()
+                + self._score._cache_size())
 
     def encode_prompt(self, prompt: str | Sequence[int], index: int = 0) -> list[int]:
         """A text or token-id prompt -> checked ids (an empty prompt becomes <|endoftext|>, as GPT-2 starts)."""

@@ -11,6 +11,9 @@ import optax
 TRAINABLE = {
     "pretrain": lambda path: path[0] not in ("value_head", "reward_head"),
     "sft": lambda path: path[0] not in ("value_head", "reward_head"),
+    "pm": lambda path: path[0] != "value_head",  # the preference model: backbone + reward head
+    "dpo": lambda path: path[0] not in ("value_head", "reward_head"),
+    "ppo": lambda path: path[0] != "reward_head",  # policy and critic share the backbone
 }
 
 

@@ -3,6 +3,8 @@
 Pretraining and SFT share ``pretrain_step``: the masked next-token loss, where SFT's mask keeps
 only assistant tokens. A batch holds ``grad_accum`` micro-batches on a leading axis:
 ``inputs``/``targets``/``segment_ids``/``positions`` int32 [A, b, T] and ``weights`` float32 [A, b, T].
+The preference stages (pm, dpo, ppo) live in ``flaxgpt.train.pref_steps`` and share
+``accumulate_gradients``; ``make_train_step`` dispatches to all of them.
 """
 
 from __future__ import annotations
@@ -43,6 +45,28 @@ def _forward(model: GPT, params: Any, micro: dict[str, jax.Array], *, document_m
     return model.apply({"params": params}, micro["inputs"], deterministic=not train, rngs=rngs, **kwargs)
 
 
+def accumulate_gradients(grad_fn: Callable[[Any, dict, jax.Array], Any], params: Any, batch: dict[str, jax.Array],
+                         rng: jax.Array) -> Any:
+    """Sums ``grad_fn(params, micro, rng) -> (sums, grads)`` over the leading micro-batch axis A of ``batch``.
+
+    ``sums`` is any pytree of float scalars (loss sums, counts), added like the gradients; the caller divides.
+    Micro-batch i gets ``fold_in(rng, i)``. A == 1 runs ``grad_fn`` once on ``batch[0]`` with ``rng`` itself
+    (no scan); A > 1 scans, so memory stays that of one micro-batch.
+    """
+    n_micro = jax.tree.leaves(batch)[0].shape[0]
+    first = jax.tree.map(lambda x: x[0], batch)
+    if n_micro == 1:
+        return grad_fn(params, first, rng)
+
+    def add(carry, xs):
+        micro, i = xs
+        return jax.tree.map(jnp.add, carry, grad_fn(params, micro, jax.random.fold_in(rng, i))), None
+
+    zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), jax.eval_shape(grad_fn, params, first, rng))
+    total, _ = jax.lax.scan(add, zeros, (batch, jnp.arange(n_micro)))
+    return total
+
+
 def make_pretrain_step(model: GPT, tx: optax.GradientTransformation, schedule: optax.Schedule, *,
                        document_mask: bool = True) -> Callable[[TrainState, dict], tuple[TrainState, dict]]:
     """Builds the pure masked-LM step (pretraining and SFT).
@@ -62,17 +86,7 @@ def make_pretrain_step(model: GPT, tx: optax.GradientTransformation, schedule: o
 
     def step(state: TrainState, batch: dict[str, jax.Array]) -> tuple[TrainState, dict[str, jax.Array]]:
         rng = jax.random.fold_in(state.rng, state.step)
-        n_micro = batch["inputs"].shape[0]
-        if n_micro == 1:
-            (loss_sum, denom), grads = grad_fn(state.params, jax.tree.map(lambda x: x[0], batch), rng)
-        else:
-            def accumulate(carry, xs):
-                micro, i = xs
-                (loss, denom), grads = grad_fn(state.params, micro, jax.random.fold_in(rng, i))
-                return jax.tree.map(jnp.add, carry, (loss, denom, grads)), None
-
-            zeros = (jnp.zeros(()), jnp.zeros(()), jax.tree.map(jnp.zeros_like, state.params))
-            (loss_sum, denom, grads), _ = jax.lax.scan(accumulate, zeros, (batch, jnp.arange(n_micro)))
+        (loss_sum, denom), grads = accumulate_gradients(grad_fn, state.params, batch, rng)
         denom = jnp.maximum(denom, 1.0)
         grads = jax.tree.map(lambda g: g / denom, grads)
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
@@ -84,19 +98,36 @@ def make_pretrain_step(model: GPT, tx: optax.GradientTransformation, schedule: o
     return step
 
 
-STAGES = ("pretrain", "sft")  # stages with a step here (pm, dpo and ppo come with their own steps)
+STAGES = ("pretrain", "sft", "pm", "dpo", "ppo")
 
 
 def make_train_step(stage: str, model: GPT, tx: optax.GradientTransformation, schedule: optax.Schedule, *,
-                    document_mask: bool = True) -> Callable[[TrainState, dict], tuple[TrainState, dict]]:
+                    document_mask: bool = True,
+                    config: Any | None = None) -> Callable[[TrainState, dict], tuple[TrainState, dict]]:
     """The pure step of training ``stage`` (``train.stage``).
 
     Pretraining and SFT are one function: the masked next-token loss. What differs is the batch: for
-    SFT the loader's ``weights`` are the assistant-only loss mask of packed conversations.
+    SFT the loader's ``weights`` are the assistant-only loss mask of packed conversations. pm, dpo and ppo
+    are in ``flaxgpt.train.pref_steps`` (their batches are documented there) and take their hyper-parameters
+    from ``config.dpo`` / ``config.ppo`` of the run's ConfigDict (defaults when ``config`` is None).
     Raises ValueError naming ``train.stage`` for a stage without a step.
     """
     if stage in ("pretrain", "sft"):
         return make_pretrain_step(model, tx, schedule, document_mask=document_mask)
+    if stage in ("pm", "dpo", "ppo"):
+        from flaxgpt.config import default_config
+        from flaxgpt.train import pref_steps  # imported here: pref_steps builds on this module
+
+        config = config if config is not None else default_config()
+        if stage == "pm":
+            return pref_steps.make_pm_step(model, tx, schedule)
+        if stage == "dpo":
+            d = config.dpo
+            return pref_steps.make_dpo_step(model, tx, schedule, beta=d.beta, loss=d.loss,
+                                            label_smoothing=d.label_smoothing)
+        p = config.ppo
+        return pref_steps.make_ppo_step(model, tx, schedule, clip=p.clip, vf_clip=p.vf_clip, vf_coef=p.vf_coef,
+                                        temperature=p.temperature)
     raise ValueError(f"config key 'train.stage': {stage!r} has no training step; expected one of {STAGES}")
 
 

@@ -25,6 +25,7 @@ from tqdm import tqdm
 
 from flaxgpt.config import run_dir, to_json
 from flaxgpt.data.loader import BATCH_KEYS, build_eval_batches, build_train_iterator, expand_mixtures
+from flaxgpt.data.preferences import build_pair_iterator
 from flaxgpt.data.shards import ShardSet
 from flaxgpt.model import GPT, ModelConfig, count_params, gpt2_param_count
 from flaxgpt.sharding import batch_sharding, compile_step, logical_rules, make_mesh, put_batch
@@ -33,8 +34,11 @@ from flaxgpt.train import checkpoint as ckpt
 from flaxgpt.train.logger import MetricsLogger, plot_loss
 from flaxgpt.train.mfu import flops_per_token_maxtext, flops_per_token_nanogpt, peak_flops_per_device
 from flaxgpt.train.optim import lr_schedule, make_optimizer
-from flaxgpt.train.state import TrainState, abstract_train_state, create_train_state
+from flaxgpt.train.pairs import center_state, make_pair_eval, needs_initial_params, prepare_pairs
+from flaxgpt.train.state import TrainState, abstract_train_state, initial_state
 from flaxgpt.train.steps import STAGES, make_eval_step, make_train_step
+
+PAIR_STAGES = ("pm", "dpo")  # stages trained on comparisons (flaxgpt/data/preferences.py) instead of token shards
 
 log = logging.getLogger("flaxgpt")
 
@@ -99,9 +103,14 @@ def _check_tokenizer(sources: dict[str, tuple[str, float]], expected: dict) -> N
 def _check_stage(config: ml_collections.ConfigDict) -> bool:
     """Checks ``train.stage`` can run here; returns True for SFT (chat shards, whole-conversation packing)."""
     stage = config.train.stage
-    if stage not in STAGES:
-        raise ValueError(f"config key 'train.stage': {stage!r} is not a stage flaxgpt train runs; expected one of "
-                         f"{STAGES}")
+    if stage not in STAGES or stage == "ppo":
+        raise ValueError(f"config key 'train.stage': {stage!r} is not a stage flaxgpt train runs here; expected one "
+                         f"of {tuple(s for s in STAGES if s != 'ppo')} (ppo trains with flaxgpt.train.ppo_trainer)")
+    if stage in PAIR_STAGES:
+        if not config.prefs.data:
+            raise ValueError(f"config key 'prefs.data': train.stage={stage} trains on comparisons; name the files "
+                             "(`flaxgpt cai label`/`revise` output, hh-rlhf or multiple-choice JSONL)")
+        return False
     if stage != "sft":
         return False
     if not config.data.document_mask:
@@ -144,6 +153,7 @@ class _Run:
     tx: Any
     sources: dict[str, tuple[str, float]]
     sft: bool
+    pairs: Any  # flaxgpt.train.pairs.PairData for train.stage pm/dpo, else None
     host_batch: int
     data_iter: Any
     manager: Any
@@ -162,9 +172,12 @@ def _prepare(config: ml_collections.ConfigDict) -> _Run:
         raise ValueError(f"model.vocab_size={config.model.vocab_size} is smaller than tokenizer "
                          f"{tokenizer.name!r} ({tokenizer.vocab_size} ids); "
                          f"set model.vocab_size={tokenizer.vocab_size}")
-    if not config.data.sources:
+    pair_stage = config.train.stage in PAIR_STAGES
+    if not config.data.sources and not pair_stage:
         raise ValueError("config has no data.sources: set data.sources.NAME.path=DIR (a `flaxgpt tokenize` output)")
-    sources = expand_mixtures({name: (src.path, float(src.weight)) for name, src in config.data.sources.items()})
+    sources = {}
+    if not pair_stage:
+        sources = expand_mixtures({name: (src.path, float(src.weight)) for name, src in config.data.sources.items()})
     _check_tokenizer(sources, tokenizer.metadata())
     if sft:
         _check_conversations(sources, config.data.seq_len, report=jax.process_index() == 0)
@@ -176,11 +189,21 @@ def _prepare(config: ml_collections.ConfigDict) -> _Run:
     host_batch = _check_batch_layout(config, mesh)
     tx = make_optimizer(config.train)
     seq_len = config.data.seq_len
-    data_iter = build_train_iterator(sources, seq_len=seq_len, batch_size=host_batch, seed=config.train.seed,
-                                     eot_id=tokenizer.eot_id, prefetch=config.data.prefetch, sft=sft)
+    if not pair_stage:
+        data_iter = build_train_iterator(sources, seq_len=seq_len, batch_size=host_batch, seed=config.train.seed,
+                                         eot_id=tokenizer.eot_id, prefetch=config.data.prefetch, sft=sft)
+    else:  # the pairs are read below, once the state (the DPO reference when resuming is not) is known
+        data_iter = None
     manager = ckpt.make_manager(rdir, keep=config.checkpoint.keep, async_save=config.checkpoint.async_save)
-    restored = None
+    restored, pairs = None, None
     try:
+        if pair_stage:
+            init_params = None
+            if needs_initial_params(config, rdir):  # the DPO reference: the run's first parameters
+                init_params = initial_state(config, model, tx, mesh, rules)[0].params
+            pairs = prepare_pairs(config, tokenizer, rdir, model=model, init_params=init_params, mesh=mesh,
+                                  rules=rules)
+            data_iter = build_pair_iterator(pairs.train, batch_size=host_batch, seed=config.train.seed)
         if config.run.resume and manager.all_steps():
             abstract, shardings = abstract_train_state(model, tx, mesh, rules, seq_len)
             restored = ckpt.restore_latest(manager, abstract, data_iter)
@@ -192,19 +215,17 @@ def _prepare(config: ml_collections.ConfigDict) -> _Run:
         print(f"resumed from {rdir / 'checkpoints' / str(start_step)} at step {start_step}")
     else:
         start_step = 0
-        state, shardings = create_train_state(model, tx, config.train.seed, mesh, rules, seq_len)
-        if config.train.init_from:  # (convert) first params from another run or a HuggingFace GPT-2 directory
-            from flaxgpt.train.init_from import init_state_from
-
-            try:
-                state = init_state_from(config, state, shardings)
-            except BaseException:
-                manager.close()
-                raise
+        try:
+            state, shardings = initial_state(config, model, tx, mesh, rules)
+        except BaseException:
+            manager.close()
+            raise
     if jax.process_index() == 0:
         (rdir / "config.json").write_text(to_json(config) + "\n")
-    return _Run(rdir, tokenizer, mcfg, model, mesh, rules, tx, sources, sft, host_batch, data_iter, manager, state,
-                shardings, start_step)
+    if pairs is not None:
+        print(pairs.summary)
+    return _Run(rdir, tokenizer, mcfg, model, mesh, rules, tx, sources, sft, pairs, host_batch, data_iter, manager,
+                state, shardings, start_step)
 
 
 def train(config: ml_collections.ConfigDict, *, stop_at: int | None = None, show_progress: bool = True) -> dict:
@@ -227,13 +248,17 @@ def train(config: ml_collections.ConfigDict, *, stop_at: int | None = None, show
     print(f"mesh: {dict(mesh.shape)} over {jax.device_count()} {jax.devices()[0].platform} device(s); "
           f"batch {t.batch_size} x {seq_len} tokens ({t.grad_accum} micro-batches)")
 
-    batch_sh = {k: batch_sharding(mesh, 3, leading=1) for k in BATCH_KEYS}
+    keys = run.pairs.keys if run.pairs else BATCH_KEYS
+    host_ndim = {k: 2 for k in BATCH_KEYS} if not run.pairs else {k: run.pairs.train[k].ndim for k in keys}
+    batch_sh = {k: batch_sharding(mesh, host_ndim[k] + 1, leading=1) for k in keys}
     step_fn = compile_step(make_train_step(t.stage, run.model, run.tx, lr_schedule(t),
-                                           document_mask=config.data.document_mask),
+                                           document_mask=config.data.document_mask, config=config),
                            run.shardings, batch_sh, mesh, rules)
     eval_fn = _make_eval(run.model, config, mesh, rules, run.shardings.params)
     eval_batches = None
-    if t.eval_every > 0:
+    if run.pairs:
+        eval_fn, eval_batches = make_pair_eval(run.pairs, run.model, config, mesh, rules)
+    elif t.eval_every > 0:
         host_eval = build_eval_batches(run.sources, seq_len=seq_len, batch_size=run.host_batch,
                                        eot_id=run.tokenizer.eot_id, max_batches=t.eval_batches, sft=run.sft)
         eval_sh = dict.fromkeys(BATCH_KEYS, batch_sharding(mesh, 2))
@@ -241,7 +266,7 @@ def train(config: ml_collections.ConfigDict, *, stop_at: int | None = None, show
                         for name, batches in host_eval.items()}  # fixed for the run: on devices once
 
     logger = MetricsLogger(rdir, resume_step=start_step) if main_process else None
-    tokens_per_step = t.batch_size * seq_len
+    tokens_per_step = t.batch_size * seq_len * (2 if run.pairs else 1)
     flops_nano = flops_per_token_nanogpt(mcfg, seq_len, n_model)
     flops_maxtext = flops_per_token_maxtext(mcfg, seq_len)
     peak, peak_source = peak_flops_per_device()
@@ -284,7 +309,7 @@ def train(config: ml_collections.ConfigDict, *, stop_at: int | None = None, show
                 t_wait = time.perf_counter()
                 host = next(data_iter)
                 wait_s = time.perf_counter() - t_wait
-                batch = put_batch(_micro_batches({k: host[k] for k in BATCH_KEYS}, t.grad_accum), batch_sh)
+                batch = put_batch(_micro_batches({k: host[k] for k in keys}, t.grad_accum), batch_sh)
                 if compile_s is None:
                     t_c = time.perf_counter()
                     compiled = step_fn.lower(state, batch).compile()
@@ -320,6 +345,10 @@ def train(config: ml_collections.ConfigDict, *, stop_at: int | None = None, show
                         summary.update(ev)
                     window_t0 = time.perf_counter()  # evaluation time is not training throughput
                 if saving:
+                    if step == t.steps and t.stage == "pm" and config.pm.center:
+                        state, offset = center_state(run.pairs, run.model, state, mesh, rules)
+                        if logger:
+                            logger.write(step, "pm", {"reward_offset": offset})
                     save(step, state, force=True)
                 if stopping:
                     summary["status"] = f"stopped ({stopping})"
@@ -352,6 +381,8 @@ def _make_eval(model: GPT, config, mesh, rules, param_shardings):
 
 def _evaluate(eval_fn, params, eval_batches: dict[str, list]) -> dict[str, float]:
     """Validation loss and perplexity per source and over all sources (token-weighted)."""
+    if "pairs" in eval_batches:
+        return eval_fn(params, None)
     out, total_loss, total_w = {}, 0.0, 0.0
     for name, batches in eval_batches.items():
         loss, w = 0.0, 0.0
@@ -372,8 +403,9 @@ def _train_record(window: list[dict], seconds: float, tokens_per_step: int, flop
                   flops_maxtext: float, peak_total: float) -> dict[str, float]:
     n = len(window)
     tok_s = n * tokens_per_step / seconds
-    rec = {
-        "loss": sum(m["loss"] for m in window) / n,
+    rec = {k: sum(m[k] for m in window) / n for k in window[0] if k not in ("lr", "grad_norm", "data_wait_s",
+                                                                           "tokens")}
+    rec.update({
         "lr": window[-1]["lr"],
         "grad_norm": window[-1]["grad_norm"],
         "tokens_per_s": tok_s,
@@ -381,7 +413,7 @@ def _train_record(window: list[dict], seconds: float, tokens_per_step: int, flop
         "mfu_maxtext": tok_s * flops_maxtext / peak_total,
         "data_wait_ms": 1000 * sum(m["data_wait_s"] for m in window) / n,
         "step_ms": 1000 * seconds / n,
-    }
+    })
     return rec
 
 

@@ -1,0 +1,243 @@
+"""Comparisons for the preference stages (``train.stage=pm`` and ``dpo``): files -> token arrays -> batches.
+
+Three file formats are read, recognised per record by their keys (``.jsonl`` or ``.jsonl.gz``):
+
+* flaxgpt pairs, as ``flaxgpt cai revise`` (pairs.jsonl) and ``flaxgpt cai label`` (labels.jsonl)
+  write them: ``{"prompt": [messages] | str, "chosen": str, "rejected": str, "label": P(chosen better)}``;
+  ``label`` is optional (1.0: a hard label).
+* hh-rlhf: ``{"chosen": transcript, "rejected": transcript}`` with ``"\\n\\nHuman: ...\\n\\nAssistant: ..."``
+  turns; the two share every turn but the last assistant reply, which is the response compared.
+* multiple choice (Anthropic's evals format): ``{"prompt": str, "corrects": [" (B)"], "incorrects": [" (A)"]}``;
+  every correct option is compared with every incorrect one.
+
+A comparison is encoded twice, once per response, as the chat template renders it: the prompt
+conversation, ``<|assistant|>``, the response, ``<|end|>`` (raw text prompts: the prompt's text, the
+option's text, ``<|end|>``). The end-of-response token is where the preference model reads its reward,
+and it is inside the response mask (as SFT trains it), so the model learns to end its turns.
+Prompts too long for ``seq_len`` keep their last tokens; responses too long are cut and still end in
+the end token (the count is reported).
+
+Arrays (the pair-batch contract of flaxgpt/train/pref_steps.py), N comparisons, T = seq_len:
+  tokens int32 [N,2,T] (pad: the tokenizer's pad id), mask float32 [N,2,T], last int32 [N,2], label float32 [N];
+  index 0 of the pair axis is the chosen response.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import hashlib
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import grain
+import numpy as np
+
+from flaxgpt.chat_template import END, render
+from flaxgpt.data.chat import parse_hh
+from flaxgpt.tokenizer import Tokenizer
+
+PAIR_KEYS = ("tokens", "mask", "last", "label")
+
+
+@dataclasses.dataclass(frozen=True)
+class Comparison:
+    """One preference: ``chosen`` is better than ``rejected`` with probability ``label`` given ``prompt``."""
+
+    prompt: tuple[Mapping[str, str], ...] | str  # chat messages ending on a user turn, or raw text
+    chosen: str
+    rejected: str
+    label: float = 1.0
+    where: str = ""  # file:line, for error messages and reports
+
+
+def _open_lines(path: Path) -> Iterator[tuple[int, str]]:
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if line.strip():
+                yield n, line
+
+
+def _messages(value: Any, where: str) -> tuple[Mapping[str, str], ...] | str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list) and value and all(isinstance(m, dict) and isinstance(m.get("content"), str)
+                                                 and m.get("role") in ("system", "user", "assistant")
+                                                 for m in value):
+        return tuple({"role": m["role"], "content": m["content"]} for m in value)
+    raise ValueError(f"{where}: 'prompt' must be a string or a list of {{role, content}} messages")
+
+
+def _from_hh(record: dict, where: str) -> Comparison:
+    chosen, rejected = parse_hh(record["chosen"]), parse_hh(record["rejected"])
+    if not chosen or not rejected or chosen[-1]["role"] != "assistant" or rejected[-1]["role"] != "assistant":
+        raise ValueError(f"{where}: hh-rlhf 'chosen'/'rejected' must be transcripts ending in an Assistant turn")
+    prompt = tuple(chosen[:-1])
+    if not prompt or prompt[-1]["role"] != "user":
+        raise ValueError(f"{where}: hh-rlhf transcript has no Human turn before its last Assistant turn")
+    return Comparison(prompt, chosen[-1]["content"], rejected[-1]["content"], 1.0, where)
+
+
+def read_comparisons(path: str | Path) -> list[Comparison]:
+    """Every comparison in one file (any of the three formats); ValueError naming file and line."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"comparison file not found: {path}")
+    out: list[Comparison] = []
+    for n, line in _open_lines(path):
+        where = f"{path}:{n}"
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{where}: not JSON ({err.msg})") from err
+        if not isinstance(record, dict):
+            raise ValueError(f"{where}: expected a JSON object")
+        if "corrects" in record or "incorrects" in record:
+            prompt = record.get("prompt")
+            good, bad = record.get("corrects"), record.get("incorrects")
+            if not isinstance(prompt, str) or not isinstance(good, list) or not isinstance(bad, list):
+                raise ValueError(f"{where}: multiple choice needs 'prompt' (str), 'corrects' and 'incorrects' (lists)")
+            out += [Comparison(prompt, g, b, 1.0, where) for g in good for b in bad]
+        elif "prompt" in record:
+            chosen, rejected = record.get("chosen"), record.get("rejected")
+            if not isinstance(chosen, str) or not isinstance(rejected, str):
+                raise ValueError(f"{where}: 'chosen' and 'rejected' must be strings")
+            label = record.get("label", 1.0)
+            if not isinstance(label, int | float) or not 0.0 <= label <= 1.0:
+                raise ValueError(f"{where}: 'label' must be a probability in [0, 1], got {label!r}")
+            out.append(Comparison(_messages(record["prompt"], where), chosen, rejected, float(label), where))
+        elif "chosen" in record and "rejected" in record:
+            out.append(_from_hh(record, where))
+        else:
+            raise ValueError(f"{where}: unknown comparison format (keys {sorted(record)}); expected flaxgpt pairs "
+                             "{prompt, chosen, rejected[, label]}, hh-rlhf {chosen, rejected} or multiple choice "
+                             "{prompt, corrects, incorrects}")
+    return out
+
+
+def read_all(paths: str | Sequence[str | Path]) -> list[Comparison]:
+    """Comparisons of several files (a comma-separated string or a list), in order."""
+    if isinstance(paths, str):
+        paths = [p.strip() for p in paths.split(",") if p.strip()]
+    if not paths:
+        raise ValueError("config key 'prefs.data' is empty: name comparison files (comma-separated)")
+    return [c for p in paths for c in read_comparisons(p)]
+
+
+def prompt_key(prompt: tuple[Mapping[str, str], ...] | str) -> str:
+    """A stable text form of a prompt (for the train/validation split and de-duplication)."""
+    if isinstance(prompt, str):
+        return prompt
+    return json.dumps([[m["role"], m["content"]] for m in prompt], ensure_ascii=False)
+
+
+def split(comparisons: Sequence[Comparison], val_fraction: float) -> tuple[list[Comparison], list[Comparison]]:
+    """(train, val) by a hash of the prompt: both responses of a prompt, and every pair of a prompt, stay together."""
+    train, val = [], []
+    for c in comparisons:
+        h = int.from_bytes(hashlib.sha1(prompt_key(c.prompt).encode()).digest()[:8], "little") / 2**64
+        (val if h < val_fraction else train).append(c)
+    return train, val
+
+
+def _end_id(tokenizer: Tokenizer) -> int:
+    return tokenizer.special_ids.get(END, tokenizer.eot_id)
+
+
+def encode_prompt(prompt: tuple[Mapping[str, str], ...] | str, tokenizer: Tokenizer) -> list[int]:
+    """A prompt's ids up to where the response starts (chat: through ``<|assistant|>``)."""
+    if isinstance(prompt, str):
+        return tokenizer.encode(prompt)
+    return render(list(prompt), tokenizer, add_generation_prompt=True)[0]
+
+
+@dataclasses.dataclass
+class EncodeStats:
+    """What encoding had to cut."""
+
+    prompts_cut: int = 0
+    responses_cut: int = 0
+
+
+def encode_response(prompt_ids: list[int], response: str, tokenizer: Tokenizer, seq_len: int,
+                    max_prompt_len: int, stats: EncodeStats) -> tuple[list[int], int, int]:
+    """(ids, response start, end-token index) of prompt + response + end token, fitted into ``seq_len``."""
+    body = tokenizer.encode(response)
+    room = seq_len - 1  # the end token
+    keep = min(len(prompt_ids), max_prompt_len or len(prompt_ids), max(room - len(body), 1), room - 1)
+    if keep < len(prompt_ids):
+        stats.prompts_cut += 1
+        prompt_ids = prompt_ids[len(prompt_ids) - keep:]
+    if len(prompt_ids) + len(body) > room:
+        stats.responses_cut += 1
+        body = body[: room - len(prompt_ids)]
+    ids = [*prompt_ids, *body, _end_id(tokenizer)]
+    return ids, len(prompt_ids), len(ids) - 1
+
+
+def encode_responses(prompts: Sequence[tuple[Mapping[str, str], ...] | str], responses: Sequence[str],
+                     tokenizer: Tokenizer, seq_len: int, max_prompt_len: int = 0,
+                     ) -> tuple[dict[str, np.ndarray], EncodeStats]:
+    """Rows of prompt i + response i + end token: {'tokens' int32 [N,T], 'mask' float32 [N,T], 'last' int32 [N]}."""
+    n = len(responses)
+    pad = tokenizer.pad_id if tokenizer.pad_id is not None else tokenizer.eot_id
+    tokens = np.full((n, seq_len), pad, np.int32)
+    mask = np.zeros((n, seq_len), np.float32)
+    last = np.zeros((n,), np.int32)
+    stats = EncodeStats()
+    cache: dict[str, list[int]] = {}
+    for i, (prompt, response) in enumerate(zip(prompts, responses, strict=True)):
+        key = prompt_key(prompt)
+        if key not in cache:
+            cache = {key: encode_prompt(prompt, tokenizer)}  # pairs come in twos: keep the last prompt only
+        ids, start, end = encode_response(cache[key], response, tokenizer, seq_len, max_prompt_len, stats)
+        tokens[i, : len(ids)] = ids
+        mask[i, start: end + 1] = 1.0
+        last[i] = end
+    return {"tokens": tokens, "mask": mask, "last": last}, stats
+
+
+def encode_comparisons(comparisons: Sequence[Comparison], tokenizer: Tokenizer, seq_len: int,
+                       max_prompt_len: int = 0) -> tuple[dict[str, np.ndarray], EncodeStats]:
+    """The pair arrays (module docstring) of ``comparisons`` and what had to be cut."""
+    n = len(comparisons)
+    rows, stats = encode_responses([c.prompt for c in comparisons for _ in range(2)],
+                                   [r for c in comparisons for r in (c.chosen, c.rejected)],
+                                   tokenizer, seq_len, max_prompt_len)
+    arrays = {k: v.reshape(n, 2, *v.shape[1:]) for k, v in rows.items()}
+    arrays["label"] = np.array([c.label for c in comparisons], np.float32).reshape(n)
+    return arrays, stats
+
+
+class _Rows(grain.sources.RandomAccessDataSource):
+    """Row i of every array (arrays held in memory: comparison sets are small next to pretraining shards)."""
+
+    def __init__(self, arrays: Mapping[str, np.ndarray]):
+        self._arrays = dict(arrays)
+        self._n = len(next(iter(arrays.values())))
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __getitem__(self, i: int) -> dict[str, np.ndarray]:
+        return {k: v[i] for k, v in self._arrays.items()}
+
+
+def build_pair_iterator(arrays: Mapping[str, np.ndarray], *, batch_size: int, seed: int,
+                        shard_index: int | None = None, shard_count: int | None = None) -> grain.DatasetIterator:
+    """A checkpointable, endless iterator of shuffled pair batches ([batch_size, ...] per key) for this host.
+
+    Each epoch is a new permutation. Raises ValueError when this host has fewer comparisons than a batch.
+    """
+    import jax
+
+    index = jax.process_index() if shard_index is None else shard_index
+    count = jax.process_count() if shard_count is None else shard_count
+    ds = grain.MapDataset.source(_Rows(arrays))[index::count]
+    if len(ds) < batch_size:
+        raise ValueError(f"{len(ds)} training comparisons on this host, fewer than one batch of {batch_size}: "
+                         "add comparisons or lower train.batch_size")
+    return iter(ds.shuffle(seed=seed).repeat(None).batch(batch_size, drop_remainder=True).to_iter_dataset())
