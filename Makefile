@@ -18,7 +18,8 @@ $(STAMP): pyproject.toml requirements.lock
 	touch $(STAMP)
 
 # Ingest the bundled example persona (extract, scrub, dedup, filter, tokenize), check no planted secret
-# survived, pretrain the micro model on it, fine-tune it on chat conversations (SFT), print samples.
+# survived, pretrain the micro model on it, fine-tune it on chat conversations (SFT), print samples,
+# then run the Constitutional AI pipeline (revise, SL-CAI, labels, PM, PPO) and compare before/after.
 demo: setup
 	$(BIN)/flaxgpt ingest examples/persona/sources.py --out $(RUN)/data/persona
 	$(BIN)/flaxgpt audit $(RUN)/data/persona --canaries examples/persona/canaries.txt
@@ -27,8 +28,11 @@ demo: setup
 	$(BIN)/flaxgpt train experiments/sft_micro.py run.dir=$(RUN)/sft_micro data.sources.chat.path=$(RUN)/data/chat \
 		train.init_from=$(RUN)/micro train.steps=150
 	$(BIN)/flaxgpt sample $(RUN)/micro --prompt "Ines Halvorsen" --n 3 --max-new-tokens 40 --temperature 0.8 --seed 0
+	$(BIN)/flaxgpt run experiments/cai_micro.py dir=$(RUN)/cai base=$(RUN)/micro sft.run_dir=$(RUN)/sft_micro \
+		"sft.overrides=('data.sources.chat.path=$(RUN)/data/chat', 'train.steps=150')"
 	@echo "pretraining run: $(RUN)/micro   chat fine-tune: $(RUN)/sft_micro   (inspect: $(BIN)/flaxgpt info $(RUN)/micro)"
-	@echo "chat with it:    $(BIN)/flaxgpt chat $(RUN)/sft_micro"
+	@echo "Constitutional AI: $(RUN)/cai (revise/, label/, sft_cai/, pm/, ppo/, evaluate/report.md)"
+	@echo "chat with it:    $(BIN)/flaxgpt chat $(RUN)/cai/ppo"
 
 lint: setup
 	$(BIN)/ruff check .

@@ -110,6 +110,17 @@ def default_config() -> ml_collections.ConfigDict:
     c.ppo.missing_eos_penalty = 1.0  # subtracted from the score of a response that never ends
     c.ppo.whiten_rewards = False
 
+    # Evaluation suites (flaxgpt/eval) run during training every evals.every steps, into metrics.jsonl (kind "suite").
+    c.evals = ml_collections.ConfigDict()
+    c.evals.every = 0  # 0 disables
+    c.evals.suites = "facts"  # comma-separated suite names (`flaxgpt eval --help` lists them)
+    c.evals.facts = ""  # {"question", "answers"} JSONL
+    c.evals.red_team = ""  # comma-separated prompt files (safety, adherence)
+    c.evals.judge = ""  # rules | pm:RUN_DIR | a feedback backend spec
+    c.evals.constitution = "personal,harmless"
+    c.evals.max_tokens = 32
+    c.evals.limit = 16  # prompts/questions per suite: keep periodic evaluation cheap
+
     c.checkpoint = ml_collections.ConfigDict()
     c.checkpoint.every = 200
     c.checkpoint.keep = 3

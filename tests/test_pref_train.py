@@ -99,7 +99,7 @@ def test_ppo_raises_the_pm_reward_with_bounded_kl(task, sft_run, pm_run):
     assert max(r["kl"] for r in rows) < 10.0  # nats per response (of a few tokens)
     for r in rows:
         assert 0.0 <= r["clipfrac"] <= 1.0 and r["entropy"] > 0 and math.isfinite(r["vf_loss"])
-    assert (run / "rollouts.jsonl").exists()
+    assert (run / "rollouts.jsonl").exists() and (run / "ppo.png").exists()
 
 
 def test_ppo_resumes_from_its_checkpoint(task, sft_run, pm_run):

@@ -101,8 +101,10 @@ class LocalBackend:
         return out
 
     def complete(self, prompts: Sequence[str], params: GenParams) -> list[str]:
-        """Continues raw-text prompts; one string per prompt."""
-        return self._generate([self.generator.tokenizer.encode(p) for p in prompts], params)
+        """Continues raw-text prompts; one string per prompt. A special token (a chat-tuned model's ``<|end|>``,
+        a role token) ends the text: raw text never contains one, so it means the model left the transcript."""
+        stops = tuple(self.generator.tokenizer.special_ids.values())
+        return self._generate([self.generator.tokenizer.encode(p) for p in prompts], params, stops)
 
     def chat(self, conversations: Sequence[Sequence[Message]], params: GenParams) -> list[str]:
         """The assistant's next message for each conversation (chat template; stops at ``<|end|>``)."""

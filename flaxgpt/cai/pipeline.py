@@ -104,6 +104,8 @@ class Pipeline:
         c = self.c
         section = c.sft if stage == "sft_cai" else c[stage]
         overrides = [f"run.dir={self.path(stage)}", *section.overrides]
+        if stage == "sft_cai":  # its own length (sft_cai_steps), not the chat SFT's
+            overrides = [o for o in overrides if not o.startswith("train.steps=")]
         if stage == "sft":
             overrides.append(f"train.init_from={c.base}")
         elif stage == "sft_cai":
@@ -195,8 +197,8 @@ def produced(p: Pipeline, stage: str) -> str:
     out = p.path(stage)
     if stage in ("revise", "label", "evaluate"):
         report = json.loads((out / "report.json").read_text()) if (out / "report.json").exists() else {}
-        keys = {"revise": ("prompts", "rounds", "revisions_kept", "pairs"),
-                "label": ("pairs", "same_position_wins", "mean_confidence"),
+        keys = {"revise": ("prompts", "rounds_run", "revisions_kept", "early_stops", "pairs", "sft_examples"),
+                "label": ("pairs", "mean_abs_margin", "same_position_wins", "same_position_wins_by_position"),
                 "evaluate": ("runs_compared", "prompts")}[stage]
         facts = ", ".join(f"{k} {report[k]}" for k in keys if k in report)
         return f"{facts} -> {out}"

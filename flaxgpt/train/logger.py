@@ -93,3 +93,36 @@ def plot_loss(run_dir: str | Path, title: str | None = None) -> Path | None:
     fig.savefig(out)
     plt.close(fig)
     return out
+
+
+PPO_PLOT_FILE = "ppo.png"
+_PPO_PANELS = (("reward", "score"), ("kl", "kl_coef"), ("entropy",), ("clipfrac", "explained_variance"))
+
+
+def plot_ppo(run_dir: str | Path, title: str | None = None) -> Path | None:
+    """Writes ``ppo.png``: PM reward (and the shaped score), KL to the reference, entropy, clip fraction and
+    value explained variance per rollout; returns its path (None without PPO records)."""
+    records = [r for r in read_metrics(run_dir) if r.get("kind") == "train" and "reward" in r]
+    if not records:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(_PPO_PANELS), figsize=(14, 3.4), dpi=110)
+    steps = [r["step"] for r in records]
+    for ax, keys in zip(axes, _PPO_PANELS, strict=True):
+        for key in keys:
+            values = [r.get(key) for r in records]
+            if all(isinstance(v, float | int) for v in values):
+                ax.plot(steps, values, lw=1.3, label=key)
+        ax.set_xlabel("rollout")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(title or Path(run_dir).name)
+    fig.tight_layout()
+    out = Path(run_dir) / PPO_PLOT_FILE
+    fig.savefig(out)
+    plt.close(fig)
+    return out

@@ -31,6 +31,7 @@ from flaxgpt.train.pref_steps import DPO_KEYS, make_scorer
 log = logging.getLogger("flaxgpt")
 REF_FILE = "reference_logps.npz"
 SCORE_BATCH = 16  # rows per scoring forward (reference log-probs, reward centering)
+DECISIVE = 0.1  # validation accuracy counts comparisons whose label is at least this far from 0.5
 
 
 @dataclasses.dataclass
@@ -179,10 +180,12 @@ def make_pair_eval(pairs: PairData, model: GPT, config: ml_collections.ConfigDic
                                            label_smoothing=d.label_smoothing,
                                            lengths=(val["mask"][:, 0].sum(-1), val["mask"][:, 1].sum(-1)))
             margin = np.asarray(rw_c) - np.asarray(rw_r)
-        decided = label != 0.5
+        # Accuracy counts decisive comparisons only: a soft label of 0.51 (a labeller with no opinion, e.g. one
+        # that always picks the same position) says nothing about which response is better.
+        decided = np.abs(label - 0.5) >= DECISIVE
         correct = (np.asarray(margin) > 0) == (label > 0.5)
         return {"val_loss": float(np.mean(loss)),
                 "val_accuracy": float(correct[decided].mean()) if decided.any() else float("nan"),
-                "val_margin": float(np.mean(margin))}
+                "val_margin": float(np.mean(margin)), "val_decisive": float(decided.sum())}
 
     return eval_fn, {"pairs": []}

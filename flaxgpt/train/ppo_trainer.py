@@ -45,7 +45,7 @@ from flaxgpt.sharding import batch_sharding, compile_step, logical_rules, make_m
 from flaxgpt.tokenizer import check_compatible, load_tokenizer
 from flaxgpt.train import checkpoint as ckpt
 from flaxgpt.train import rl
-from flaxgpt.train.logger import MetricsLogger, plot_loss
+from flaxgpt.train.logger import MetricsLogger, plot_loss, plot_ppo
 from flaxgpt.train.optim import lr_schedule, make_optimizer
 from flaxgpt.train.pref_steps import PPO_KEYS, make_scorer
 from flaxgpt.train.state import abstract_train_state, initial_state
@@ -265,7 +265,8 @@ def train_ppo(config: ml_collections.ConfigDict, *, stop_at: int | None = None, 
         manager.close()
         logger.close()
     summary["step"] = step
-    plot = plot_loss(rdir, title=f"{config.run.name}: PPO")
+    plot_loss(rdir, title=f"{config.run.name}: PPO loss")
+    plot = plot_ppo(rdir, title=f"{config.run.name}: PPO against {pm.where}")
     summary["plot"] = str(plot) if plot else None
     print(f"{summary['status']} at step {step}; run directory: {rdir}")
     return summary
