@@ -19,7 +19,8 @@ $(STAMP): pyproject.toml requirements.lock
 
 # Ingest the bundled example persona (extract, scrub, dedup, filter, tokenize), check no planted secret
 # survived, pretrain the micro model on it, fine-tune it on chat conversations (SFT), print samples,
-# then run the Constitutional AI pipeline (revise, SL-CAI, labels, PM, PPO) and compare before/after.
+# then run the Constitutional AI pipeline (revise, SL-CAI, labels, PM, PPO) and compare before/after,
+# and end with the evaluation report of every stage side by side.
 demo: setup
 	$(BIN)/flaxgpt ingest examples/persona/sources.py --out $(RUN)/data/persona
 	$(BIN)/flaxgpt audit $(RUN)/data/persona --canaries examples/persona/canaries.txt
@@ -30,8 +31,15 @@ demo: setup
 	$(BIN)/flaxgpt sample $(RUN)/micro --prompt "Ines Halvorsen" --n 3 --max-new-tokens 40 --temperature 0.8 --seed 0
 	$(BIN)/flaxgpt run experiments/cai_micro.py dir=$(RUN)/cai base=$(RUN)/micro sft.run_dir=$(RUN)/sft_micro \
 		"sft.overrides=('data.sources.chat.path=$(RUN)/data/chat', 'train.steps=150')"
+	$(BIN)/flaxgpt eval $(RUN)/micro $(RUN)/sft_micro $(RUN)/cai/sft_cai $(RUN)/cai/ppo --names base,sft,sl_cai,rl_cai \
+		--suite all --limit 16 --data $(RUN)/data/persona --facts examples/persona/facts.jsonl \
+		--red-team examples/cai/red_team_test.jsonl --helpful examples/cai/helpful.jsonl \
+		--revisions $(RUN)/cai/revise/history.jsonl --comparisons examples/cai/comparisons_test.jsonl \
+		--comparisons examples/cai/choices_test.jsonl --baseline $(RUN)/sft_micro --judge $(RUN)/sft_micro \
+		--owner-config examples/persona/sources.py --out $(RUN)/eval
 	@echo "pretraining run: $(RUN)/micro   chat fine-tune: $(RUN)/sft_micro   (inspect: $(BIN)/flaxgpt info $(RUN)/micro)"
 	@echo "Constitutional AI: $(RUN)/cai (revise/, label/, sft_cai/, pm/, ppo/, evaluate/report.md)"
+	@echo "evaluation report: $(RUN)/eval/report.html (and report.md, report.json)"
 	@echo "chat with it:    $(BIN)/flaxgpt chat $(RUN)/cai/ppo"
 
 lint: setup

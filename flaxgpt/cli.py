@@ -12,6 +12,7 @@
     flaxgpt chat RUN_DIR                      chat in the terminal
     flaxgpt serve RUN_DIR --port 8000         OpenAI-compatible API (/v1/completions, /v1/chat/completions, SSE)
     flaxgpt cai revise|label ...              Constitutional AI: critique/revision data, AI preference labels
+    flaxgpt eval RUN_DIR... --suite SUITES    evaluate runs side by side -> report (md, html, json)
 """
 
 from __future__ import annotations
@@ -116,6 +117,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. rl=dpo revise.rounds=4")
     p.add_argument("--only", default="", help="comma-separated stages to run (others are left alone)")
     p.set_defaults(func=_run)
+    from flaxgpt.eval import cli as eval_cli
+
+    p = sub.add_parser("eval", help="evaluate runs side by side (perplexity, facts, safety, ...) -> a report")
+    eval_cli.add_arguments(p)
+    p.set_defaults(func=eval_cli.run)
     p = sub.add_parser("info", help="describe a run directory")
     p.add_argument("run_dir")
     p.set_defaults(func=_info)

@@ -282,6 +282,8 @@ def validate(c: ml_collections.ConfigDict) -> None:
     _check(p.temperature > 0, "ppo.temperature", "must be > 0 (the policy samples its rollouts)")
     _check(p.kl_estimator in KL_ESTIMATORS, "ppo.kl_estimator", f"{p.kl_estimator!r} not in {KL_ESTIMATORS}")
     _check(0.0 <= p.lam <= 1.0 and 0.0 <= p.gamma <= 1.0, "ppo.lam", "ppo.gamma and ppo.lam must be in [0, 1]")
+    _check(c.evals.every >= 0, "evals.every", "must be >= 0 (0: no suites during training)")
+    _check(c.evals.every == 0 or bool(c.evals.suites.strip()), "evals.suites", "name the suites to run")
     _check(c.checkpoint.every > 0, "checkpoint.every", "must be > 0")
     _check(c.checkpoint.keep > 0, "checkpoint.keep", "must be > 0")
     sizes = [c.mesh.data, c.mesh.fsdp, c.mesh.tensor]

@@ -112,7 +112,7 @@ def vote_share(answers: Sequence[str]) -> float:
 # ------------------------------------------------------------------------------------------------ scoring
 
 
-def _p_a(feedback: Backend, prompts: list[str], samples: int, seed: int) -> list[float]:
+def prob_option_a(feedback: Backend, prompts: list[str], samples: int, seed: int) -> list[float]:
     """P(A) per prompt: normalised option log-probs, or the vote share of sampled answers."""
     if not prompts:
         return []
@@ -124,8 +124,8 @@ def _p_a(feedback: Backend, prompts: list[str], samples: int, seed: int) -> list
     return [vote_share(answers[i * samples:(i + 1) * samples]) for i in range(len(prompts))]
 
 
-def _score_model(feedback: Backend, pairs: list[tuple[str, str, str, Principle]], prefix: str, *, cot: bool,
-                 samples: int, gen: GenParams, seed: int) -> list[tuple[float, float]]:
+def score_pairs(feedback: Backend, pairs: list[tuple[str, str, str, Principle]], prefix: str, *, cot: bool,
+                samples: int, gen: GenParams, seed: int) -> list[tuple[float, float]]:
     """(p_ab, p_ba) = P(first better) in each order, for (conversation, first, second, principle) pairs."""
     if not pairs:
         return []
@@ -138,10 +138,11 @@ def _score_model(feedback: Backend, pairs: list[tuple[str, str, str, Principle]]
         params = dataclasses.replace(gen, stop=("\n\nHuman:",), seed=seed)
         rationales = feedback.complete(reps, params)
         answers = [fewshot.cot_answer_prompt(t, r) for t, r in zip(reps, rationales, strict=True)]
-        flat = _p_a(feedback, answers, 1, derive_seed(seed, "votes"))  # without scores: one vote per rationale
+        # Without scores: one vote per rationale.
+        flat = prob_option_a(feedback, answers, 1, derive_seed(seed, "votes"))
         p_a = [sum(flat[i * samples:(i + 1) * samples]) / samples for i in range(len(texts))]
     else:
-        p_a = _p_a(feedback, texts, samples, derive_seed(seed, "votes"))
+        p_a = prob_option_a(feedback, texts, samples, derive_seed(seed, "votes"))
     return [(p_a[2 * i], 1.0 - p_a[2 * i + 1]) for i in range(len(pairs))]
 
 
@@ -217,7 +218,7 @@ def label(conversations: Iterable[Prompt | Sequence[Mapping[str, str]]], policy:
                 continue
             jobs.append((p, r1, r2, usable.sample(random.Random(derive_seed(seed, p.id)))))
         model = [j for j in jobs if j[3].checker == "model"]
-        scored = dict(zip((id(j) for j in model), _score_model(
+        scored = dict(zip((id(j) for j in model), score_pairs(
             feedback, [(fewshot.transcript(p.messages), r1, r2, pr) for p, r1, r2, pr in model], prefix, cot=cot,
             samples=samples, gen=gen, seed=chunk_seed), strict=True))
         records = []

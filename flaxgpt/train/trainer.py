@@ -266,6 +266,7 @@ def train(config: ml_collections.ConfigDict, *, stop_at: int | None = None, show
                         for name, batches in host_eval.items()}  # fixed for the run: on devices once
 
     logger = MetricsLogger(rdir, resume_step=start_step) if main_process else None
+    suite_eval = _suite_evaluator(config, run.tokenizer) if config.evals.every > 0 else None
     tokens_per_step = t.batch_size * seq_len * (2 if run.pairs else 1)
     flops_nano = flops_per_token_nanogpt(mcfg, seq_len, n_model)
     flops_maxtext = flops_per_token_maxtext(mcfg, seq_len)
@@ -344,6 +345,13 @@ def train(config: ml_collections.ConfigDict, *, stop_at: int | None = None, show
                             logger.write(step, "eval", ev)
                         summary.update(ev)
                     window_t0 = time.perf_counter()  # evaluation time is not training throughput
+                if suite_eval and (step % config.evals.every == 0 or step == t.steps):
+                    finish_pending()
+                    record = suite_eval(state.params, step)
+                    bar.write(f"step {step}: " + "  ".join(f"{k} {v:.4g}" for k, v in record.items()))
+                    if logger:
+                        logger.write(step, "suite", record)
+                    window_t0 = time.perf_counter()
                 if saving:
                     if step == t.steps and t.stage == "pm" and config.pm.center:
                         state, offset = center_state(run.pairs, run.model, state, mesh, rules)
@@ -375,6 +383,22 @@ def _make_eval(model: GPT, config, mesh, rules, param_shardings):
     def run(params, batch):
         with jax.set_mesh(mesh), nn.logical_axis_rules(rules):
             return jitted(params, batch)
+
+    return run
+
+
+def _suite_evaluator(config: ml_collections.ConfigDict, tokenizer: Any):
+    """``fn(params, step) -> {suite/metric: value}``: the ``evals.suites`` on the current parameters."""
+    from flaxgpt.eval.runner import evaluate_params, resolve_suites
+    from flaxgpt.eval.suite import context_from_config
+
+    suites = resolve_suites(config.evals.suites)
+    ctx = context_from_config(config.evals)
+
+    def run(params: Any, step: int) -> dict[str, float]:
+        results = evaluate_params(params, config, suites, ctx, step=step, tokenizer=tokenizer)
+        return {f"{name}/{k}": float(v) for name, r in results.items() for k, v in r.metrics.items()
+                if isinstance(v, int | float)}
 
     return run
 
