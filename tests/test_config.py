@@ -14,6 +14,15 @@ EXPERIMENTS = sorted(Path("experiments").glob("*.py"))
 
 @pytest.mark.parametrize("path", EXPERIMENTS, ids=lambda p: p.stem)
 def test_every_experiment_file_loads_and_validates(path):
+    from flaxgpt.cai.pipeline import Pipeline, is_pipeline
+    from flaxgpt.config import read_config_file
+
+    raw = read_config_file(path)
+    if is_pipeline(raw):  # a pipeline: its stages are known and each training stage's config validates
+        pipeline = Pipeline(raw, runner=lambda args: 0)
+        for stage in ("sft", "pm", "ppo", "dpo"):
+            load_config(pipeline.c[stage].config)
+        return
     config = load_config(path)
     assert config.model.d_model % config.model.n_head == 0
 
