@@ -323,9 +323,24 @@ def test_backend_judge_on_a_local_run(runs):
     assert judge.prefer(prompts, responses, responses) == pytest.approx([0.5] * 3, abs=1e-6)
 
 
-def test_pm_judge_ranks_as_the_preference_model_does(runs):
-    from flaxgpt.cai.compare import _pm_rewards
+def _pm_rewards(pm_dir, prompts, responses):
+    """The PM's rewards computed directly: its row scorer over the encoded responses."""
+    import jax
 
+    from flaxgpt.data.preferences import encode_responses
+    from flaxgpt.model import GPT
+    from flaxgpt.restore import load_run
+    from flaxgpt.sharding import logical_rules, make_mesh
+    from flaxgpt.train.pairs import make_row_scorer
+
+    run = load_run(pm_dir)
+    mesh = make_mesh(run.config.mesh, devices=jax.devices()[:1])
+    rows, _ = encode_responses(prompts, responses, run.tokenizer, run.config.data.seq_len)
+    scorer = make_row_scorer(GPT(run.model_cfg), mesh, logical_rules(run.config.mesh.rules))
+    return scorer(run.params, rows["tokens"], rows["mask"], rows["last"])["reward"]
+
+
+def test_pm_judge_ranks_as_the_preference_model_does(runs):
     judge = make_judge(f"pm:{runs['pm']}")
     assert isinstance(judge, PMJudge)
     prompts = [[{"role": "user", "content": question(i)}] for i in range(4)]

@@ -77,10 +77,10 @@ def test_pm_learns_the_preference_and_is_centred(pm_run):
     offset = metrics(pm_run, "pm")[-1]["reward_offset"]
     assert math.isfinite(offset)
     # After centring, the rewards of "yes" and "no" average ~0 and keep their order.
-    from flaxgpt.cai.compare import _pm_rewards
+    from flaxgpt.eval.judges import PMJudge
 
     prompts = [({"role": "user", "content": question(i)},) for i in range(8)]
-    r = _pm_rewards(pm_run, prompts * 2, ["yes"] * 8 + ["no"] * 8)
+    r = PMJudge(pm_run).rewards(prompts * 2, ["yes"] * 8 + ["no"] * 8)
     assert abs(float(np.mean(r))) < 0.5 * float(np.mean(r[:8]) - np.mean(r[8:]))
     assert (r[:8] > r[8:]).all()
 

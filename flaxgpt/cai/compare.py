@@ -25,47 +25,30 @@ def _policies(p) -> list[tuple[str, Path]]:
     return [(n, p.path(n)) for n in names]
 
 
-def _pm_rewards(pm_dir: Path, prompts: list, responses: list[str]) -> np.ndarray:
-    from flaxgpt.data.preferences import encode_responses
-    from flaxgpt.model import GPT
-    from flaxgpt.restore import load_run
-    from flaxgpt.sharding import logical_rules, make_mesh
-    from flaxgpt.train.pairs import make_row_scorer
-
-    run = load_run(pm_dir)
-    mesh = make_mesh(run.config.mesh, devices=__import__("jax").devices()[:1])
-    rows, _ = encode_responses(prompts, responses, run.tokenizer, run.config.data.seq_len)
-    scorer = make_row_scorer(GPT(run.model_cfg), mesh, logical_rules(run.config.mesh.rules))
-    return scorer(run.params, rows["tokens"], rows["mask"], rows["last"])["reward"]
-
-
 def compare_policies(policies: list[tuple[str, Path]], prompts: list, *, pm_dir: Path | None, rules: Any,
                      max_tokens: int, seed: int, temperature: float) -> dict:
     """Responses, PM rewards and privacy findings of each policy on ``prompts`` (lists of messages)."""
     from flaxgpt.cai.backends import LocalBackend
+    from flaxgpt.eval.judges import PMJudge
 
     params = GenParams(max_tokens=max_tokens, temperature=temperature, seed=seed)
+    judge = PMJudge(pm_dir) if pm_dir is not None else None  # one PM load and compile for every policy
     result: dict[str, Any] = {"prompts": len(prompts), "runs": {}, "examples": []}
-    responses: dict[str, list[str]] = {}
-    for name, path in policies:
-        responses[name] = LocalBackend(path).chat(prompts, params)
+    responses = {name: LocalBackend(path).chat(prompts, params) for name, path in policies}
+    rewards: dict[str, np.ndarray] = {}
     for name, path in policies:
         texts = responses[name]
-        findings = [rules.find(t) for t in texts]
         row = {"run_dir": str(path), "mean_words": float(np.mean([len(t.split()) for t in texts])),
-               "privacy_leaks": int(sum(bool(f) for f in findings))}
-        if pm_dir is not None:
-            rewards = _pm_rewards(pm_dir, prompts, texts)
-            row["mean_pm_reward"] = float(np.mean(rewards))
-            row["_rewards"] = rewards.tolist()
+               "privacy_leaks": int(sum(bool(rules.find(t)) for t in texts))}
+        if judge is not None:
+            rewards[name] = judge.rewards(prompts, texts)
+            row["mean_pm_reward"] = float(np.mean(rewards[name]))
         result["runs"][name] = row
     for i, prompt in enumerate(prompts):
         ex = {"prompt": prompt[-1]["content"], "responses": {n: responses[n][i] for n, _ in policies}}
-        if pm_dir is not None:
-            ex["pm_reward"] = {n: result["runs"][n]["_rewards"][i] for n, _ in policies}
+        if rewards:
+            ex["pm_reward"] = {n: float(rewards[n][i]) for n, _ in policies}
         result["examples"].append(ex)
-    for row in result["runs"].values():
-        row.pop("_rewards", None)
     return result
 
 
@@ -100,9 +83,9 @@ def evaluate_stage(p) -> dict:
     pm_dir = p.path("pm") if "pm" in p.c.stages else None
     result = compare_policies(_policies(p), prompts, pm_dir=pm_dir, rules=owner_rules(e.owner_config or None),
                               max_tokens=e.max_tokens, seed=e.seed, temperature=e.temperature)
-    (out / "report.md").write_text(render_markdown(result, e.shown))
+    table = render_markdown(result, e.shown)
+    (out / "report.md").write_text(table)
     result["runs_compared"] = list(result["runs"])
     (out / "report.json").write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
-    table = render_markdown(result, e.shown)
     print(textwrap.indent(table, "  "))
     return result

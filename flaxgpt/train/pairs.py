@@ -158,16 +158,16 @@ def center_state(pairs: PairData, model: GPT, state: Any, mesh, rules) -> tuple[
 
 
 def make_pair_eval(pairs: PairData, model: GPT, config: ml_collections.ConfigDict, mesh, rules):
-    """(eval_fn(params, _) -> metrics, marker batches) for pm/dpo validation, or (None, None) without any."""
+    """``validate(params) -> metrics`` for pm/dpo on the validation comparisons, or None without any."""
     from flaxgpt.train import rl
 
     val = pairs.val
     if not len(val["label"]) or config.train.eval_every <= 0:
-        return None, None
+        return None
     scorer = make_row_scorer(model, mesh, rules)
     stage, d = config.train.stage, config.dpo
 
-    def eval_fn(params: Any, _batches: Any) -> dict[str, float]:
+    def validate(params: Any) -> dict[str, float]:
         s = pair_scores(scorer, params, val)
         label = val["label"]
         if stage == "pm":
@@ -188,4 +188,4 @@ def make_pair_eval(pairs: PairData, model: GPT, config: ml_collections.ConfigDic
                 "val_accuracy": float(correct[decided].mean()) if decided.any() else float("nan"),
                 "val_margin": float(np.mean(margin)), "val_decisive": float(decided.sum())}
 
-    return eval_fn, {"pairs": []}
+    return validate

@@ -196,8 +196,9 @@ def train_ppo(config: ml_collections.ConfigDict, *, stop_at: int | None = None, 
                 "reward": raw, "score": score, "kl": jnp.sum(kl * mask, axis=-1),
                 "explained_variance": rl.explained_variance(pol["values"], returns, mask)}
 
+    minibatch_sh = dict.fromkeys(PPO_KEYS, batch_sharding(mesh, 3, leading=1))
     step_fn = compile_step(make_train_step("ppo", model, tx, lr_schedule(opt_cfg), config=config), shardings,
-                           dict.fromkeys(PPO_KEYS, batch_sharding(mesh, 3, leading=1)), mesh, rules)
+                           minibatch_sh, mesh, rules)
     gen = Generator(mcfg, state.params, tokenizer, max_len=config.data.seq_len, mesh=mesh, rules=rules)
     logger = MetricsLogger(rdir, resume_step=start_step)
     sampling = SamplingParams(temperature=p.temperature, stop_token_ids=(end_id,))
@@ -229,8 +230,7 @@ def train_ppo(config: ml_collections.ConfigDict, *, stop_at: int | None = None, 
                 order = rng.permutation(p.rollout_batch)
                 for s in range(0, p.rollout_batch, p.minibatch):
                     sel = order[s: s + p.minibatch]
-                    mb = put_batch({k: v[sel][None] for k, v in rows.items()},
-                                   dict.fromkeys(PPO_KEYS, batch_sharding(mesh, 3, leading=1)))
+                    mb = put_batch({k: v[sel][None] for k, v in rows.items()}, minibatch_sh)
                     state, m = step_fn(state, mb)
                     update_metrics.append(m)
             update_metrics = jax.device_get(update_metrics)

@@ -192,17 +192,16 @@ def _prepare(config: ml_collections.ConfigDict) -> _Run:
     if not pair_stage:
         data_iter = build_train_iterator(sources, seq_len=seq_len, batch_size=host_batch, seed=config.train.seed,
                                          eot_id=tokenizer.eot_id, prefetch=config.data.prefetch, sft=sft)
-    else:  # the pairs are read below, once the state (the DPO reference when resuming is not) is known
+    else:  # comparisons: read below, where the DPO reference's first parameters can be built
         data_iter = None
     manager = ckpt.make_manager(rdir, keep=config.checkpoint.keep, async_save=config.checkpoint.async_save)
-    restored, pairs = None, None
+    restored, pairs, fresh = None, None, None
     try:
         if pair_stage:
-            init_params = None
             if needs_initial_params(config, rdir):  # the DPO reference: the run's first parameters
-                init_params = initial_state(config, model, tx, mesh, rules)[0].params
-            pairs = prepare_pairs(config, tokenizer, rdir, model=model, init_params=init_params, mesh=mesh,
-                                  rules=rules)
+                fresh = initial_state(config, model, tx, mesh, rules)  # also the state, unless a checkpoint exists
+            pairs = prepare_pairs(config, tokenizer, rdir, model=model, init_params=fresh[0].params if fresh else None,
+                                  mesh=mesh, rules=rules)
             data_iter = build_pair_iterator(pairs.train, batch_size=host_batch, seed=config.train.seed)
         if config.run.resume and manager.all_steps():
             abstract, shardings = abstract_train_state(model, tx, mesh, rules, seq_len)
@@ -216,7 +215,7 @@ def _prepare(config: ml_collections.ConfigDict) -> _Run:
     else:
         start_step = 0
         try:
-            state, shardings = initial_state(config, model, tx, mesh, rules)
+            state, shardings = fresh or initial_state(config, model, tx, mesh, rules)
         except BaseException:
             manager.close()
             raise
@@ -254,16 +253,17 @@ def train(config: ml_collections.ConfigDict, *, stop_at: int | None = None, show
     step_fn = compile_step(make_train_step(t.stage, run.model, run.tx, lr_schedule(t),
                                            document_mask=config.data.document_mask, config=config),
                            run.shardings, batch_sh, mesh, rules)
-    eval_fn = _make_eval(run.model, config, mesh, rules, run.shardings.params)
-    eval_batches = None
+    validate = None  # params -> validation metrics
     if run.pairs:
-        eval_fn, eval_batches = make_pair_eval(run.pairs, run.model, config, mesh, rules)
+        validate = make_pair_eval(run.pairs, run.model, config, mesh, rules)
     elif t.eval_every > 0:
+        eval_fn = make_eval_fn(run.model, config, mesh, rules, run.shardings.params)
         host_eval = build_eval_batches(run.sources, seq_len=seq_len, batch_size=run.host_batch,
                                        eot_id=run.tokenizer.eot_id, max_batches=t.eval_batches, sft=run.sft)
         eval_sh = dict.fromkeys(BATCH_KEYS, batch_sharding(mesh, 2))
         eval_batches = {name: [put_batch({k: b[k] for k in BATCH_KEYS}, eval_sh) for b in batches]
                         for name, batches in host_eval.items()}  # fixed for the run: on devices once
+        validate = lambda params: evaluate_sources(eval_fn, params, eval_batches)  # noqa: E731
 
     logger = MetricsLogger(rdir, resume_step=start_step) if main_process else None
     suite_eval = _suite_evaluator(config, run.tokenizer) if config.evals.every > 0 else None
@@ -337,8 +337,8 @@ def train(config: ml_collections.ConfigDict, *, stop_at: int | None = None, show
                     if logger:
                         logger.write(step, "train", record)
                     summary["loss"] = record["loss"]
-                if eval_batches and (step % t.eval_every == 0 or step == t.steps):
-                    ev = _evaluate(eval_fn, state.params, eval_batches)
+                if validate and (step % t.eval_every == 0 or step == t.steps):
+                    ev = validate(state.params)
                     if ev:
                         bar.write(f"step {step}: " + "  ".join(f"{k} {v:.4g}" for k, v in ev.items()))
                         if logger:
@@ -376,7 +376,8 @@ def train(config: ml_collections.ConfigDict, *, stop_at: int | None = None, show
     return summary
 
 
-def _make_eval(model: GPT, config, mesh, rules, param_shardings):
+def make_eval_fn(model: GPT, config, mesh, rules, param_shardings):
+    """``eval_fn(params, batch) -> {'loss_sum', 'weights'}`` for one [b, T] batch, jitted on ``mesh``."""
     eval_step = make_eval_step(model, document_mask=config.data.document_mask)
     jitted = jax.jit(eval_step, in_shardings=(param_shardings, batch_sharding(mesh, 2)))
 
@@ -403,10 +404,8 @@ def _suite_evaluator(config: ml_collections.ConfigDict, tokenizer: Any):
     return run
 
 
-def _evaluate(eval_fn, params, eval_batches: dict[str, list]) -> dict[str, float]:
+def evaluate_sources(eval_fn, params, eval_batches: dict[str, list]) -> dict[str, float]:
     """Validation loss and perplexity per source and over all sources (token-weighted)."""
-    if "pairs" in eval_batches:
-        return eval_fn(params, None)
     out, total_loss, total_w = {}, 0.0, 0.0
     for name, batches in eval_batches.items():
         loss, w = 0.0, 0.0

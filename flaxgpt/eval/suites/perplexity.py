@@ -3,7 +3,7 @@
 The shards are ``ctx.data`` (each a `flaxgpt tokenize`/`tokenize-chat`/`ingest` output; ingest outputs
 expand to their sources) or, without them, the run's own ``data.sources`` from its saved config. Only
 the ``val`` split is read. The numbers are the trainer's own evaluation (flaxgpt.train.trainer's
-``_make_eval``/``_evaluate`` over ``build_eval_batches``), so they match the ``eval`` records of the
+``make_eval_fn``/``evaluate_sources`` over ``build_eval_batches``), so they match the ``eval`` records of the
 run's metrics.jsonl. Chat shards (with a loss mask) count only the tokens SFT trains on (the
 assistant's replies and their end-of-turn), packed whole with attention kept inside each
 conversation; plain shards count every token, with the run's own ``data.document_mask``.
@@ -64,7 +64,7 @@ def perplexity(run: EvalRun, ctx: EvalContext) -> SuiteResult:
     from flaxgpt.restore import param_shardings
     from flaxgpt.sharding import logical_rules, make_mesh
     from flaxgpt.tokenizer import check_compatible
-    from flaxgpt.train.trainer import _evaluate, _make_eval
+    from flaxgpt.train.trainer import evaluate_sources, make_eval_fn
 
     model_run = run.load()
     config = model_run.config
@@ -96,11 +96,11 @@ def perplexity(run: EvalRun, ctx: EvalContext) -> SuiteResult:
     for name, s in shards.items():
         masked = s.has_mask
         if masked not in eval_fns:
-            eval_fns[masked] = _make_eval(model, chat_config if masked else config, mesh, rules, shardings)
+            eval_fns[masked] = make_eval_fn(model, chat_config if masked else config, mesh, rules, shardings)
         host = build_eval_batches({name: (s.directory, 1.0)}, seq_len=seq_len, batch_size=EVAL_BATCH,
                                   eot_id=model_run.tokenizer.eot_id, max_batches=ctx.limit or None,
                                   shard_index=0, shard_count=1, sft=masked)[name]
-        ev = _evaluate(eval_fns[masked], params, {name: host})
+        ev = evaluate_sources(eval_fns[masked], params, {name: host})
         n = float(sum(np.sum(b["weights"]) for b in host))
         detail = {"source": name, "path": str(s.directory), "masked": masked, "tokens": n, "batches": len(host)}
         if f"val_loss/{name}" in ev:
