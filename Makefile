@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml requirements.lock
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -r requirements.lock
 	$(BIN)/pip install --quiet --no-deps -e .
-	$(BIN)/python -c "from flaxgpt.tokenizer import get_tokenizer; assert get_tokenizer('gpt2').encode('Hello world') == [15496, 995]"
+	$(BIN)/python -c "from flaxgpt.data.tokenizer import get_tokenizer; assert get_tokenizer('gpt2').encode('Hello world') == [15496, 995]"
 	touch $(STAMP)
 
 # Ingest the bundled example persona (extract, scrub, dedup, filter, tokenize), check no planted secret

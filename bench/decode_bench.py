@@ -9,7 +9,7 @@ save_pretrained(safe_serialization=True); every side loads that same directory, 
   torch compile      the same with transformers' compiled decoding (static KV cache, torch.compile; cold compile);
   torch eager, stock transformers' eager `generate` in the environment as it is (stock MKL, stock malloc);
   flaxgpt f32 / int8 the directory imported into a flaxgpt run (flaxgpt.convert's import_hf), loaded with
-                     flaxgpt.generate.load_generator(run_dir, int8=...), greedy decoding with its KV cache capped
+                     infer.generator.load_generator(run_dir, int8=...), greedy decoding with its KV cache capped
                      at prompt + new tokens slots (where transformers' cache ends too; --max-len changes it).
 Each side runs in a fresh child process. For each batch size (the first B rows of one set of random 32-token prompts)
 it times `repeats` greedy calls generating `new_tokens` tokens after one warm-up call, with each side's streaming hook
@@ -241,7 +241,7 @@ def _named_leaves(tree: Any) -> dict[str, Any]:
 
 def import_checkpoint(hf_dir: str, run_dir: str) -> dict[str, Any]:
     """`flaxgpt convert import`'s import_hf: the HF checkpoint in `hf_dir` -> the flaxgpt run directory `run_dir`."""
-    from flaxgpt.convert.hf_import import import_hf
+    from flaxgpt.runs.hf.hf_import import import_hf
 
     t0 = time.perf_counter()
     import_hf(hf_dir, run_dir)
@@ -250,14 +250,14 @@ def import_checkpoint(hf_dir: str, run_dir: str) -> dict[str, Any]:
 
 def run_flax_side(run_dir: str, batches: Sequence[int], prompt_len: int, new_tokens: int, repeats: int,
                   int8: bool = False, max_len: int | None = None) -> dict[str, Any]:
-    """flaxgpt's greedy decoding (flaxgpt.generate.load_generator) of the run in `run_dir`, float32 or weight-only
+    """flaxgpt's greedy decoding (infer.generator.load_generator) of the run in `run_dir`, float32 or weight-only
     int8; one time_generate per batch size.
 
     max_len: KV-cache slots (default prompt_len + new_tokens, the length transformers' cache grows to).
     """
     import jax
 
-    from flaxgpt.generate import SamplingParams, TokenDelta, load_generator
+    from flaxgpt.infer.generator import SamplingParams, TokenDelta, load_generator
 
     max_len = max_len or prompt_len + new_tokens
     t0 = time.perf_counter()
@@ -284,7 +284,7 @@ def run_flax_side(run_dir: str, batches: Sequence[int], prompt_len: int, new_tok
         "runs": {},
     }
     if gen.int8:
-        result["int8_dot"] = gen.cfg.int8_dot  # 'auto': int8 x int8 matmuls on CPU (flaxgpt.model.ModelConfig)
+        result["int8_dot"] = gen.cfg.int8_dot  # 'auto': int8 x int8 matmuls on CPU (flaxgpt.model.gpt.ModelConfig)
     for b in batches:
         result["runs"][str(b)] = time_generate(generate, make_prompts(b, prompt_len), new_tokens, repeats,
                                                gen.compiled_count)

@@ -20,10 +20,10 @@ import numpy as np
 from bench.torch_peer import PRESETS  # one definition of the benchmark shapes
 from flaxgpt.config import default_config
 from flaxgpt.data.loader import BATCH_KEYS
-from flaxgpt.model import GPT, ModelConfig, count_params
-from flaxgpt.sharding import batch_sharding, compile_step, logical_rules, make_mesh, put_batch
+from flaxgpt.model.gpt import GPT, ModelConfig, count_params
 from flaxgpt.train.mfu import flops_per_token_maxtext, flops_per_token_nanogpt
 from flaxgpt.train.optim import lr_schedule, make_optimizer
+from flaxgpt.train.sharding import batch_sharding, compile_step, logical_rules, make_mesh, put_batch
 from flaxgpt.train.state import create_train_state
 from flaxgpt.train.steps import make_pretrain_step
 

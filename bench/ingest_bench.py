@@ -112,7 +112,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from flaxgpt.data.ingest import ingest
-    from flaxgpt.data.ingest_config import load_ingest_config
+    from flaxgpt.ingest.config import load_ingest_config
 
     work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="flaxgpt-ingest-bench-"))
     corpus = work / "corpus"

@@ -18,7 +18,7 @@ from typing import Any
 
 import ml_collections
 
-from flaxgpt.model import DTYPES, REMAT_POLICIES
+from flaxgpt.model.gpt import DTYPES, REMAT_POLICIES
 from flaxgpt.train.rl import DPO_LOSSES, KL_ESTIMATORS
 
 

@@ -7,9 +7,9 @@ import numpy as np
 
 from flaxgpt.config import default_config
 from flaxgpt.data.loader import BATCH_KEYS
-from flaxgpt.model import GPT, ModelConfig
-from flaxgpt.sharding import batch_sharding, compile_step, logical_rules, make_mesh, put_batch
+from flaxgpt.model.gpt import GPT, ModelConfig
 from flaxgpt.train.optim import lr_schedule, make_optimizer
+from flaxgpt.train.sharding import batch_sharding, compile_step, logical_rules, make_mesh, put_batch
 from flaxgpt.train.state import create_train_state
 from flaxgpt.train.steps import make_pretrain_step
 

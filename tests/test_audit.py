@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from flaxgpt.data import audit
-from flaxgpt.data.extract.base import Owner
-from flaxgpt.data.privacy import Scrubber
 from flaxgpt.data.shards import ShardWriter
-from flaxgpt.tokenizer import get_tokenizer
+from flaxgpt.data.tokenizer import get_tokenizer
+from flaxgpt.ingest.extract.base import Owner
+from flaxgpt.ingest.privacy import Scrubber
 
 CANARIES = """# planted in the raw data; none may reach the shards
 +31 6 4827 1953

@@ -204,7 +204,7 @@ def test_label_end_to_end_with_a_local_run(tiny_run, tmp_path):
 
 
 def test_cli_label_smoke(tiny_run, tmp_path, capsys):
-    from flaxgpt.cli import main
+    from flaxgpt.cli.main import main
 
     out = tmp_path / "label"
     assert main(["cai", "label", "--policy", str(tiny_run), "--prompts", str(ROOT / "examples/cai/helpful.jsonl"),

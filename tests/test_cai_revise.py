@@ -229,7 +229,7 @@ def test_revise_end_to_end_with_a_local_run_removes_planted_pii(tiny_run, tmp_pa
 
 
 def test_cli_revise_smoke(tiny_run, tmp_path, capsys):
-    from flaxgpt.cli import main
+    from flaxgpt.cli.main import main
 
     out = tmp_path / "revise"
     argv = ["cai", "revise", "--policy", str(tiny_run), "--prompts", str(ROOT / "examples/cai/red_team.jsonl"),

@@ -2,8 +2,8 @@
 
 import pytest
 
-from flaxgpt.chat_template import render, to_text
-from flaxgpt.tokenizer import get_tokenizer
+from flaxgpt.data.chat_template import render, to_text
+from flaxgpt.data.tokenizer import get_tokenizer
 
 TOK = get_tokenizer("flaxgpt")
 SP = TOK.special_ids

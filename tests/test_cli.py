@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from flaxgpt.cli import main
+from flaxgpt.cli.main import main
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -16,18 +16,18 @@ import ml_dtypes
 import numpy as np
 import pytest
 
-from flaxgpt.cli import main as flaxgpt_main
+from flaxgpt.cli import convert as convert_cli
+from flaxgpt.cli.main import main as flaxgpt_main
 from flaxgpt.config import ConfigError, load_config
-from flaxgpt.convert import cli as convert_cli
-from flaxgpt.convert.gpt2 import model_fields_from_hf
-from flaxgpt.convert.hf_files import read_torch_bin
-from flaxgpt.convert.hf_import import read_hf_model
-from flaxgpt.convert.safetensors_io import read_safetensors, write_safetensors
 from flaxgpt.data.tokenize import tokenize_paths
-from flaxgpt.info import describe_run
-from flaxgpt.model import GPT, ModelConfig, gpt2_param_count
-from flaxgpt.tokenizer import get_tokenizer
-from flaxgpt.train.init_from import adapt_params, read_run_params, read_source
+from flaxgpt.data.tokenizer import get_tokenizer
+from flaxgpt.model.gpt import GPT, ModelConfig, gpt2_param_count
+from flaxgpt.runs.hf.gpt2 import model_fields_from_hf
+from flaxgpt.runs.hf.hf_files import read_torch_bin
+from flaxgpt.runs.hf.hf_import import read_hf_model
+from flaxgpt.runs.hf.safetensors_io import read_safetensors, write_safetensors
+from flaxgpt.runs.info import describe_run
+from flaxgpt.runs.init_from import adapt_params, read_run_params, read_source
 
 torch = pytest.importorskip("torch", reason="tests/requirements.txt (torch, transformers) is not installed")
 transformers = pytest.importorskip("transformers", reason="tests/requirements.txt is not installed")
@@ -275,7 +275,7 @@ def test_flaxgpt_tokenizer_import_and_export(tiny_hf, tmp_path):
     text = (ROOT / "examples/persona/blog").glob("*")
     sample = "".join(p.read_text(errors="replace") for p in sorted(text) if p.is_file())[:20000]
     assert hf_tok.encode(sample) == tok.encode(sample) and hf_tok.decode(tok.encode(sample)) == sample
-    from flaxgpt.chat_template import render
+    from flaxgpt.data.chat_template import render
     chat = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi!"},
             {"role": "assistant", "content": "Hello, how can I help?"}]
     ids = hf_tok.apply_chat_template(chat, add_generation_prompt=True, tokenize=True)
@@ -310,8 +310,8 @@ def test_init_from_checks_architecture_and_context(tiny_hf, imported):
 
 
 def test_personal_vocabulary_travels_through_an_export(tiny_hf, tmp_path):
-    from flaxgpt.tokenizer import save_spec
-    from flaxgpt.vocab import personal_tokenizer
+    from flaxgpt.data.tokenizer import save_spec
+    from flaxgpt.data.vocab import personal_tokenizer
 
     tok = personal_tokenizer(get_tokenizer("flaxgpt"), [" Halvorsen", "data_loader"])
     spec = save_spec(tmp_path / "tok", tok)

@@ -9,7 +9,7 @@ import ml_collections
 import numpy as np
 import pytest
 
-from flaxgpt.data.dedup import (
+from flaxgpt.ingest.dedup import (
     MAX_SPLIT_ROWS,
     DedupConfig,
     DedupIndex,

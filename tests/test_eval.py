@@ -19,11 +19,11 @@ import pytest
 
 from flaxgpt.config import load_config
 from flaxgpt.data.shards import ShardWriter
+from flaxgpt.data.tokenizer import load_tokenizer
 from flaxgpt.eval.report import render_markdown, write_report
 from flaxgpt.eval.runner import evaluate, evaluate_params, params_run, resolve_suites
 from flaxgpt.eval.suite import SUITES, EvalContext, EvalRun, SuiteResult
 from flaxgpt.eval.suites.facts import contains_answer, exact_answer, normalize
-from flaxgpt.tokenizer import load_tokenizer
 from flaxgpt.train.trainer import train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -293,7 +293,7 @@ def test_report_markdown_without_any_numbers(tmp_path):
 
 
 def test_cli_writes_the_report_and_prints_the_headline(memorized, text_data, tmp_path, capsys):
-    from flaxgpt.cli import main
+    from flaxgpt.cli.main import main
 
     facts = _jsonl(tmp_path / "facts.jsonl", [{"question": "What comes after apple?", "answers": ["river"]}])
     out = tmp_path / "eval"

@@ -328,10 +328,10 @@ def _pm_rewards(pm_dir, prompts, responses):
     import jax
 
     from flaxgpt.data.preferences import encode_responses
-    from flaxgpt.model import GPT
-    from flaxgpt.restore import load_run
-    from flaxgpt.sharding import logical_rules, make_mesh
+    from flaxgpt.model.gpt import GPT
+    from flaxgpt.runs.rundir import load_run
     from flaxgpt.train.pairs import make_row_scorer
+    from flaxgpt.train.sharding import logical_rules, make_mesh
 
     run = load_run(pm_dir)
     mesh = make_mesh(run.config.mesh, devices=jax.devices()[:1])

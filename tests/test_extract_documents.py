@@ -17,9 +17,9 @@ from fpdf.enums import EncryptionMethod
 from PIL import Image
 from pptx.util import Inches
 
-from flaxgpt.data.extract import office, pdf
-from flaxgpt.data.extract.base import Context, Document, Skip, SourceFile
-from flaxgpt.data.extract.documents import DOCUMENT_EXTRACTORS
+from flaxgpt.ingest.extract import office, pdf
+from flaxgpt.ingest.extract.base import Context, Document, Skip, SourceFile
+from flaxgpt.ingest.extract.documents import DOCUMENT_EXTRACTORS
 
 CTX = Context()
 PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15\xc4\x89"

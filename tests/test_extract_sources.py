@@ -16,13 +16,13 @@ from pathlib import Path
 
 import pytest
 
-from flaxgpt.data.extract.base import Context, Owner, Skip, SourceFile, SourceTree
-from flaxgpt.data.extract.chat import Message, conversation_windows, extract_discord, extract_slack
-from flaxgpt.data.extract.code import extract_code_file, extract_git
-from flaxgpt.data.extract.exports import extract_linkedin, extract_notion, notion_title
-from flaxgpt.data.extract.mail import extract_mbox, strip_quotes_and_signature
-from flaxgpt.data.extract.sources import SOURCE_EXTRACTORS
-from flaxgpt.data.files import open_tree
+from flaxgpt.ingest.extract.base import Context, Owner, Skip, SourceFile, SourceTree
+from flaxgpt.ingest.extract.chat import Message, conversation_windows, extract_discord, extract_slack
+from flaxgpt.ingest.extract.code import extract_code_file, extract_git
+from flaxgpt.ingest.extract.exports import extract_linkedin, extract_notion, notion_title
+from flaxgpt.ingest.extract.mail import extract_mbox, strip_quotes_and_signature
+from flaxgpt.ingest.extract.sources import SOURCE_EXTRACTORS
+from flaxgpt.ingest.files import open_tree
 
 OWNER = Owner(names=("Ada Lovelace",), emails=("ada@example.com",), handles=("ada_l", "U1OWNER"))
 
@@ -319,7 +319,7 @@ def test_mbox_all_messages_and_zip_member(mbox_path, tmp_path):
 
 
 def test_mbox_stream_split_is_independent_of_chunk_size(mbox_path, monkeypatch):
-    import flaxgpt.data.extract.mail as mail
+    import flaxgpt.ingest.extract.mail as mail
 
     whole = [(d.path, d.text) for d in extract_mbox(open_tree(mbox_path), ctx(owner_only=False))]
     monkeypatch.setattr(mail, "_CHUNK", 7)  # separators and envelope lines cut across reads

@@ -6,7 +6,7 @@ import zipfile
 
 import pytest
 
-from flaxgpt.data.files import open_tree
+from flaxgpt.ingest.files import open_tree
 
 
 def _collect(path, **kw):

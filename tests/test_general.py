@@ -6,7 +6,7 @@ import sys
 import numpy as np
 import pytest
 
-from flaxgpt.data.general import iter_tfds
+from flaxgpt.ingest.general import iter_tfds
 
 TFDS_NAME = "flaxgpt_tiny_text"  # tfds derives it from the builder class name below
 # Stored order is tfds's own (shuffled by key hash), so tests compare ids by index and texts as sets.
@@ -80,7 +80,7 @@ def test_tfds_split_slices_version_and_other_keys(tfds_dir):
 
 def test_tfds_in_a_fresh_interpreter_never_imports_tensorflow(tfds_dir):
     # In-process checks can be fooled by what other tests imported; a fresh interpreter cannot.
-    code = ("import sys\nfrom flaxgpt.data.general import iter_tfds\n"
+    code = ("import sys\nfrom flaxgpt.ingest.general import iter_tfds\n"
             "docs = list(iter_tfds(sys.argv[1], data_dir=sys.argv[2]))\n"
             "print(len(docs), 'tensorflow' in sys.modules, 'tensorflow_datasets' in sys.modules)\n")
     out = subprocess.run([sys.executable, "-c", code, TFDS_NAME, str(tfds_dir)], capture_output=True, text=True,

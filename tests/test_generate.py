@@ -14,10 +14,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from flaxgpt.generate import GREEDY, Generator, SamplingArrays, SamplingParams, load_generator, sample_next
-from flaxgpt.model import GPT, ModelConfig
-from flaxgpt.sharding import make_mesh
-from flaxgpt.tokenizer import get_tokenizer
+from flaxgpt.data.tokenizer import get_tokenizer
+from flaxgpt.infer.generator import GREEDY, Generator, SamplingArrays, SamplingParams, load_generator, sample_next
+from flaxgpt.model.gpt import GPT, ModelConfig
+from flaxgpt.train.sharding import make_mesh
 
 ROOT = Path(__file__).resolve().parents[1]
 TOK = get_tokenizer("gpt2")
@@ -91,7 +91,7 @@ def test_warmup_compiles_every_bucket_once(params):
 
 
 def test_the_decode_modes_also_run_the_stacked_training_layout(params):
-    from flaxgpt.generate import init_cache
+    from flaxgpt.infer.generator import init_cache
 
     tokens = np.array([[11, 12, 13, 14, 15, 16, 17, 18]], np.int32)
     full = GPT(CFG).apply({"params": params}, tokens)
@@ -204,7 +204,7 @@ def reference_truncate(logits: np.ndarray, top_k: int, top_p: float) -> np.ndarr
 
 
 def test_truncation_beyond_the_top_candidates_matches_a_full_sort():
-    from flaxgpt.generate import TOP_CANDIDATES, _truncate
+    from flaxgpt.infer.generator import TOP_CANDIDATES, _truncate
 
     V = 3 * TOP_CANDIDATES
     rng = np.random.default_rng(0)
@@ -291,7 +291,7 @@ def test_chat_command_through_a_pipe(chat_run):
         "this line is never read",
     ]) + "\n"
     env = dict(os.environ, JAX_DISABLE_MOST_OPTIMIZATIONS="true", JAX_PLATFORMS="cpu")
-    cmd = [sys.executable, "-m", "flaxgpt.sample_cli", "chat", str(chat_run), "--max-new-tokens", "6", "--seed", "0"]
+    cmd = [sys.executable, "-m", "flaxgpt.cli.sample", "chat", str(chat_run), "--max-new-tokens", "6", "--seed", "0"]
     proc = subprocess.run(cmd, input=script, capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
@@ -307,7 +307,7 @@ def test_chat_command_through_a_pipe(chat_run):
 def test_sample_command_prints_n_samples(chat_run, capsys):
     import argparse
 
-    from flaxgpt.sample_cli import add_arguments_sample, run_sample
+    from flaxgpt.cli.sample import add_arguments_sample, run_sample
 
     parser = argparse.ArgumentParser()
     add_arguments_sample(parser)

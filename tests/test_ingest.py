@@ -10,9 +10,9 @@ import pytest
 
 from flaxgpt.config import ConfigError
 from flaxgpt.data.ingest import ingest
-from flaxgpt.data.ingest_config import load_ingest_config
 from flaxgpt.data.loader import build_train_iterator, expand_mixtures
 from flaxgpt.data.shards import ShardSet
+from flaxgpt.ingest.config import load_ingest_config
 
 PROSE = ("Ines wrote the shard format over a long weekend in Rotterdam. She wanted every training run to be "
          "reproducible, so the shuffle is a pure function of the seed and the epoch, and the loader can resume "
@@ -113,7 +113,7 @@ def test_bad_inputs_are_skipped_with_reasons(corpus):
 
 def test_special_token_strings_stay_text(corpus):
     _, _, out, _ = corpus
-    from flaxgpt.tokenizer import get_tokenizer
+    from flaxgpt.data.tokenizer import get_tokenizer
 
     tok = get_tokenizer("flaxgpt")
     special = set(tok.special_ids.values())
@@ -204,7 +204,7 @@ def test_config_errors_name_the_key(tmp_path):
 
 def test_personal_vocabulary_is_used_and_loadable_for_training(tmp_path):
     from flaxgpt.config import load_config
-    from flaxgpt.tokenizer import load_tokenizer
+    from flaxgpt.data.tokenizer import load_tokenizer
 
     out = tmp_path / "persona"
     ingest(load_ingest_config(ROOT / "examples/persona/sources.py", ["workers=1", "personal_vocab=30"]), out,

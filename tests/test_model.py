@@ -12,7 +12,7 @@ import pytest
 from helpers import random_batch, run_steps, tiny_config
 
 from flaxgpt.config import load_config
-from flaxgpt.model import GPT, ModelConfig, count_params, gpt2_param_count
+from flaxgpt.model.gpt import GPT, ModelConfig, count_params, gpt2_param_count
 from flaxgpt.train.steps import masked_nll
 
 TINY = ModelConfig(vocab_size=200, max_len=32, n_layer=2, n_head=4, d_model=32)

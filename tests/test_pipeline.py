@@ -73,6 +73,6 @@ def test_bad_pipelines_name_the_key(tmp_path, override, message):
 
 def test_run_command_trains_a_plain_experiment_config(tmp_path, monkeypatch):
     """`flaxgpt run` on a training config (no stages) is `flaxgpt train`: a bad override fails the same way."""
-    from flaxgpt.cli import main
+    from flaxgpt.cli.main import main
 
     assert main(["run", str(ROOT / "experiments/micro.py"), "model.n_layr=2"]) == 2

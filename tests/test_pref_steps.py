@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 from helpers import tiny_config
 
-from flaxgpt.model import GPT, ModelConfig
-from flaxgpt.sharding import compile_step, logical_rules, make_mesh, put_batch
+from flaxgpt.model.gpt import GPT, ModelConfig
 from flaxgpt.train import rl
 from flaxgpt.train.optim import lr_schedule, make_optimizer
 from flaxgpt.train.pref_steps import PPO_KEYS, batch_shardings, make_pair_eval_step, make_scorer
+from flaxgpt.train.sharding import compile_step, logical_rules, make_mesh, put_batch
 from flaxgpt.train.state import create_train_state
 from flaxgpt.train.steps import make_train_step
 

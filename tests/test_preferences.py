@@ -8,9 +8,9 @@ import json
 import numpy as np
 import pytest
 
-from flaxgpt.chat_template import END
 from flaxgpt.data import preferences as prefs
-from flaxgpt.tokenizer import get_tokenizer
+from flaxgpt.data.chat_template import END
+from flaxgpt.data.tokenizer import get_tokenizer
 
 
 @pytest.fixture(scope="module")

@@ -6,8 +6,8 @@ import pickle
 
 import pytest
 
-from flaxgpt.data.extract.base import Owner
-from flaxgpt.data.privacy import Scrubber, ScrubResult
+from flaxgpt.ingest.extract.base import Owner
+from flaxgpt.ingest.privacy import Scrubber, ScrubResult
 
 OWNER = Owner(names=("Anna de Vries",), emails=("anna@devries.dev",), handles=("annadv",))
 PUBLIC = ("https://devries.dev", "anna.devries@work-example.com", "+31 20 555 0100")

@@ -9,9 +9,9 @@ import socket
 import numpy as np
 import pytest
 
-from flaxgpt.data import quality
-from flaxgpt.data.extract.base import KINDS
-from flaxgpt.data.quality import PerplexityFilter, QualityConfig, QualityFilter, TextStats
+from flaxgpt.ingest import quality
+from flaxgpt.ingest.extract.base import KINDS
+from flaxgpt.ingest.quality import PerplexityFilter, QualityConfig, QualityFilter, TextStats
 
 CV = """Ana Kowalski
 Senior Machine Learning Engineer

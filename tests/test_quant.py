@@ -12,9 +12,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from flaxgpt.generate import Generator, SamplingParams
-from flaxgpt.model import GPT, ModelConfig
-from flaxgpt.quant import (
+from flaxgpt.infer.generator import Generator, SamplingParams
+from flaxgpt.infer.quant import (
     dequantize_params,
     format_report,
     int8_report,
@@ -24,6 +23,7 @@ from flaxgpt.quant import (
     quantize_params,
     report_run,
 )
+from flaxgpt.model.gpt import GPT, ModelConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 CFG = ModelConfig(vocab_size=1000, max_len=64, n_layer=2, n_head=4, d_model=64)
@@ -88,7 +88,7 @@ def test_int8_kv_decoding_equals_int8_full_forward(params):
         buf = np.zeros((1, 32), np.int32)  # one shape for every length: causal, padding comes after
         buf[0, : len(seq)] = seq
         seq.append(int(jnp.argmax(forward(qp, buf)[0, len(seq) - 1, : CFG.vocab_size])))
-    from flaxgpt.tokenizer import get_tokenizer
+    from flaxgpt.data.tokenizer import get_tokenizer
 
     gen.tokenizer = get_tokenizer("gpt2")  # only for the end-of-text id; these ids are below it
     out = gen.generate([prompt], SamplingParams(temperature=0.0, ignore_eos=True), max_new_tokens=20)[0]

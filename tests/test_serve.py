@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from test_generate import chat_run  # noqa: F401 (the tiny trained run, reused)
 
-from flaxgpt.chat_template import END, ROLES, render
-from flaxgpt.generate import Generator, SamplingParams, load_generator
+from flaxgpt.data.chat_template import END, ROLES, render
+from flaxgpt.infer.generator import Generator, SamplingParams, load_generator
 from flaxgpt.serve.openai_api import start_server
 
 
@@ -191,7 +191,7 @@ def test_api_key_is_required_when_set(gen):
 
 
 def test_flaxgpt_serve_command_is_registered(capsys):
-    from flaxgpt.cli import main
+    from flaxgpt.cli.main import main
 
     with pytest.raises(SystemExit) as exit_:
         main(["serve", "--help"])

@@ -15,17 +15,17 @@ import optax
 import pytest
 from helpers import tiny_config
 
-from flaxgpt.chat_template import render
 from flaxgpt.config import load_config
 from flaxgpt.data import chat
 from flaxgpt.data.chat import Conversation, Skipped, parse_hh, read_hh, read_oasst, read_openai, tokenize_chat
+from flaxgpt.data.chat_template import render
 from flaxgpt.data.loader import BATCH_KEYS, build_eval_batches, build_train_iterator
 from flaxgpt.data.shards import ShardSet, ShardWriter
-from flaxgpt.model import GPT, ModelConfig
-from flaxgpt.sharding import batch_sharding, compile_step, logical_rules, make_mesh, put_batch
-from flaxgpt.tokenizer import get_tokenizer
+from flaxgpt.data.tokenizer import get_tokenizer
+from flaxgpt.model.gpt import GPT, ModelConfig
 from flaxgpt.train.logger import read_metrics
 from flaxgpt.train.optim import lr_schedule
+from flaxgpt.train.sharding import batch_sharding, compile_step, logical_rules, make_mesh, put_batch
 from flaxgpt.train.state import create_train_state
 from flaxgpt.train.steps import make_eval_step, make_train_step
 from flaxgpt.train.trainer import train

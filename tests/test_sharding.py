@@ -8,7 +8,7 @@ import pytest
 from helpers import build, random_batch, run_steps, tiny_config
 from jax.sharding import PartitionSpec as P
 
-from flaxgpt.sharding import logical_rules, mesh_shape
+from flaxgpt.train.sharding import logical_rules, mesh_shape
 
 MESHES = [(8, 1, 1), (1, 8, 1), (2, 2, 2), (1, 2, 4)]
 

@@ -8,7 +8,7 @@ import pytest
 
 from flaxgpt.data import tokenize
 from flaxgpt.data.shards import ShardSet
-from flaxgpt.tokenizer import get_tokenizer
+from flaxgpt.data.tokenizer import get_tokenizer
 
 TEXTS = {
     "a.txt": "Hello world, this is my first note.\n",

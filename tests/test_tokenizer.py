@@ -2,7 +2,7 @@
 
 import pytest
 
-from flaxgpt.tokenizer import EOT, FLAXGPT_SPECIALS, MAX_VOCAB, get_tokenizer
+from flaxgpt.data.tokenizer import EOT, FLAXGPT_SPECIALS, MAX_VOCAB, get_tokenizer
 
 
 def test_hello_world_ids():
@@ -50,7 +50,7 @@ import json  # noqa: E402
 import numpy as np  # noqa: E402
 
 from flaxgpt.data.shards import ShardSet, ShardWriter  # noqa: E402
-from flaxgpt.tokenizer import (  # noqa: E402
+from flaxgpt.data.tokenizer import (  # noqa: E402
     PAD,
     check_compatible,
     load_spec,

@@ -19,7 +19,7 @@ import pytest
 
 from flaxgpt.config import load_config
 from flaxgpt.data.tokenize import tokenize_paths
-from flaxgpt.info import checkpoint_steps, describe_run
+from flaxgpt.runs.info import checkpoint_steps, describe_run
 from flaxgpt.train.checkpoint import CheckpointMismatch
 from flaxgpt.train.logger import read_metrics
 from flaxgpt.train.trainer import NonFiniteLoss, train

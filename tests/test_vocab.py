@@ -12,9 +12,9 @@ import pytest
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from flaxgpt.model import GPT, ModelConfig
-from flaxgpt.tokenizer import MAX_VOCAB, get_tokenizer
-from flaxgpt.vocab import build_personal_vocab, personal_tokenizer, resize_embeddings
+from flaxgpt.data.tokenizer import MAX_VOCAB, get_tokenizer
+from flaxgpt.data.vocab import build_personal_vocab, personal_tokenizer, resize_embeddings
+from flaxgpt.model.gpt import GPT, ModelConfig
 
 BLOG = Path(__file__).parents[1] / "examples" / "persona" / "blog"
 

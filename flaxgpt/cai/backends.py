@@ -13,7 +13,7 @@
 
 e.g. ``runs/feedback``, ``openai:http://127.0.0.1:8000?model=feedback&api=completions&concurrency=8``.
 
-``LocalBackend`` batches each call through one ``flaxgpt.generate.Generator``; prompts longer than the model's
+``LocalBackend`` batches each call through one ``flaxgpt.infer.generator.Generator``; prompts longer than the model's
 context keep their last tokens (a few-shot prefix must not crash a 128-token model), with one warning.
 
 ``OpenAIBackend`` (flaxgpt.cai.openai_backend) calls an OpenAI-compatible server: retries with backoff, bounded
@@ -55,7 +55,7 @@ class LocalBackend:
 
     def __init__(self, model: str | Path | Any, *, batch_size: int = 16, int8: bool = False,
                  max_len: int | None = None, name: str | None = None):
-        from flaxgpt.generate import Generator, load_generator
+        from flaxgpt.infer.generator import Generator, load_generator
 
         if batch_size < 1:
             raise ValueError(f"batch_size={batch_size} must be >= 1")
@@ -68,7 +68,7 @@ class LocalBackend:
         self.batch_size = batch_size
         self._warned = False
         specials = self.generator.tokenizer.special_ids
-        from flaxgpt.chat_template import END, ROLES
+        from flaxgpt.data.chat_template import END, ROLES
 
         # The model ends its turn with <|end|>; a role token means it began the next turn itself.
         self._chat_stops = tuple(specials[t] for t in (END, *ROLES.values()) if t in specials)
@@ -84,7 +84,7 @@ class LocalBackend:
         return ids[len(ids) - keep:]
 
     def _generate(self, prompts: list[list[int]], params: GenParams, stop_ids: tuple[int, ...] = ()) -> list[str]:
-        from flaxgpt.generate import SamplingParams
+        from flaxgpt.infer.generator import SamplingParams
 
         gen = self.generator
         room = max(1, min(params.max_tokens, gen.max_len // 2))  # new tokens the cache must still hold
@@ -108,7 +108,7 @@ class LocalBackend:
 
     def chat(self, conversations: Sequence[Sequence[Message]], params: GenParams) -> list[str]:
         """The assistant's next message for each conversation (chat template; stops at ``<|end|>``)."""
-        from flaxgpt.chat_template import render
+        from flaxgpt.data.chat_template import render
 
         ids = [render(c, self.generator.tokenizer, add_generation_prompt=True)[0] for c in conversations]
         return self._generate(ids, params, self._chat_stops)

@@ -73,8 +73,8 @@ def render_markdown(result: dict, shown: int) -> str:
 
 def evaluate_stage(p) -> dict:
     """Runs the comparison for a Pipeline (flaxgpt/cai/pipeline.py), writes report.json/.md, prints it."""
-    from flaxgpt.cai.cli import owner_rules
     from flaxgpt.cai.prompts import load_prompts
+    from flaxgpt.cli.cai import owner_rules
 
     e = p.c.evaluate
     out = p.path("evaluate")

@@ -86,7 +86,7 @@ class Pipeline:
 
     # ---- done checks
     def _train_done(self, stage: str, config_file: str, overrides: Sequence[str]) -> bool:
-        from flaxgpt.restore import checkpoint_steps
+        from flaxgpt.runs.rundir import checkpoint_steps
 
         steps = load_config(config_file, list(overrides)).train.steps
         done = checkpoint_steps(self.path(stage))
@@ -216,7 +216,7 @@ def produced(p: Pipeline, stage: str) -> str:
 
 def run_pipeline(path: str, overrides: Sequence[str] = (), only: Sequence[str] = ()) -> int:
     """Loads a pipeline config file with overrides and runs it (``flaxgpt run``)."""
-    from flaxgpt.cli import main
+    from flaxgpt.cli.main import main
     from flaxgpt.config import read_config_file
 
     config = read_config_file(path)

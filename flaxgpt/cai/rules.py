@@ -1,7 +1,7 @@
 """Rule checkers: principles a program can judge, so they hold even when the feedback model is weak.
 
 ``PrivacyRules`` judges the privacy principle ("never reveal secrets or other people's personal data") on
-assistant responses with the ingest scrubber (``flaxgpt.data.privacy.Scrubber``: keys, tokens, passwords,
+assistant responses with the ingest scrubber (``flaxgpt.ingest.privacy.Scrubber``: keys, tokens, passwords,
 e-mail addresses, phone numbers, cards, IBANs, IP and street addresses) plus three detectors for free prose,
 which a response is and a scrubbed document mostly is not (the scrubber leaves these alone to keep false
 positives out of the training corpus):
@@ -27,8 +27,8 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
-from flaxgpt.data.extract.base import Owner
-from flaxgpt.data.privacy import Scrubber
+from flaxgpt.ingest.extract.base import Owner
+from flaxgpt.ingest.privacy import Scrubber
 
 # What each placeholder type is called in a critique (singular, plural).
 KINDS = {
@@ -109,7 +109,7 @@ class PrivacyRules:
     @classmethod
     def from_sources(cls, path: str | Path, people: Sequence[str] = ()) -> PrivacyRules:
         """Rules for the owner of an ingest sources config (``config.owner``: names, emails, handles, public)."""
-        from flaxgpt.data.ingest_config import load_ingest_config
+        from flaxgpt.ingest.config import load_ingest_config
 
         owner = load_ingest_config(path).owner
         return cls(Owner(names=tuple(owner.names), emails=tuple(owner.emails), handles=tuple(owner.handles)),

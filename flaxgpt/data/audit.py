@@ -37,7 +37,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from flaxgpt.data.shards import SPLITS, ShardSet, list_shards
-from flaxgpt.tokenizer import Tokenizer, get_tokenizer
+from flaxgpt.data.tokenizer import Tokenizer, get_tokenizer
 
 DOCUMENTS_FILE = "documents.jsonl"
 TOKENIZER_SPEC = "tokenizer.json"
@@ -179,7 +179,7 @@ def _tokenizer_for(shard_dir: Path, meta: dict, cache: dict) -> Tokenizer:
     except ValueError:
         for d in (shard_dir, *list(shard_dir.parents)[:3]):
             if (d / TOKENIZER_SPEC).is_file():
-                from flaxgpt.tokenizer import load_spec, tokenizer_from_spec
+                from flaxgpt.data.tokenizer import load_spec, tokenizer_from_spec
 
                 tok = tokenizer_from_spec(load_spec(d))
                 break

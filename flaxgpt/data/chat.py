@@ -18,7 +18,7 @@ Three input formats, each JSON lines (optionally gzipped: ``.jsonl`` or ``.jsonl
     messages and those that failed review are not usable. ``lang`` keeps trees whose prompt has
     that language.
 
-Every conversation is rendered with the chat template (``flaxgpt.chat_template``): token ids plus
+Every conversation is rendered with the chat template (``flaxgpt.data.chat_template``): token ids plus
 a mask that is 1 on assistant content and its ``<|end|>`` and 0 elsewhere. Trailing messages after
 the last assistant turn teach nothing and are dropped; a conversation with no assistant turn left
 to train on is skipped. Conversations go to ``train`` or ``val`` by a hash of their id (as
@@ -45,11 +45,11 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from flaxgpt.chat_template import END, ROLES, render
+from flaxgpt.data.chat_template import END, ROLES, render
 from flaxgpt.data.outdir import prepare_out_dir, swap_into_place
 from flaxgpt.data.shards import SPLITS, ShardWriter
 from flaxgpt.data.tokenize import SUMMARY_FILE, SplitRouter, split_of
-from flaxgpt.tokenizer import Tokenizer, load_tokenizer
+from flaxgpt.data.tokenizer import Tokenizer, load_tokenizer
 
 FORMATS = ("openai", "hh", "oasst")
 SUFFIXES = (".jsonl", ".jsonl.gz")

@@ -43,11 +43,11 @@ from typing import Any
 import ml_collections
 from tqdm import tqdm
 
-from flaxgpt.data.extract.base import MAX_FILE_BYTES, Context, Document, Owner, Skip, SourceFile, SourceTree
-from flaxgpt.data.files import open_tree
 from flaxgpt.data.outdir import prepare_out_dir, swap_into_place
 from flaxgpt.data.shards import SPLITS, ShardWriter
 from flaxgpt.data.tokenize import SplitRouter, split_of
+from flaxgpt.ingest.extract.base import MAX_FILE_BYTES, Context, Document, Owner, Skip, SourceFile, SourceTree
+from flaxgpt.ingest.files import open_tree
 
 DOCUMENTS_FILE = "documents.jsonl"
 DROPPED_FILE = "dropped.jsonl"
@@ -103,7 +103,7 @@ class _Worker:
     """Per-process state: the extractors, the scrubber and the filters, built once from the config."""
 
     def __init__(self, config: dict):
-        from flaxgpt.data import dedup, privacy, quality
+        from flaxgpt.ingest import dedup, privacy, quality
 
         self.config = config
         owner = config["owner"]
@@ -118,8 +118,8 @@ class _Worker:
         return Context(owner=self.owner, owner_only=source["owner_only"], commit_messages=source["commit_messages"])
 
     def extract_file(self, file: SourceFile, source: dict) -> list[Document]:
-        from flaxgpt.data.extract.code import extract_code_file, is_code_file
-        from flaxgpt.data.extract.documents import DOCUMENT_EXTRACTORS
+        from flaxgpt.ingest.extract.code import extract_code_file, is_code_file
+        from flaxgpt.ingest.extract.documents import DOCUMENT_EXTRACTORS
 
         extractor = DOCUMENT_EXTRACTORS.get(file.suffix)
         if extractor is None:
@@ -210,7 +210,7 @@ def _doc_jobs(name: str, docs: Iterator[Document]) -> Iterator[_Job]:
 
 
 def _tfds_docs(source: ml_collections.ConfigDict) -> Iterator[Document]:
-    from flaxgpt.data import general
+    from flaxgpt.ingest import general
 
     items = general.iter_tfds(source.dataset, split=source.split, data_dir=source.path or None,
                               text_key=source.text_key)
@@ -291,7 +291,7 @@ def _list_sources(config: ml_collections.ConfigDict) -> dict[str, tuple[SourceTr
 def _source_jobs(config: ml_collections.ConfigDict, listed: dict) -> Iterator[_Job]:
     """Every job of every source, in source-name order. Skipped files ride on the jobs so the report and
     dropped.jsonl see them in input order."""
-    from flaxgpt.data.extract.sources import SOURCE_EXTRACTORS
+    from flaxgpt.ingest.extract.sources import SOURCE_EXTRACTORS
 
     owner = Owner(names=tuple(config.owner.names), emails=tuple(config.owner.emails),
                   handles=tuple(config.owner.handles))
@@ -341,7 +341,7 @@ def _results(config: ml_collections.ConfigDict, jobs: Iterator[_Job]) -> Iterato
 def _select(config: ml_collections.ConfigDict, results: Iterator[_JobResult], report: _Report, docs_out: Any,
             dropped: Any, bar: tqdm) -> None:
     """Dedups in input order and writes the kept documents to documents.jsonl."""
-    from flaxgpt.data.dedup import DedupIndex
+    from flaxgpt.ingest.dedup import DedupIndex
 
     index = DedupIndex.from_config(config.dedup)
     for res in results:
@@ -382,11 +382,11 @@ def _read_documents(path: Path) -> Iterator[dict]:
 
 def _tokenize(config: ml_collections.ConfigDict, tmp: Path, report: _Report, progress: bool) -> dict:
     """documents.jsonl -> shards/<source>/ with a train/val split by document id; returns the tokenizer metadata."""
-    from flaxgpt.tokenizer import get_tokenizer, save_spec
+    from flaxgpt.data.tokenizer import get_tokenizer, save_spec
 
     tok = get_tokenizer(config.tokenizer)
     if config.personal_vocab:
-        from flaxgpt.vocab import build_personal_vocab, personal_tokenizer
+        from flaxgpt.data.vocab import build_personal_vocab, personal_tokenizer
 
         terms = build_personal_vocab((r["text"] for r in _read_documents(tmp / DOCUMENTS_FILE)), tok,
                                      max_terms=config.personal_vocab)
@@ -471,7 +471,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Runs ``flaxgpt ingest`` from parsed arguments; returns the exit status."""
-    from flaxgpt.data.ingest_config import load_ingest_config
+    from flaxgpt.ingest.config import load_ingest_config
 
     config = load_ingest_config(args.config, args.overrides)
     t0 = time.perf_counter()

@@ -63,7 +63,7 @@ import numpy as np
 from grain.experimental import ConcatThenSplitIterDataset, FirstFitPackIterDataset, ThreadPrefetchDatasetIterator
 
 from flaxgpt.data.shards import ShardSet
-from flaxgpt.tokenizer import check_compatible
+from flaxgpt.data.tokenizer import check_compatible
 
 BATCH_KEYS = ("inputs", "targets", "weights", "segment_ids", "positions")
 # Document reads are memmap slices: a couple of threads hide page faults without GIL contention.

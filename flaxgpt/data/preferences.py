@@ -35,9 +35,9 @@ from typing import Any
 import grain
 import numpy as np
 
-from flaxgpt.chat_template import END, render
 from flaxgpt.data.chat import parse_hh
-from flaxgpt.tokenizer import Tokenizer
+from flaxgpt.data.chat_template import END, render
+from flaxgpt.data.tokenizer import Tokenizer
 
 PAIR_KEYS = ("tokens", "mask", "last", "label")
 

@@ -29,7 +29,7 @@ from tqdm import tqdm
 
 from flaxgpt.data.outdir import prepare_out_dir, sibling, swap_into_place
 from flaxgpt.data.shards import DEFAULT_MAX_TOKENS_PER_SHARD, SPLITS, ShardWriter
-from flaxgpt.tokenizer import get_tokenizer
+from flaxgpt.data.tokenizer import get_tokenizer
 
 TEXT_SUFFIXES = frozenset({
     # prose and markup

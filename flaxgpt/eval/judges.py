@@ -89,7 +89,7 @@ class PMJudge:
     """
 
     def __init__(self, pm_run_dir: str | Path, threshold: float = 0.0):
-        from flaxgpt.restore import read_run_config
+        from flaxgpt.runs.rundir import read_run_config
 
         self.run_dir = Path(pm_run_dir).expanduser()
         if not self.run_dir.is_dir():
@@ -111,10 +111,10 @@ class PMJudge:
         if self._scorer is None:
             import jax
 
-            from flaxgpt.model import GPT
-            from flaxgpt.restore import load_run
-            from flaxgpt.sharding import logical_rules, make_mesh
+            from flaxgpt.model.gpt import GPT
+            from flaxgpt.runs.rundir import load_run
             from flaxgpt.train.pairs import make_row_scorer
+            from flaxgpt.train.sharding import logical_rules, make_mesh
 
             self._run = load_run(self.run_dir)
             mesh = make_mesh(self._run.config.mesh, devices=jax.devices()[:1])

@@ -131,10 +131,10 @@ def params_run(params: Any, config: Any, *, name: str = "current", step: int = 0
 
     from flaxgpt.cai.backends import LocalBackend
     from flaxgpt.config import run_dir
-    from flaxgpt.generate import Generator
-    from flaxgpt.model import ModelConfig
-    from flaxgpt.restore import RunModel
-    from flaxgpt.tokenizer import load_tokenizer
+    from flaxgpt.data.tokenizer import load_tokenizer
+    from flaxgpt.infer.generator import Generator
+    from flaxgpt.model.gpt import ModelConfig
+    from flaxgpt.runs.rundir import RunModel
 
     tokenizer = tokenizer or load_tokenizer(config.data.tokenizer)
     model_cfg = ModelConfig.from_config(config.model)

@@ -23,7 +23,7 @@ class EvalRun:
     """One run under evaluation: its directory, a display name, and lazily built models.
 
     ``backend()`` is a flaxgpt.cai LocalBackend over the run (chat/complete/score_options), built once;
-    ``load()`` is flaxgpt.restore.load_run's RunModel (config, tokenizer, params), built once.
+    ``load()`` is flaxgpt.runs.rundir.load_run's RunModel (config, tokenizer, params), built once.
     """
 
     run_dir: Path
@@ -40,7 +40,7 @@ class EvalRun:
 
     def load(self) -> Any:
         if self._run is None:
-            from flaxgpt.restore import load_run
+            from flaxgpt.runs.rundir import load_run
 
             self._run = load_run(self.run_dir)
         return self._run

@@ -4,8 +4,8 @@
     GET  /v1/models              the one model (named after the run directory unless --name)
     POST /v1/completions         prompt: a string, a list of strings, token ids or lists of token ids; max_tokens,
                                  temperature, top_p, top_k, min_p, the penalties, stop, seed, n, logprobs (top-k,
-                                 up to flaxgpt.scoring.TOP_K), echo (max_tokens 0 with echo only scores the prompt)
-    POST /v1/chat/completions    messages through the chat template (flaxgpt.chat_template); max_tokens or
+                                 up to infer.scoring.TOP_K), echo (max_tokens 0 with echo only scores the prompt)
+    POST /v1/chat/completions    messages through the chat template (flaxgpt.data.chat_template); max_tokens or
                                  max_completion_tokens, logprobs / top_logprobs, the same sampling fields
     ``"stream": true``           server-sent events ``data: {chunk}\\n\\n`` in OpenAI's chunk shapes, then
                                  ``data: [DONE]\\n\\n``; ``stream_options.include_usage`` adds a usage chunk
@@ -14,7 +14,7 @@ Malformed JSON or a bad field is a 400 whose OpenAI-style error object names the
 unknown path is a 404. Requests run one at a time: a ``ThreadingHTTPServer`` thread per connection, one lock
 around the Generator (its compiled buckets serve every request; a request batches its own prompts and ``n``).
 Log-probs of generated tokens come from the sampler; top alternatives and echoed prompt tokens from one scoring
-forward (``flaxgpt.scoring``). Streaming with log-probs is not supported (a 400 says so).
+forward (``flaxgpt.infer.scoring``). Streaming with log-probs is not supported (a 400 says so).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from flaxgpt.generate import Completion, Generator, SamplingParams, TokenDelta
+from flaxgpt.infer.generator import Completion, Generator, SamplingParams, TokenDelta
 from flaxgpt.serve.protocol import (
     BadRequest,
     Options,
@@ -98,7 +98,7 @@ def start_server(model: str | Path | Generator, host: str = "127.0.0.1", port: i
     ``kw``: OpenAIServer's name/api_key, or load_generator's int8/max_len/step for a directory."""
     server_kw = {k: kw.pop(k) for k in ("name", "api_key") if k in kw}
     if not isinstance(model, Generator):
-        from flaxgpt.generate import load_generator
+        from flaxgpt.infer.generator import load_generator
 
         model = load_generator(model, kw.pop("step", None), **kw)
     elif kw:
@@ -110,7 +110,7 @@ def serve(run_dir: str | Path, host: str = "127.0.0.1", port: int = 8000, *, ste
           int8: bool = False, max_len: int | None = None, name: str | None = None, api_key: str | None = None,
           warmup: bool = False) -> None:
     """Loads a run and serves it until interrupted (Ctrl-C)."""
-    from flaxgpt.generate import load_generator
+    from flaxgpt.infer.generator import load_generator
 
     generator = load_generator(run_dir, step, int8=int8, max_len=max_len)
     if warmup:
@@ -307,7 +307,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (0.0.0.0: every interface)")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--step", type=int, default=None, help="serve this checkpoint step instead of the latest")
-    parser.add_argument("--int8", action="store_true", help="int8 weights (flaxgpt.quant)")
+    parser.add_argument("--int8", action="store_true", help="int8 weights (flaxgpt.infer.quant)")
     parser.add_argument("--max-len", type=int, default=None, help="KV-cache length (default: the model's context)")
     parser.add_argument("--name", default=None, help="the model id clients send (default: the run directory name)")
     parser.add_argument("--api-key", default=None, help="require 'Authorization: Bearer KEY' (default: open)")

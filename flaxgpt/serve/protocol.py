@@ -19,9 +19,9 @@ import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
-from flaxgpt.chat_template import END, ROLES, render
-from flaxgpt.generate import Completion, Generator, SamplingParams
-from flaxgpt.scoring import TOP_K, token_logprobs
+from flaxgpt.data.chat_template import END, ROLES, render
+from flaxgpt.infer.generator import Completion, Generator, SamplingParams
+from flaxgpt.infer.scoring import TOP_K, token_logprobs
 
 MAX_N = 16  # choices per prompt
 

@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from flaxgpt.model import ModelConfig
+from flaxgpt.model.gpt import ModelConfig
 
 # Dense peak FLOP/s per device for bf16 (fp16) matmuls, from vendor data sheets.
 PEAK_FLOPS = {

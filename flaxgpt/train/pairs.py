@@ -23,10 +23,10 @@ import ml_collections
 import numpy as np
 
 from flaxgpt.data import preferences as prefs
-from flaxgpt.model import GPT
-from flaxgpt.sharding import batch_sharding
-from flaxgpt.tokenizer import Tokenizer
+from flaxgpt.data.tokenizer import Tokenizer
+from flaxgpt.model.gpt import GPT
 from flaxgpt.train.pref_steps import DPO_KEYS, make_scorer
+from flaxgpt.train.sharding import batch_sharding
 
 log = logging.getLogger("flaxgpt")
 REF_FILE = "reference_logps.npz"
@@ -91,7 +91,7 @@ def _reference_params(config: ml_collections.ConfigDict, init_params: Any, mesh)
     ref_from = config.dpo.ref_from
     if not ref_from:
         return init_params, config.train.init_from or "the initial parameters"
-    from flaxgpt.restore import load_run
+    from flaxgpt.runs.rundir import load_run
 
     return load_run(ref_from, mesh=mesh).params, ref_from
 

@@ -36,18 +36,18 @@ import ml_collections
 import numpy as np
 from tqdm import tqdm
 
-from flaxgpt.chat_template import END
 from flaxgpt.config import run_dir, to_json
+from flaxgpt.data.chat_template import END
 from flaxgpt.data.preferences import encode_prompt
-from flaxgpt.generate import Generator, SamplingParams
-from flaxgpt.model import GPT, ModelConfig
-from flaxgpt.sharding import batch_sharding, compile_step, logical_rules, make_mesh, put_batch
-from flaxgpt.tokenizer import check_compatible, load_tokenizer
+from flaxgpt.data.tokenizer import check_compatible, load_tokenizer
+from flaxgpt.infer.generator import Generator, SamplingParams
+from flaxgpt.model.gpt import GPT, ModelConfig
 from flaxgpt.train import checkpoint as ckpt
 from flaxgpt.train import rl
 from flaxgpt.train.logger import MetricsLogger, plot_loss, plot_ppo
 from flaxgpt.train.optim import lr_schedule, make_optimizer
 from flaxgpt.train.pref_steps import PPO_KEYS, make_scorer
+from flaxgpt.train.sharding import batch_sharding, compile_step, logical_rules, make_mesh, put_batch
 from flaxgpt.train.state import abstract_train_state, initial_state
 from flaxgpt.train.steps import make_train_step
 
@@ -65,7 +65,7 @@ class Frozen:
 
 
 def _load_frozen(spec: str, what: str, key: str, mesh, tokenizer) -> Frozen:
-    from flaxgpt.restore import load_run
+    from flaxgpt.runs.rundir import load_run
 
     if not spec:
         raise ValueError(f"config key '{key}': PPO needs the {what} (a run directory)")

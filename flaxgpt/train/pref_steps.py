@@ -28,8 +28,7 @@ import optax
 from jax.sharding import Mesh, NamedSharding
 
 from flaxgpt.data.preferences import PAIR_KEYS
-from flaxgpt.model import GPT
-from flaxgpt.sharding import batch_sharding
+from flaxgpt.model.gpt import GPT
 from flaxgpt.train.rl import (
     DPO_LOSSES,
     dpo_loss,
@@ -40,6 +39,7 @@ from flaxgpt.train.rl import (
     soft_bce,
     token_logprobs,
 )
+from flaxgpt.train.sharding import batch_sharding
 from flaxgpt.train.state import TrainState
 from flaxgpt.train.steps import accumulate_gradients
 

@@ -11,8 +11,8 @@ import jax.numpy as jnp
 import optax
 from jax.sharding import Mesh
 
-from flaxgpt.model import GPT
-from flaxgpt.sharding import logical_shardings, sharded_init
+from flaxgpt.model.gpt import GPT
+from flaxgpt.train.sharding import logical_shardings, sharded_init
 
 
 @flax.struct.dataclass
@@ -64,7 +64,7 @@ def initial_state(config: Any, model: GPT, tx: optax.GradientTransformation, mes
     """A run's first state and its shardings: random init, then ``train.init_from``'s parameters if set."""
     state, shardings = create_train_state(model, tx, config.train.seed, mesh, rules, config.data.seq_len)
     if config.train.init_from:  # another run's checkpoint or a HuggingFace GPT-2 directory
-        from flaxgpt.train.init_from import init_state_from
+        from flaxgpt.runs.init_from import init_state_from
 
         state = init_state_from(config, state, shardings)
     return state, shardings

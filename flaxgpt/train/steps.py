@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from flaxgpt.model import GPT
+from flaxgpt.model.gpt import GPT
 from flaxgpt.train.state import TrainState
 
 

@@ -27,14 +27,14 @@ from flaxgpt.config import run_dir, to_json
 from flaxgpt.data.loader import BATCH_KEYS, build_eval_batches, build_train_iterator, expand_mixtures
 from flaxgpt.data.preferences import build_pair_iterator
 from flaxgpt.data.shards import ShardSet
-from flaxgpt.model import GPT, ModelConfig, count_params, gpt2_param_count
-from flaxgpt.sharding import batch_sharding, compile_step, logical_rules, make_mesh, put_batch
-from flaxgpt.tokenizer import check_compatible, load_tokenizer
+from flaxgpt.data.tokenizer import check_compatible, load_tokenizer
+from flaxgpt.model.gpt import GPT, ModelConfig, count_params, gpt2_param_count
 from flaxgpt.train import checkpoint as ckpt
 from flaxgpt.train.logger import MetricsLogger, plot_loss
 from flaxgpt.train.mfu import flops_per_token_maxtext, flops_per_token_nanogpt, peak_flops_per_device
 from flaxgpt.train.optim import lr_schedule, make_optimizer
 from flaxgpt.train.pairs import center_state, make_pair_eval, needs_initial_params, prepare_pairs
+from flaxgpt.train.sharding import batch_sharding, compile_step, logical_rules, make_mesh, put_batch
 from flaxgpt.train.state import TrainState, abstract_train_state, initial_state
 from flaxgpt.train.steps import STAGES, make_eval_step, make_train_step
 

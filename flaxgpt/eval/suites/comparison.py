@@ -61,9 +61,9 @@ def score_pairs(run: EvalRun, comps: list) -> tuple[np.ndarray, str]:
     import jax
 
     from flaxgpt.data.preferences import encode_comparisons
-    from flaxgpt.model import GPT
-    from flaxgpt.sharding import logical_rules, make_mesh
+    from flaxgpt.model.gpt import GPT
     from flaxgpt.train.pairs import make_row_scorer, pair_scores
+    from flaxgpt.train.sharding import logical_rules, make_mesh
 
     model_run = run.load()
     config = model_run.config

@@ -77,7 +77,7 @@ def read_facts(path: str | Path) -> list[dict]:
 
 def _speaks_chat(backend) -> bool:
     """False only for a local model whose tokenizer lacks the chat template's end-of-turn token."""
-    from flaxgpt.chat_template import END
+    from flaxgpt.data.chat_template import END
 
     gen = getattr(backend, "generator", None)
     return gen is None or END in gen.tokenizer.special_ids

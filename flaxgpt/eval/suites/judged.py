@@ -52,7 +52,7 @@ def _text(prompt: Prompt | Sequence[Any]) -> str:
 
 
 def _speaks_chat(backend: Any) -> bool:
-    from flaxgpt.chat_template import END
+    from flaxgpt.data.chat_template import END
 
     gen = getattr(backend, "generator", None)
     return gen is None or END in gen.tokenizer.special_ids

@@ -60,10 +60,10 @@ def _val_shards(sources: dict[str, tuple[Path, float]]) -> tuple[dict, list[str]
 def perplexity(run: EvalRun, ctx: EvalContext) -> SuiteResult:
     """Validation perplexity of ``run`` per source (module docstring); missing without validation shards."""
     from flaxgpt.data.loader import build_eval_batches
-    from flaxgpt.model import GPT
-    from flaxgpt.restore import param_shardings
-    from flaxgpt.sharding import logical_rules, make_mesh
-    from flaxgpt.tokenizer import check_compatible
+    from flaxgpt.data.tokenizer import check_compatible
+    from flaxgpt.model.gpt import GPT
+    from flaxgpt.runs.rundir import param_shardings
+    from flaxgpt.train.sharding import logical_rules, make_mesh
     from flaxgpt.train.trainer import evaluate_sources, make_eval_fn
 
     model_run = run.load()

@@ -37,7 +37,7 @@ GB = 1e9
 
 def _timed(gen, prompts: list[list[int]], n: int) -> tuple[float, list[float], float]:
     """One greedy call: (start, the time each step's tokens arrived, end)."""
-    from flaxgpt.generate import SamplingParams, TokenDelta
+    from flaxgpt.infer.generator import SamplingParams, TokenDelta
 
     stamps: list[float] = []
 
@@ -72,7 +72,7 @@ def memory_bytes(gen) -> dict[str, int]:
     """{'params': bytes of the decoding params, 'cache': bytes of a batch-1 request's KV cache at max_len}."""
     import jax
 
-    from flaxgpt.model import DTYPES
+    from flaxgpt.model.gpt import DTYPES
 
     params = sum(int(x.size) * x.dtype.itemsize for x in jax.tree.leaves(gen.params))
     cfg = gen.cfg

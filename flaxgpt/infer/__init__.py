@@ -1,0 +1,1 @@
+"""Inference: sampling, KV-cache decoding, the batched generator, log-prob scoring, int8 weights."""

@@ -1,0 +1,1 @@
+"""Ingest: a person's files -> documents (extract, privacy, dedup, quality, report)."""

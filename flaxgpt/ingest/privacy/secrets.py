@@ -1,0 +1,194 @@
+"""Secrets: private key blocks, provider tokens, AWS keys, URL passwords and key-value secrets.
+
+Everything here is found without tokenising the text: provider tokens from runs of 16+ word characters in
+the word view, key-value pairs from a few keyword stems in the lower-cased view.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+from flaxgpt.ingest.privacy.text import _entropy, _high_entropy, _Span, _View
+
+_PRIVATE_KEY = re.compile(
+    rb"-----BEGIN[A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----"
+    rb"(?:.*?-----END[A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----"
+    # Without END: the header and base64 lines that follow, one newline (or an escaped "\n") apart.
+    rb"|(?:(?:\\n|[ \t]*\r?\n)[ \t]*(?:[A-Za-z0-9+/]{16,}={0,2}|[A-Za-z0-9+/]{1,15}={1,2}|[A-Za-z-]+: [^\n\\]*))*)",
+    re.S)
+_PUTTY = re.compile(rb"PuTTY-User-Key-File-\d+:[^\n]*(?:\r?\n(?:[A-Za-z-]+: [^\n]*|[A-Za-z0-9+/]+={0,2}))*")
+_PROVIDER = re.compile(rb"""(?<![A-Za-z0-9])(?:
+    (?P<AWS_KEY>(?:A3T[A-Z0-9]|ABIA|ACCA|AKIA|ASIA)[A-Z0-9]{16})(?![A-Za-z0-9])
+  | (?P<TOKEN>gh[pousr]_[A-Za-z0-9_]{36,255}
+    | github_pat_[A-Za-z0-9_]{22,255}
+    | sk-(?:proj-|svcacct-|admin-|None-)?[A-Za-z0-9_-]{20,}
+    | xox[abposre]-[A-Za-z0-9-]{10,}
+    | [rs]k_(?:live|test)_[A-Za-z0-9]{16,}
+    | glpat-[A-Za-z0-9_-]{20,}
+    | pypi-AgEIcHlwaS5vcmc[A-Za-z0-9_-]{16,}
+    | SG\.[A-Za-z0-9_-]{16,32}\.[A-Za-z0-9_-]{16,64}
+    | AIza[A-Za-z0-9_-]{35}
+    | eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*
+    ))""", re.X)
+_LOWER_PREFIXES = frozenset({b"gh", b"gi", b"sk", b"xo", b"rk", b"gl", b"py"})
+_MIN_RUN = b"w" * 16  # every provider token starts with (or, after "SG.", is) a run of 16+ word characters
+_SLACK_HOOK = re.compile(rb"hooks\.slack\.com/(?:services|workflows|triggers)/([A-Za-z0-9/_-]{8,})")
+_AWS_SECRET = re.compile(rb"(?<![A-Za-z0-9/+])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])")
+_URL_USERINFO = re.compile(rb"://([^\s/?#@:\"'<>]{1,256}):([^\s/?#@\"'<>]{1,256})@")
+
+
+def _provider_spans(v: _View) -> Iterator[_Span]:
+    b, w = v.b, v.words
+    i = w.find(_MIN_RUN)
+    while i >= 0:
+        _, end = v.word_bounds(i)
+        # Provider tokens hold a digit or a capital, or start with a lower-case prefix; snake_case identifiers,
+        # the bulk of long runs in code, do neither. A token inside a longer run (aws-key-AKIA...) is searched
+        # for only in runs with a digit, as random keys have.
+        has_digit = v.digits.find(b"0", i, end) >= 0
+        if not has_digit and b[i:i + 2] not in _LOWER_PREFIXES and b[i:end].islower():
+            m = None
+        else:
+            m = _PROVIDER.match(b, i - 3 if b[i - 3:i] == b"SG." else i)
+        if m is None and has_digit:
+            m = _PROVIDER.search(b, i, end)
+        if m is not None:
+            yield _Span(m.start(), m.end(), "AWS_KEY" if m.group("AWS_KEY") else "TOKEN")
+            end = max(end, m.end())
+        i = w.find(_MIN_RUN, end)
+    if b"hooks.slack.com/" in b:
+        for m in _SLACK_HOOK.finditer(b):
+            yield _Span(m.start(1), m.end(1), "TOKEN")
+    yield from _aws_secret_spans(v)
+
+
+def _aws_secret_spans(v: _View) -> Iterator[_Span]:
+    """40-character AWS secret keys within 300 characters of the word "aws" (not "draws")."""
+    lo, windows = v.lo, []
+    i = lo.find(b"aws")
+    while i >= 0:
+        if not (i and 97 <= lo[i - 1] <= 122):
+            if windows and i - 300 <= windows[-1][1]:
+                windows[-1][1] = i + 303
+            else:
+                windows.append([max(0, i - 300), i + 303])
+        i = lo.find(b"aws", i + 3)
+    for start, end in windows:
+        for m in _AWS_SECRET.finditer(v.b, max(0, start - 40), end + 40):
+            if _entropy(m.group().decode()) >= 4.25:
+                yield _Span(m.start(), m.end(), "AWS_KEY")
+
+
+def _block_spans(v: _View) -> Iterator[_Span]:
+    if b"PRIVATE KEY" in v.b:
+        for m in _PRIVATE_KEY.finditer(v.b):
+            yield _Span(m.start(), m.end(), "PRIVATE_KEY")
+    if b"PuTTY-User-Key-File" in v.b:
+        for m in _PUTTY.finditer(v.b):
+            yield _Span(m.start(), m.end(), "PRIVATE_KEY")
+    if b"://" in v.b and b"@" in v.b:
+        for m in _URL_USERINFO.finditer(v.b):
+            if not _placeholder_like(m.group(2).decode("latin-1")):
+                yield _Span(m.start(2), m.end(2), "PASSWORD")
+
+
+# Key-value pairs: found from a few keyword stems, then the key, separator and value around them.
+_KEY_STEMS = (b"pass", b"pwd", b"secret", b"token", b"key", b"auth", b"credential", b"bearer", b"session",
+              b"cookie", b"signature", b"sig=")
+# On the key as written: "DB_PASS", "dbPass", "client_secret", "PGPASSWORD" are password-like; "pass_rate" is not.
+_PASSWORD_KEY = re.compile(r"(?i:pass(?:word|wd|phrase)|pwd)|(?:^|[_.\-])(?i:pass|pw)$|(?<=[a-z])Pass$"
+                           r"|(?:^|[_.\-])(?i:secret)(?:$|[_.\-])|(?<=[a-z])Secret")
+_QUERY_KEYS = frozenset({"token", "access_token", "refresh_token", "id_token", "auth_token", "api_key", "apikey",
+                         "key", "secret", "client_secret", "password", "pass", "pwd", "sig", "signature", "auth",
+                         "x-amz-signature", "x-amz-credential", "x-amz-security-token", "session", "sessionid"})
+_KV_TAIL = re.compile(rb"""
+    ["'`]?\]?\**[ \t]*(?P<sep>:=|=>|=(?!=)|:(?![:/]))[ \t]*\**[ \t]*
+    (?:(?P<scheme>[Bb]earer|BEARER|[Bb]asic|BASIC|[Tt]oken)[ \t]+)?
+    (?:"(?P<dq>[^"\r\n]{1,400})"|'(?P<sq>[^'\r\n]{1,400})'|`(?P<bq>[^`\r\n]{1,400})`
+      |(?P<bare>[^\s"'`,;]{1,400}))""", re.X)
+_FLAG_TAIL = re.compile(rb"(?:=|[ \t]+)[\"']?(?P<bare>[^\s\"'`,;]{1,400})")
+_XML_TAIL = re.compile(rb">(?P<bare>[^<\r\n]{1,400})</")
+_BEARER_TAIL = re.compile(rb"[ \t]+(?P<bare>[A-Za-z0-9._~+/-]{12,}=*)")
+_QUERY_VALUE = re.compile(rb"=(?P<bare>[^&\s#\"'<>]{4,})")
+_SKIP_VALUES = frozenset({"null", "none", "nil", "undefined", "true", "false", "required", "optional", "string",
+                          "str", "bytes", "bool", "int", "text", "yes", "no", "env", "secret", "password", "pass",
+                          "pwd", "passwd", "redacted", "hidden", "todo", "tbd", "n/a", "example", "placeholder"})
+_CODE_REF = re.compile(r"[A-Za-z_][\w.]*")
+_CODE_CALL = re.compile(r"[A-Za-z_][\w.]*[(\[]")  # get_password(...), data["pw"]
+# A plain word is prose ("the secret: practice"), not a mid-line password (those have a digit, symbol, ...).
+_PLAIN_WORD = re.compile(r"[^\W\d_]+(?:['’-][^\W\d_]+)*")
+
+
+def _placeholder_like(value: str) -> bool:
+    """Values that stand for a secret without being one: templates, env lookups, masks, placeholders."""
+    v = value.strip()
+    return (not v or v[0] in "$%{<[(*#" or v.lower() in _SKIP_VALUES or set(v) <= set("*xX.-_•")
+            or v.startswith(("os.", "process.env", "env.", "ENV[", "getenv", "self.", "settings.", "config."))
+            or (v[0] in "/~." and "/" in v[1:] and " " not in v))  # a path (PWD=/home/jane/src)
+
+
+_AFTER_KEY = frozenset(b"=:\"'`]*> \t")  # what can follow a key in an assignment (bytes values)
+
+
+def _keyword_spans(v: _View) -> Iterator[_Span]:
+    b, lo = v.b, v.lo
+    seen: set[int] = set()
+    for stem in _KEY_STEMS:
+        i = lo.find(stem)
+        while i >= 0:
+            key_start, key_end = v.word_bounds(i)
+            if key_end < len(b) and b[key_end] in _AFTER_KEY and key_start not in seen:
+                seen.add(key_start)
+                span = _key_value(v, key_start, key_end)
+                if span is not None:
+                    yield span
+            i = lo.find(stem, i + len(stem))
+
+
+def _key_value(v: _View, key_start: int, key_end: int) -> _Span | None:
+    """The secret value assigned to the key at [key_start, key_end), or None."""
+    b = v.b
+    key = v.lo[key_start:key_end].decode("latin-1")
+    in_query = key_start > 0 and b[key_start - 1] in b"?&" and key.strip("-") in _QUERY_KEYS
+    if in_query:
+        m = _QUERY_VALUE.match(b, key_end)
+    elif key == "bearer":
+        m = _BEARER_TAIL.match(b, key_end)
+    elif key.startswith("--"):
+        m = _FLAG_TAIL.match(b, key_end)
+    elif key_start > 0 and b[key_start - 1] == 60:  # '<password>...</password>'
+        m = _XML_TAIL.match(b, key_end)
+    else:
+        m = _KV_TAIL.match(b, key_end)
+    if m is None:
+        return None
+    name = next(g for g in ("dq", "sq", "bq", "bare") if m.groupdict().get(g) is not None)
+    value = m.group(name).decode("latin-1")
+    s, e = m.span(name)
+    if name == "bare":
+        if _CODE_CALL.match(value):
+            return None
+        value = value.rstrip(":.")
+        # f(password=hunter2): drop closing brackets that the value did not open.
+        while value and value[-1] in ")]}" and value.count(value[-1]) > value.count("([{"[")]}".index(value[-1])]):
+            value = value[:-1]
+    e = s + len(value)
+    if _placeholder_like(value) or (value.isdigit() and len(value) < 4):  # "PASSWORD": 2 is a number
+        return None
+    scheme = m.groupdict().get("scheme")
+    if in_query:
+        return _Span(s, e, "PASSWORD" if _PASSWORD_KEY.search(key) else "TOKEN")
+    if key == "bearer" or scheme:  # a credential has a digit or mixed case; "bearer annotations" is prose
+        token_like = any(c.isdigit() for c in value) or (value.lower() != value and value.upper() != value)
+        return _Span(s, e, "TOKEN") if len(value) >= 8 and token_like else None
+    if _PASSWORD_KEY.search(key.lstrip("-")):
+        if name == "bare":
+            if _CODE_REF.fullmatch(value) and any(t in value.lower() for t in ("pass", "pwd", "secret", "key")):
+                return None  # password = user_password: a variable, not a value
+            line_start = b.rfind(b"\n", 0, key_start) + 1
+            mid_line = b[line_start:key_start].strip(b" \t-*#>/\"'{") != b""
+            if mid_line and m.groupdict().get("sep") == b":" and _PLAIN_WORD.fullmatch(value):
+                return None  # prose: "the secret: practice" (a real password has a digit, capital or symbol)
+        return _Span(s, e, "PASSWORD")
+    return _Span(s, e, "SECRET") if _high_entropy(value) else None

@@ -1,0 +1,136 @@
+"""Device mesh ('data', 'fsdp', 'tensor'), logical-axis rules, sharded init and the one step compiler.
+
+Parameters carry logical axis names (see ``flaxgpt.model.gpt``); ``config.mesh.rules`` maps each name
+to mesh axes. Batches are split over ('data', 'fsdp'). Any mesh whose sizes multiply to the
+device count computes the same loss as one device.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import flax.linen as nn
+import jax
+import numpy as np
+from jax.experimental import mesh_utils
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+MESH_AXES = ("data", "fsdp", "tensor")
+BATCH_AXES = ("data", "fsdp")
+
+
+def maybe_init_distributed() -> bool:
+    """Joins a multi-host job before any device is touched; returns whether it did.
+
+    Multi-host runs (a TPU pod slice, several GPU VMs) start one `flaxgpt train` per host. JAX finds
+    its peers from JAX_COORDINATOR_ADDRESS / JAX_NUM_PROCESSES / JAX_PROCESS_ID (GPU VMs, SLURM) or,
+    on TPU pods, from the TPU metadata (TPU_WORKER_HOSTNAMES lists several hosts). Single-host runs
+    set none of these and skip it.
+    """
+    workers = [w for w in os.environ.get("TPU_WORKER_HOSTNAMES", "").split(",") if w]
+    if os.environ.get("JAX_COORDINATOR_ADDRESS") or len(workers) > 1:
+        jax.distributed.initialize()
+        return True
+    return False
+
+
+def mesh_shape(sizes: Sequence[int], n_devices: int) -> tuple[int, ...]:
+    """Resolves one -1 in ``sizes`` so that the product equals ``n_devices``; raises ValueError otherwise."""
+    sizes = list(sizes)
+    known = math.prod(s for s in sizes if s != -1)
+    if -1 in sizes:
+        if n_devices % known:
+            raise ValueError(f"mesh {sizes}: {n_devices} devices are not divisible by {known}")
+        sizes[sizes.index(-1)] = n_devices // known
+    if math.prod(sizes) != n_devices:
+        raise ValueError(f"mesh {dict(zip(MESH_AXES, sizes, strict=True))} needs {math.prod(sizes)} devices, "
+                         f"but {n_devices} are available (set one axis to -1 to infer it)")
+    return tuple(sizes)
+
+
+def make_mesh(mesh_cfg: Any, devices: Sequence[jax.Device] | None = None) -> Mesh:
+    """Builds the ('data','fsdp','tensor') mesh from ``config.mesh`` over all (or the given) devices."""
+    devices = list(devices if devices is not None else jax.devices())
+    shape = mesh_shape([mesh_cfg.data, mesh_cfg.fsdp, mesh_cfg.tensor], len(devices))
+    try:  # topology-aware placement on TPU/GPU slices
+        grid = mesh_utils.create_device_mesh(shape, devices=devices)
+    except (ValueError, NotImplementedError, AssertionError):
+        grid = np.array(devices).reshape(shape)
+    return Mesh(grid, MESH_AXES)
+
+
+def logical_rules(rules_cfg: Sequence[Sequence[str]]) -> tuple[tuple[str, Any], ...]:
+    """Config rules ('embed', 'fsdp'), ('act_batch', 'data,fsdp'), ('kv', '') -> flax logical axis rules."""
+    out = []
+    for logical, mesh_axes in rules_cfg:
+        axes = tuple(a.strip() for a in mesh_axes.split(",") if a.strip())
+        for a in axes:
+            if a not in MESH_AXES:
+                raise ValueError(f"mesh.rules: {logical!r} maps to unknown mesh axis {a!r} (axes: {MESH_AXES})")
+        out.append((logical, None if not axes else axes[0] if len(axes) == 1 else axes))
+    return tuple(out)
+
+
+def logical_shardings(boxed_tree: Any, mesh: Mesh, rules: Sequence[tuple[str, Any]]) -> Any:
+    """NamedShardings for a (possibly abstract) tree whose leaves may be nn.LogicallyPartitioned.
+
+    The result has the structure of the *unboxed* tree; unannotated leaves are replicated.
+    """
+    specs = nn.get_partition_spec(boxed_tree)
+    return nn.logical_to_mesh_sharding(specs, mesh, rules)
+
+
+def batch_sharding(mesh: Mesh, ndim: int = 2, leading: int = 0) -> NamedSharding:
+    """Sharding for batch arrays: the batch axis (after ``leading`` unsharded axes) over ('data','fsdp')."""
+    spec = [None] * ndim
+    spec[leading] = BATCH_AXES
+    return NamedSharding(mesh, PartitionSpec(*spec))
+
+
+def replicated(mesh: Mesh) -> NamedSharding:
+    return NamedSharding(mesh, PartitionSpec())
+
+
+def sharded_init(init_fn: Callable[..., Any], mesh: Mesh, rules: Sequence[tuple[str, Any]], *args) -> tuple[Any, Any]:
+    """Runs ``init_fn(*args)`` (which returns a boxed tree) directly into its shardings.
+
+    No device ever holds a full copy of the parameters: the jitted init writes each shard where
+    it lives. Returns (unboxed tree, its shardings).
+    """
+    abstract = jax.eval_shape(init_fn, *args)
+    shardings = logical_shardings(abstract, mesh, rules)
+    # No mesh or rules context here: flax's DenseGeneral reshapes boxed kernels during init, and
+    # constraining those intermediate shapes fails; out_shardings alone place every leaf.
+    tree = jax.jit(lambda *a: nn.unbox(init_fn(*a)), out_shardings=shardings)(*args)
+    return tree, shardings
+
+
+def compile_step(step_fn: Callable, state_shardings: Any, batch_shardings: Any, mesh: Mesh,
+                 rules: Sequence[tuple[str, Any]]) -> Callable:
+    """The one way a stage's ``step(state, batch) -> (state, metrics)`` is compiled.
+
+    jit with explicit in/out shardings, the state donated (updated in place), metrics replicated,
+    and the logical-axis rules active while tracing so activation constraints resolve.
+    """
+    jitted = jax.jit(step_fn, in_shardings=(state_shardings, batch_shardings),
+                     out_shardings=(state_shardings, replicated(mesh)), donate_argnums=0)
+
+    def run(state, batch):
+        with jax.set_mesh(mesh), nn.logical_axis_rules(rules):
+            return jitted(state, batch)
+
+    run.lower = lambda state, batch: _lower(jitted, mesh, rules, state, batch)
+    return run
+
+
+def _lower(jitted, mesh, rules, state, batch):
+    with jax.set_mesh(mesh), nn.logical_axis_rules(rules):
+        return jitted.lower(state, batch)
+
+
+def put_batch(batch: dict[str, np.ndarray], shardings: dict[str, NamedSharding]) -> dict[str, jax.Array]:
+    """Assembles each host's local batch into global arrays sharded over ('data','fsdp')."""
+    return {k: jax.make_array_from_process_local_data(shardings[k], v) for k, v in batch.items()}
