@@ -8,7 +8,7 @@ save_pretrained(safe_serialization=True); every side loads that same directory, 
                      MKL's AVX-512 kernels on AMD CPUs, all cores);
   torch compile      the same with transformers' compiled decoding (static KV cache, torch.compile; cold compile);
   torch eager, stock transformers' eager `generate` in the environment as it is (stock MKL, stock malloc);
-  flaxgpt f32 / int8 the directory imported into a flaxgpt run (flaxgpt.convert's import_hf), loaded with
+  flaxgpt f32 / int8 the directory imported into a flaxgpt run (flaxgpt.runs.hf's import_hf), loaded with
                      infer.generator.load_generator(run_dir, int8=...), greedy decoding with its KV cache capped
                      at prompt + new tokens slots (where transformers' cache ends too; --max-len changes it).
 Each side runs in a fresh child process. For each batch size (the first B rows of one set of random 32-token prompts)
@@ -257,7 +257,8 @@ def run_flax_side(run_dir: str, batches: Sequence[int], prompt_len: int, new_tok
     """
     import jax
 
-    from flaxgpt.infer.generator import SamplingParams, TokenDelta, load_generator
+    from flaxgpt.infer.generator import TokenDelta, load_generator
+    from flaxgpt.infer.sampling import SamplingParams
 
     max_len = max_len or prompt_len + new_tokens
     t0 = time.perf_counter()
@@ -527,7 +528,7 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         run_dir = str(Path(hf_dir) / "flaxgpt_run")
         if {"f32", "int8"} & set(args.sides):
-            print("importing it into a flaxgpt run (flaxgpt.convert) ...", flush=True)
+            print("importing it into a flaxgpt run (flaxgpt.runs.hf) ...", flush=True)
             results["import"] = imported = run_child("import", {"hf_dir": hf_dir, "run_dir": run_dir})
             if "error" in imported:
                 print(f"  error: {imported['error'][:300]}", flush=True)

@@ -25,7 +25,7 @@ from flaxgpt.train.mfu import flops_per_token_maxtext, flops_per_token_nanogpt
 from flaxgpt.train.optim import lr_schedule, make_optimizer
 from flaxgpt.train.sharding import batch_sharding, compile_step, logical_rules, make_mesh, put_batch
 from flaxgpt.train.state import create_train_state
-from flaxgpt.train.steps import make_pretrain_step
+from flaxgpt.train.steps import make_lm_step
 
 
 def time_flaxgpt_train(*, n_layer: int, n_head: int, d_model: int, seq_len: int, batch_size: int,
@@ -45,7 +45,7 @@ def time_flaxgpt_train(*, n_layer: int, n_head: int, d_model: int, seq_len: int,
     tx = make_optimizer(c.train)
     state, shardings = create_train_state(model, tx, 0, mesh, rules, seq_len)
     batch_sh = {k: batch_sharding(mesh, 3, leading=1) for k in BATCH_KEYS}
-    step = compile_step(make_pretrain_step(model, tx, lr_schedule(c.train), document_mask=document_mask),
+    step = compile_step(make_lm_step(model, tx, lr_schedule(c.train), document_mask=document_mask),
                         shardings, batch_sh, mesh, rules)
     rng = np.random.default_rng(0)
 

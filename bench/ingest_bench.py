@@ -111,7 +111,7 @@ def main() -> None:
     parser.add_argument("--keep", default=None, help="generate into this folder and keep it (reused if present)")
     args = parser.parse_args()
 
-    from flaxgpt.data.ingest import ingest
+    from flaxgpt.data.corpus import ingest
     from flaxgpt.ingest.config import load_ingest_config
 
     work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="flaxgpt-ingest-bench-"))

@@ -67,12 +67,12 @@ def get_config():
     c.dpo.config = "experiments/dpo_micro.py"
     c.dpo.overrides = ()
 
+    # `flaxgpt eval` of every policy on held-out red-team prompts, judged by the PM (the privacy rules without one).
     c.evaluate = ml_collections.ConfigDict()
+    c.evaluate.suites = "safety"
     c.evaluate.prompts = ("examples/cai/red_team_test.jsonl",)
     c.evaluate.owner_config = "examples/persona/sources.py"
     c.evaluate.limit = 0
     c.evaluate.max_tokens = 40
-    c.evaluate.temperature = 0.7
     c.evaluate.seed = 0
-    c.evaluate.shown = 4  # prompts printed with every policy's response
     return c

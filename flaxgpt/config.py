@@ -4,7 +4,8 @@
 experiment file's ``get_config()`` starts from it and changes what it needs. On the command line,
 ``key.sub=value`` overrides follow the config path (``model.n_layer=4 train.steps=100``); an
 unknown key or a value of the wrong type is a ``ConfigError`` that names the key. Loading has no
-side effects (no devices touched, nothing written).
+side effects (no devices touched, nothing written). This module imports nothing else of flaxgpt: every
+package may read configs, so the names a key may take live here.
 """
 
 from __future__ import annotations
@@ -18,8 +19,12 @@ from typing import Any
 
 import ml_collections
 
-from flaxgpt.model.gpt import DTYPES, REMAT_POLICIES
-from flaxgpt.train.rl import DPO_LOSSES, KL_ESTIMATORS
+# The values some keys may take (the modules that act on them key their tables by these names).
+DTYPES = ("float32", "bfloat16", "float16")  # model.dtype, model.param_dtype
+REMAT_POLICIES = ("none", "full", "dots", "dots_no_batch")  # model.remat
+ATTENTION_IMPLEMENTATIONS = ("auto", "xla", "cudnn")  # model.attention
+DPO_LOSSES = ("sigmoid", "ipo", "hinge")  # dpo.loss
+KL_ESTIMATORS = ("k1", "k3", "abs", "mse")  # ppo.kl_estimator
 
 
 class ConfigError(ValueError):
@@ -54,7 +59,7 @@ def default_config() -> ml_collections.ConfigDict:
     c.data.prefetch = 2  # batches prepared ahead of the step
 
     c.train = ml_collections.ConfigDict()
-    c.train.stage = "pretrain"
+    c.train.stage = "pretrain"  # a registered training method (flaxgpt/train/stages): pretrain|sft|pm|dpo|orpo|ppo
     c.train.steps = 1000
     c.train.batch_size = 16  # global sequences per optimizer step
     c.train.grad_accum = 1  # micro-batches per step (each batch_size / grad_accum)
@@ -74,7 +79,7 @@ def default_config() -> ml_collections.ConfigDict:
     # HuggingFace GPT-2 directory; '' means random init. Ignored when the run resumes from its own checkpoint.
     c.train.init_from = ""
 
-    # Preference stages (train.stage=pm|dpo) read comparisons; PPO reads prompts (see flaxgpt/data/preferences.py).
+    # Stages trained on comparisons (train.stage=pm|dpo|orpo) read them here (flaxgpt/data/preferences.py).
     c.prefs = ml_collections.ConfigDict()
     c.prefs.data = ""  # comma-separated files: `flaxgpt cai label`/`revise` pairs, hh-rlhf, multiple-choice JSONL
     c.prefs.val_fraction = 0.1  # comparisons held out (by a hash of the prompt) for validation
@@ -88,6 +93,9 @@ def default_config() -> ml_collections.ConfigDict:
     c.dpo.loss = "sigmoid"  # sigmoid | ipo | hinge
     c.dpo.label_smoothing = 0.0  # cDPO: prob. a label is flipped; soft labels p set it per pair to 1 - p
     c.dpo.ref_from = ""  # frozen reference policy (a run directory); '' means train.init_from
+
+    c.orpo = ml_collections.ConfigDict()
+    c.orpo.beta = 0.1  # weight of the odds-ratio loss next to the preferred response's NLL (lambda in the paper)
 
     c.ppo = ml_collections.ConfigDict()
     c.ppo.prompts = ""  # comma-separated prompt files (JSONL of {"prompt"} or messages, hh-rlhf)
@@ -246,10 +254,10 @@ def validate(c: ml_collections.ConfigDict) -> None:
     _check(m.n_layer > 0 and m.n_head > 0 and m.d_model > 0, "model", "n_layer, n_head, d_model must be > 0")
     _check(m.d_model % m.n_head == 0, "model.d_model", f"{m.d_model} is not divisible by n_head={m.n_head}")
     _check(0 < m.vocab_size < 65536, "model.vocab_size", "must be in (0, 65536): token shards are uint16")
-    _check(m.dtype in DTYPES, "model.dtype", f"{m.dtype!r} not in {sorted(DTYPES)}")
-    _check(m.param_dtype in DTYPES, "model.param_dtype", f"{m.param_dtype!r} not in {sorted(DTYPES)}")
-    _check(m.remat in REMAT_POLICIES, "model.remat", f"{m.remat!r} not in {sorted(REMAT_POLICIES)}")
-    _check(m.attention in ("auto", "xla", "cudnn"), "model.attention", f"{m.attention!r} not auto|xla|cudnn")
+    _check(m.dtype in DTYPES, "model.dtype", f"{m.dtype!r} not in {DTYPES}")
+    _check(m.param_dtype in DTYPES, "model.param_dtype", f"{m.param_dtype!r} not in {DTYPES}")
+    _check(m.remat in REMAT_POLICIES, "model.remat", f"{m.remat!r} not in {REMAT_POLICIES}")
+    _check(m.attention in ATTENTION_IMPLEMENTATIONS, "model.attention", f"{m.attention!r} not auto|xla|cudnn")
     _check(0.0 <= m.dropout < 1.0, "model.dropout", "must be in [0, 1)")
     _check(m.scan_unroll >= 1, "model.scan_unroll", "must be >= 1 (values >= model.n_layer unroll fully)")
     _check(0 < d.seq_len <= m.max_len, "data.seq_len", f"{d.seq_len} must be in (0, model.max_len={m.max_len}]")
@@ -274,6 +282,7 @@ def validate(c: ml_collections.ConfigDict) -> None:
     _check(c.dpo.loss in DPO_LOSSES, "dpo.loss", f"{c.dpo.loss!r} not in {DPO_LOSSES}")
     _check(c.dpo.beta > 0, "dpo.beta", "must be > 0")
     _check(0.0 <= c.dpo.label_smoothing < 0.5, "dpo.label_smoothing", "must be in [0, 0.5)")
+    _check(c.orpo.beta > 0, "orpo.beta", "must be > 0")
     p = c.ppo
     for key in ("rollout_batch", "response_len", "epochs", "minibatch"):
         _check(p[key] > 0, f"ppo.{key}", "must be > 0")

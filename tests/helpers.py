@@ -11,7 +11,7 @@ from flaxgpt.model.gpt import GPT, ModelConfig
 from flaxgpt.train.optim import lr_schedule, make_optimizer
 from flaxgpt.train.sharding import batch_sharding, compile_step, logical_rules, make_mesh, put_batch
 from flaxgpt.train.state import create_train_state
-from flaxgpt.train.steps import make_pretrain_step
+from flaxgpt.train.steps import make_lm_step
 
 
 def tiny_config(vocab: int = 256, seq_len: int = 16, **model):
@@ -52,7 +52,7 @@ def build(config, devices=None):
     tx = make_optimizer(config.train)
     state, shardings = create_train_state(model, tx, config.train.seed, mesh, rules, config.data.seq_len)
     batch_sh = {k: batch_sharding(mesh, 3, leading=1) for k in BATCH_KEYS}
-    step = compile_step(make_pretrain_step(model, tx, lr_schedule(config.train)), shardings, batch_sh, mesh, rules)
+    step = compile_step(make_lm_step(model, tx, lr_schedule(config.train)), shardings, batch_sh, mesh, rules)
     return model, mesh, state, shardings, step, batch_sh
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from flaxgpt.cli import data as cli_data
 from flaxgpt.data import audit
 from flaxgpt.data.shards import ShardWriter
 from flaxgpt.data.tokenizer import get_tokenizer
@@ -40,8 +41,8 @@ def write_shards(directory: Path, train: list[str], val: list[str] = (), tokeniz
 
 def run_audit(capsys, *argv: str) -> tuple[int, str, str]:
     parser = argparse.ArgumentParser()
-    audit.add_arguments(parser)
-    code = audit.run(parser.parse_args([str(a) for a in argv]))
+    cli_data.add_arguments_audit(parser)
+    code = cli_data.run_audit(parser.parse_args([str(a) for a in argv]))
     out = capsys.readouterr()
     return code, out.out, out.err
 

@@ -21,7 +21,8 @@ from test_generate import CFG, TOK, chat_run, params  # noqa: F401 (fixtures reu
 from flaxgpt.cai.backend import Backend, GenParams
 from flaxgpt.cai.backends import BackendError, LocalBackend, OpenAIBackend, make_backend
 from flaxgpt.cai.rules import PrivacyRules
-from flaxgpt.infer.generator import Generator, SamplingParams, load_generator
+from flaxgpt.infer.generator import Generator, load_generator
+from flaxgpt.infer.sampling import SamplingParams
 from flaxgpt.model.gpt import GPT
 from flaxgpt.serve.openai_api import start_server
 

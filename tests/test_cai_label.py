@@ -21,7 +21,7 @@ from flaxgpt.cai.label import (
     vote_share,
     winning_position,
 )
-from flaxgpt.cai.prompts import Prompt, read_prompts
+from flaxgpt.data.prompts import Prompt, read_prompts
 
 ROOT = Path(__file__).resolve().parents[1]
 KIND = Constitution("k", (Principle("kind", comparison="Which response is kinder?"),))

@@ -10,9 +10,9 @@ import pytest
 
 from flaxgpt.cai.backend import GenParams
 from flaxgpt.cai.constitution import Constitution, Principle, load_constitution
-from flaxgpt.cai.prompts import Prompt, read_prompts
 from flaxgpt.cai.revise import clean_generation, finds_nothing, read_done, revise, revision_problem
 from flaxgpt.data.chat import Conversation, read_openai
+from flaxgpt.data.prompts import Prompt, read_prompts
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = ROOT / "examples/persona/sources.py"
@@ -183,7 +183,7 @@ def train_tiny_run(run_dir: Path, data_dir: Path) -> Path:
     (as tests/test_generate.py builds one)."""
     from flaxgpt.config import load_config
     from flaxgpt.data.tokenize import tokenize_paths
-    from flaxgpt.train.trainer import train
+    from flaxgpt.launch.train import train
 
     tokenize_paths([ROOT / "examples/persona/blog"], data_dir, name="blog", tokenizer="flaxgpt", progress=False)
     config = load_config(ROOT / "experiments/micro.py", [

@@ -22,7 +22,7 @@ from flaxgpt.cai.constitution import (
     load_constitutions,
     shipped_names,
 )
-from flaxgpt.cai.prompts import Prompt, corpus_prompts, facts_prompts, load_prompts, read_prompts
+from flaxgpt.data.prompts import Prompt, corpus_prompts, facts_prompts, load_prompts, read_prompts
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -9,15 +9,8 @@ import ml_collections
 import numpy as np
 import pytest
 
-from flaxgpt.ingest.dedup import (
-    MAX_SPLIT_ROWS,
-    DedupConfig,
-    DedupIndex,
-    _BandTable,
-    fingerprint,
-    normalize,
-    span_hashes,
-)
+from flaxgpt.ingest.dedup import MAX_SPLIT_ROWS, DedupConfig, DedupIndex, _BandTable, fingerprint
+from flaxgpt.ingest.hashing import normalize, span_hashes
 
 _WORDS = ("data", "model", "train", "shard", "token", "batch", "loss", "step", "graph", "paper", "river", "window",
           "garden", "piano", "marathon", "coffee", "letter", "morning", "station", "bridge", "engine", "signal",

@@ -24,7 +24,7 @@ from flaxgpt.eval.report import render_markdown, write_report
 from flaxgpt.eval.runner import evaluate, evaluate_params, params_run, resolve_suites
 from flaxgpt.eval.suite import SUITES, EvalContext, EvalRun, SuiteResult
 from flaxgpt.eval.suites.facts import contains_answer, exact_answer, normalize
-from flaxgpt.train.trainer import train
+from flaxgpt.launch.train import train
 
 ROOT = Path(__file__).resolve().parents[1]
 FACTS = ROOT / "examples/persona/facts.jsonl"

@@ -8,16 +8,22 @@ import json
 import math
 from pathlib import Path
 
+import jax
 import numpy as np
 import pytest
 
 from flaxgpt.cai.constitution import Principle
 from flaxgpt.config import load_config
-from flaxgpt.data.chat import tokenize_chat
+from flaxgpt.data.chat_shards import tokenize_chat
+from flaxgpt.data.preferences import encode_responses
 from flaxgpt.eval.judges import BackendJudge, Judge, PMJudge, RulesJudge, make_judge
 from flaxgpt.eval.suite import EvalContext, EvalRun
 from flaxgpt.eval.suites import judged
-from flaxgpt.train.trainer import train
+from flaxgpt.launch.train import train
+from flaxgpt.model.gpt import GPT
+from flaxgpt.runs.rundir import load_run
+from flaxgpt.train.scoring import RowScorer
+from flaxgpt.train.sharding import logical_rules, make_mesh
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["model.n_layer=2", "model.n_head=2", "model.d_model=32", "model.max_len=32", "data.seq_len=32",
@@ -325,18 +331,10 @@ def test_backend_judge_on_a_local_run(runs):
 
 def _pm_rewards(pm_dir, prompts, responses):
     """The PM's rewards computed directly: its row scorer over the encoded responses."""
-    import jax
-
-    from flaxgpt.data.preferences import encode_responses
-    from flaxgpt.model.gpt import GPT
-    from flaxgpt.runs.rundir import load_run
-    from flaxgpt.train.pairs import make_row_scorer
-    from flaxgpt.train.sharding import logical_rules, make_mesh
-
     run = load_run(pm_dir)
     mesh = make_mesh(run.config.mesh, devices=jax.devices()[:1])
     rows, _ = encode_responses(prompts, responses, run.tokenizer, run.config.data.seq_len)
-    scorer = make_row_scorer(GPT(run.model_cfg), mesh, logical_rules(run.config.mesh.rules))
+    scorer = RowScorer(GPT(run.model_cfg), mesh, logical_rules(run.config.mesh.rules))
     return scorer(run.params, rows["tokens"], rows["mask"], rows["last"])["reward"]
 
 

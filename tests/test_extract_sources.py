@@ -18,8 +18,9 @@ import pytest
 
 from flaxgpt.ingest.extract.base import Context, Owner, Skip, SourceFile, SourceTree
 from flaxgpt.ingest.extract.chat import Message, conversation_windows, extract_discord, extract_slack
-from flaxgpt.ingest.extract.code import extract_code_file, extract_git
+from flaxgpt.ingest.extract.code import extract_code_file
 from flaxgpt.ingest.extract.exports import extract_linkedin, extract_notion, notion_title
+from flaxgpt.ingest.extract.git import extract_git
 from flaxgpt.ingest.extract.mail import extract_mbox, strip_quotes_and_signature
 from flaxgpt.ingest.extract.sources import SOURCE_EXTRACTORS
 from flaxgpt.ingest.files import open_tree

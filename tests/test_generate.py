@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 
 from flaxgpt.data.tokenizer import get_tokenizer
-from flaxgpt.infer.generator import GREEDY, Generator, SamplingArrays, SamplingParams, load_generator, sample_next
+from flaxgpt.infer.generator import Generator, load_generator
+from flaxgpt.infer.sampling import GREEDY, SamplingArrays, SamplingParams, sample_next
 from flaxgpt.model.gpt import GPT, ModelConfig
 from flaxgpt.train.sharding import make_mesh
 
@@ -91,7 +92,7 @@ def test_warmup_compiles_every_bucket_once(params):
 
 
 def test_the_decode_modes_also_run_the_stacked_training_layout(params):
-    from flaxgpt.infer.generator import init_cache
+    from flaxgpt.infer.decode import init_cache
 
     tokens = np.array([[11, 12, 13, 14, 15, 16, 17, 18]], np.int32)
     full = GPT(CFG).apply({"params": params}, tokens)
@@ -204,7 +205,7 @@ def reference_truncate(logits: np.ndarray, top_k: int, top_p: float) -> np.ndarr
 
 
 def test_truncation_beyond_the_top_candidates_matches_a_full_sort():
-    from flaxgpt.infer.generator import TOP_CANDIDATES, _truncate
+    from flaxgpt.infer.sampling import TOP_CANDIDATES, _truncate
 
     V = 3 * TOP_CANDIDATES
     rng = np.random.default_rng(0)
@@ -255,7 +256,7 @@ def chat_run(tmp_path_factory) -> Path:
     """A tiny model trained for a few steps on the persona's blog with the flaxgpt (chat) tokenizer."""
     from flaxgpt.config import load_config
     from flaxgpt.data.tokenize import tokenize_paths
-    from flaxgpt.train.trainer import train
+    from flaxgpt.launch.train import train
 
     data = tmp_path_factory.mktemp("data") / "blog"
     tokenize_paths([ROOT / "examples/persona/blog"], data, name="blog", tokenizer="flaxgpt", progress=False)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from flaxgpt.config import ConfigError
-from flaxgpt.data.ingest import ingest
+from flaxgpt.data.corpus import ingest
 from flaxgpt.data.loader import build_train_iterator, expand_mixtures
 from flaxgpt.data.shards import ShardSet
 from flaxgpt.ingest.config import load_ingest_config
@@ -174,12 +174,12 @@ def test_deterministic_across_workers_and_reruns(corpus, tmp_path):
 def test_interrupted_run_leaves_nothing_and_reruns_identically(corpus, tmp_path, monkeypatch):
     _, config_file, out, _ = corpus
     target = tmp_path / "target"
-    import flaxgpt.data.ingest as ingest_module
+    import flaxgpt.data.corpus as corpus_module
 
     def boom(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(ingest_module, "_tokenize", boom)  # killed after documents.jsonl, before the shards
+    monkeypatch.setattr(corpus_module, "_tokenize", boom)  # killed after documents.jsonl, before the shards
     with pytest.raises(KeyboardInterrupt):
         ingest(load_ingest_config(config_file, ["workers=1"]), target, progress=False)
     assert not target.exists() and not list(tmp_path.glob(".target.*")), "no partial output is left"

@@ -14,10 +14,12 @@ from helpers import tiny_config
 from flaxgpt.model.gpt import GPT, ModelConfig
 from flaxgpt.train import rl
 from flaxgpt.train.optim import lr_schedule, make_optimizer
-from flaxgpt.train.pref_steps import PPO_KEYS, batch_shardings, make_pair_eval_step, make_scorer
-from flaxgpt.train.sharding import compile_step, logical_rules, make_mesh, put_batch
+from flaxgpt.train.scoring import make_scorer
+from flaxgpt.train.sharding import batch_sharding, compile_step, logical_rules, make_mesh, put_batch
+from flaxgpt.train.stages import dpo, get_stage, pm
+from flaxgpt.train.stages.pairs import pair_sums
+from flaxgpt.train.stages.ppo import KEYS as PPO_KEYS
 from flaxgpt.train.state import create_train_state
-from flaxgpt.train.steps import make_train_step
 
 VOCAB, T = 64, 16
 PAD, EOR, SECRET = 0, 1, 2  # padding, end-of-response, the "leaked secret" token
@@ -40,8 +42,8 @@ def _build(config, batch, devices):
     model = GPT(ModelConfig.from_config(config.model))
     tx = make_optimizer(config.train)
     state, shardings = create_train_state(model, tx, config.train.seed, mesh, rules, T)
-    sh = batch_shardings(mesh, batch)
-    fn = make_train_step(config.train.stage, model, tx, lr_schedule(config.train), config=config)
+    sh = {k: batch_sharding(mesh, np.ndim(v), leading=1) for k, v in batch.items()}
+    fn = get_stage(config.train.stage).make_step(model, tx, lr_schedule(config.train), config)
     return model, state, compile_step(fn, shardings, sh, mesh, rules), sh
 
 
@@ -95,7 +97,7 @@ def test_pm_learns_to_reject_leaked_secrets():
     for b in train:
         state, m = step(state, put_batch(b, sh))
     assert float(m["accuracy"]) > 0.9 and float(m["reward_margin"]) > 0
-    sums = jax.jit(make_pair_eval_step("pm", model))(state.params, held_out)
+    sums = jax.jit(lambda p, b: pair_sums(pm.per_pair(model, config)(p, b)))(state.params, held_out)
     assert float(sums["count"]) == 256 and float(sums["decisive"]) == 240
     accuracy = float(sums["correct"]) / float(sums["decisive"])
     assert accuracy > 0.95, accuracy
@@ -110,7 +112,7 @@ def test_dpo_raises_the_chosen_over_rejected_margin():
     pairs["ref_logp"] = _ref_logp(model, state.params, pairs)  # the reference is the starting policy
     train = [{k: v[i * 32:(i + 1) * 32] for k, v in pairs.items()} for i in range(30)]
     held_out = {k: v[-128:] for k, v in pairs.items()}
-    evaluate = jax.jit(make_pair_eval_step("dpo", model, beta=config.dpo.beta))
+    evaluate = jax.jit(lambda p, b: pair_sums(dpo.per_pair(model, config)(p, b)))
     before = evaluate(state.params, held_out)
     np.testing.assert_allclose(float(before["loss_sum"]) / 128, math.log(2), atol=1e-4)
     metrics = []
@@ -246,12 +248,12 @@ def test_scorer_aligns_logp_and_values_and_reads_the_reward_at_last():
     np.testing.assert_allclose(np.asarray(out["reward"]), np.asarray(heads[1])[:, 9], atol=1e-5)
 
 
-def test_bad_dpo_loss_names_its_config_key():
+def test_bad_dpo_loss_and_unknown_stage_name_their_config_keys():
     config = _config("dpo")
     config.dpo.loss = "kto"
     model = GPT(ModelConfig.from_config(config.model))
     tx = make_optimizer(config.train)
     with pytest.raises(ValueError, match="dpo.loss"):
-        make_train_step("dpo", model, tx, lr_schedule(config.train), config=config)
-    with pytest.raises(ValueError, match="train.stage"):
-        make_pair_eval_step("ppo", model)
+        get_stage("dpo").make_step(model, tx, lr_schedule(config.train), config)
+    with pytest.raises(ValueError, match="train.stage.*registered: pretrain, sft"):
+        get_stage("kto")

@@ -1,24 +1,32 @@
-"""The preference stages end to end through the real trainer: SFT -> PM -> PPO, and DPO, on a yes/no task.
+"""The preference stages end to end through the real trainer: SFT -> PM -> PPO, DPO and ORPO, on a yes/no task.
 
 A tiny chat policy is fine-tuned to answer "yes" or "no" about equally often; the comparisons say "yes" is
-better. The PM must learn that, PPO must raise the PM reward with the KL to the SFT policy staying bounded,
-and DPO must raise the chosen-over-rejected margin from ln 2.
+better. The PM must learn that, PPO must raise the PM reward with the KL to the SFT policy staying bounded
+(and resume bitwise after SIGKILL), DPO must raise the chosen-over-rejected margin from ln 2, and ORPO (added
+through the stage registry alone) must learn the preference with no reference model.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
+import chex
 import numpy as np
+import orbax.checkpoint as ocp
 import pytest
 
 from flaxgpt.config import load_config
-from flaxgpt.data.chat import tokenize_chat
+from flaxgpt.data.chat_shards import tokenize_chat
+from flaxgpt.launch.train import train
+from flaxgpt.runs.rundir import checkpoint_steps
 from flaxgpt.train.logger import read_metrics
-from flaxgpt.train.ppo_trainer import train_ppo
-from flaxgpt.train.trainer import train
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["model.n_layer=2", "model.n_head=2", "model.d_model=32", "model.max_len=32", "data.seq_len=32",
@@ -91,7 +99,7 @@ def test_ppo_raises_the_pm_reward_with_bounded_kl(task, sft_run, pm_run):
         *TINY, f"run.dir={run}", f"train.init_from={sft_run}", f"ppo.reward_from={pm_run}",
         f"ppo.prompts={task['prompts']}", "ppo.rollout_batch=16", "ppo.minibatch=8", "ppo.response_len=4",
         "ppo.epochs=4", "train.steps=16", "train.lr=2e-3", "checkpoint.every=8"])
-    summary = train_ppo(config, show_progress=False)
+    summary = train(config, show_progress=False)
     rows = metrics(run, "train")
     assert len(rows) == 16 and summary["status"] == "completed"
     reward = [r["reward"] for r in rows]
@@ -102,19 +110,41 @@ def test_ppo_raises_the_pm_reward_with_bounded_kl(task, sft_run, pm_run):
     assert (run / "rollouts.jsonl").exists() and (run / "ppo.png").exists()
 
 
-def test_ppo_resumes_from_its_checkpoint(task, sft_run, pm_run):
-    run = task["dir"] / "ppo_resume"
-    args = [*TINY, f"run.dir={run}", f"train.init_from={sft_run}", f"ppo.reward_from={pm_run}",
-            f"ppo.prompts={task['prompts']}", "ppo.rollout_batch=8", "ppo.minibatch=8", "ppo.response_len=4",
-            "ppo.epochs=1", "train.steps=4", "checkpoint.every=2", "ppo.kl_target=1.0"]
-    first = train_ppo(load_config(ROOT / "experiments/ppo_micro.py", args), stop_at=2, show_progress=False)
-    assert first["status"] == "stopped (stop_at)"
-    second = train_ppo(load_config(ROOT / "experiments/ppo_micro.py", args), show_progress=False)
-    assert second["start_step"] == 2 and second["step"] == 4
-    rows = metrics(run, "train")
-    assert [r["step"] for r in rows] == [1, 2, 3, 4]
-    # The adaptive KL coefficient carried over the restart.
-    assert rows[2]["kl_coef"] != pytest.approx(0.05)
+def _final_params(run_dir: Path, step: int):
+    with ocp.CheckpointManager(Path(run_dir).absolute() / "checkpoints") as mngr:
+        return mngr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))["state"]["params"]
+
+
+def test_ppo_killed_with_sigkill_resumes_exactly(task, sft_run, pm_run):
+    """A PPO run killed mid-run resumes to the same parameters as an uninterrupted one (rollouts, minibatch order
+    and the adaptive KL coefficient all carry over)."""
+    steps = 8
+    args = [*TINY, f"train.init_from={sft_run}", f"ppo.reward_from={pm_run}", f"ppo.prompts={task['prompts']}",
+            "ppo.rollout_batch=8", "ppo.minibatch=8", "ppo.response_len=4", "ppo.epochs=1", f"train.steps={steps}",
+            "checkpoint.every=1", "checkpoint.keep=2", "ppo.kl_target=1.0"]
+    straight, killed = task["dir"] / "ppo_straight", task["dir"] / "ppo_killed"
+    train(load_config(ROOT / "experiments/ppo_micro.py", [*args, f"run.dir={straight}"]), show_progress=False)
+    env = dict(os.environ, JAX_DISABLE_MOST_OPTIMIZATIONS="true")
+    proc = subprocess.Popen([sys.executable, "-m", "flaxgpt.cli", "train", str(ROOT / "experiments/ppo_micro.py"),
+                             *args, f"run.dir={killed}"], env=env, cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 240
+    while 2 not in checkpoint_steps(killed):
+        assert proc.poll() is None, proc.stdout.read()
+        assert time.time() < deadline, "no checkpoint in time"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    done = checkpoint_steps(killed)
+    assert proc.returncode == -signal.SIGKILL and done and max(done) < steps
+    resumed = train(load_config(ROOT / "experiments/ppo_micro.py", [*args, f"run.dir={killed}"]), show_progress=False)
+    assert resumed["start_step"] == max(done) and resumed["step"] == steps
+    rows, ref = metrics(killed, "train"), metrics(straight, "train")
+    assert [r["step"] for r in rows] == list(range(1, steps + 1))
+    assert rows[-1]["kl_coef"] != pytest.approx(0.05)  # adapted, and carried over the restart
+    np.testing.assert_allclose([r["kl_coef"] for r in rows], [r["kl_coef"] for r in ref], rtol=0, atol=1e-7)
+    np.testing.assert_allclose([r["reward"] for r in rows], [r["reward"] for r in ref], rtol=0, atol=1e-6)
+    chex.assert_trees_all_equal(_final_params(killed, steps), _final_params(straight, steps))  # bitwise
 
 
 def test_dpo_starts_at_ln2_and_raises_the_margin(task, sft_run, capsys):
@@ -129,6 +159,20 @@ def test_dpo_starts_at_ln2_and_raises_the_margin(task, sft_run, capsys):
     rows = metrics(run, "train")
     assert rows[0]["loss"] == pytest.approx(math.log(2), abs=1e-4)
     evals = metrics(run, "eval")
-    assert evals[-1]["val_margin"] > evals[0]["val_margin"] > 0
+    assert evals[-1]["val_reward_margin"] > evals[0]["val_reward_margin"] > 0
     assert evals[-1]["val_accuracy"] == 1.0
     assert rows[-1]["rewards_chosen"] > rows[-1]["rewards_rejected"]
+
+
+def test_orpo_added_through_the_registry_learns_the_preference_with_no_reference(task, sft_run):
+    """ORPO is one module and one registry line: it trains through the same loop, data and validation."""
+    run = task["dir"] / "orpo"
+    args = [*TINY, f"run.dir={run}", f"prefs.data={task['pairs']}", f"train.init_from={sft_run}", "train.steps=20",
+            "train.lr=1e-3", "prefs.val_fraction=0.25", "train.eval_every=10", "checkpoint.every=20"]
+    summary = train(load_config(ROOT / "experiments/orpo_micro.py", args), show_progress=False)
+    assert summary["status"] == "completed" and not (run / "reference_logps.npz").exists()
+    rows, evals = metrics(run, "train"), metrics(run, "eval")
+    assert rows[-1]["loss"] < rows[0]["loss"]
+    assert evals[-1]["val_reward_margin"] > evals[0]["val_reward_margin"]  # the log odds ratio of chosen/rejected
+    assert evals[-1]["val_accuracy"] == 1.0
+    assert rows[-1]["nll_chosen"] < rows[-1]["nll_rejected"]

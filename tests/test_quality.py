@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import math
 import pickle
+import re
 import socket
 
 import numpy as np
 import pytest
 
-from flaxgpt.ingest import quality
+from flaxgpt.infer.perplexity import PerplexityScorer
 from flaxgpt.ingest.extract.base import KINDS
-from flaxgpt.ingest.quality import PerplexityFilter, QualityConfig, QualityFilter, TextStats
+from flaxgpt.ingest.quality import langid, stats
+from flaxgpt.ingest.quality.filter import QualityConfig, QualityFilter
+from flaxgpt.ingest.quality.perplexity import PerplexityFilter
+from flaxgpt.ingest.quality.stats import TextStats
 
 CV = """Ana Kowalski
 Senior Machine Learning Engineer
@@ -155,12 +159,12 @@ def test_gopher_quality_rules_on_web_text(q):
 
 def test_repetition_measures():
     text = "one two three four five six " * 10
-    stats = TextStats(text)
-    assert quality._top_ngram_chars(stats, 2) == 10 * len("one two")
+    t = TextStats(text)
+    assert stats.top_ngram_chars(t, 2) == 10 * len("one two")
     # All but the first 5 words sit inside repeats of an earlier 5-gram.
-    assert quality._dup_ngram_chars(stats, 5) == sum(map(len, text.split()[6:]))
-    assert quality._dup_ngram_chars(TextStats("a b c d e f g h i j"), 5) == 0
-    assert quality._duplicates(["x", "yy", "x", "yy", "x"]) == (3, 4)
+    assert stats.dup_ngram_chars(t, 5) == sum(map(len, text.split()[6:]))
+    assert stats.dup_ngram_chars(TextStats("a b c d e f g h i j"), 5) == 0
+    assert stats.duplicates(["x", "yy", "x", "yy", "x"]) == (3, 4)
 
 
 def test_language_identification_is_offline(monkeypatch):
@@ -169,14 +173,14 @@ def test_language_identification_is_offline(monkeypatch):
 
     monkeypatch.setattr(socket.socket, "connect", no_network)
     monkeypatch.setattr(socket, "create_connection", no_network)
-    quality._detector.cache_clear()  # load the model again, under the block
+    langid._detector.cache_clear()  # load the model again, under the block
     try:
-        lang, score = quality.language(DUTCH)
+        lang, score = langid.language(DUTCH)
         assert lang == "nl" and score > 0.9
-        assert quality.language(PROSE)[0] == "en"
-        assert quality.language("12 34 ... !!") == ("und", 0.0)
+        assert langid.language(PROSE)[0] == "en"
+        assert langid.language("12 34 ... !!") == ("und", 0.0)
     finally:
-        quality._detector.cache_clear()
+        langid._detector.cache_clear()
 
 
 def test_languages_can_be_restricted_but_code_and_unsure_text_are_not_judged():
@@ -241,7 +245,7 @@ SENTENCES = ["the cat sat on the mat.", "the dog sat on the rug.", "a cat and a 
 def tiny_run(tmp_path_factory):
     from flaxgpt.config import default_config, validate
     from flaxgpt.data.tokenize import tokenize_paths
-    from flaxgpt.train.trainer import train
+    from flaxgpt.launch.train import train
 
     root = tmp_path_factory.mktemp("ppl")
     corpus = root / "corpus"
@@ -265,7 +269,7 @@ def tiny_run(tmp_path_factory):
 
 
 def test_perplexity_filter_scores_with_a_trained_model(tiny_run):
-    ppl = PerplexityFilter(tiny_run, threshold=1.0, batch_size=4)
+    ppl = PerplexityScorer(tiny_run, batch_size=4)
     assert ppl.step == 40  # the latest checkpoint
     in_domain = "the cat sat on the rug. the dog ran to the mat."
     junk = "Quantum zebra invoices 7741 xylophone; deprecated glacier syntax!!"
@@ -273,14 +277,17 @@ def test_perplexity_filter_scores_with_a_trained_model(tiny_run):
     assert scores.shape == (4,) and math.isnan(scores[2]) and scores[0] == pytest.approx(scores[3], rel=1e-5)
     assert scores[0] < scores[1] / 10  # the model learned its corpus
     threshold = math.sqrt(scores[0] * scores[1])
-    gate = PerplexityFilter(tiny_run, threshold=threshold)
+    gate = PerplexityFilter(PerplexityScorer(tiny_run), threshold=threshold)
     assert gate.check(in_domain) is None
-    assert gate.check(junk) == f"perplexity: {scores[1]:.0f} > {threshold:.0f}"
+    # Scored alone rather than in a batch of 4, the junk's perplexity differs in its last float32 digits.
+    name, scored, limit = re.fullmatch(r"(\w+): (\d+) > (\d+)", gate.check(junk)).groups()
+    assert name == "perplexity" and float(scored) == pytest.approx(scores[1], rel=1e-4)
+    assert limit == f"{threshold:.0f}"
     assert gate.check("") is None  # nothing to score: kept
 
 
 def test_quality_filter_applies_the_perplexity_filter(tiny_run):
-    q = QualityFilter(QualityConfig(perplexity_run=str(tiny_run), perplexity_max=50.0))
+    q = QualityFilter(QualityConfig(perplexity_run=str(tiny_run), perplexity_max=50.0), PerplexityScorer)
     assert q.check("Quantum zebra invoices 7741 xylophone; deprecated glacier syntax!!", "chat").startswith(
         "perplexity: ")
     assert pickle.loads(pickle.dumps(q))._perplexity is None  # the model is not pickled
@@ -288,7 +295,14 @@ def test_quality_filter_applies_the_perplexity_filter(tiny_run):
 
 def test_perplexity_filter_needs_a_run_directory(tmp_path):
     with pytest.raises(FileNotFoundError, match="not a run directory"):
-        PerplexityFilter(tmp_path, 100.0)
+        PerplexityScorer(tmp_path)
+
+
+def test_perplexity_run_needs_a_scorer():
+    with pytest.raises(ValueError, match="quality.perplexity_run"):
+        QualityFilter(QualityConfig(perplexity_run="runs/any"))
+    with pytest.raises(ValueError, match="quality.perplexity_run"):
+        QualityFilter.from_config({"perplexity_run": "runs/any"})
 
 
 def test_odd_input_never_crashes():

@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from flaxgpt.infer.generator import Generator, SamplingParams
+from flaxgpt.infer.generator import Generator
 from flaxgpt.infer.quant import (
     dequantize_params,
     format_report,
@@ -23,6 +23,7 @@ from flaxgpt.infer.quant import (
     quantize_params,
     report_run,
 )
+from flaxgpt.infer.sampling import SamplingParams
 from flaxgpt.model.gpt import GPT, ModelConfig
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -100,7 +101,7 @@ def trained_run(tmp_path_factory) -> Path:
     """A micro model trained briefly on the persona's blog (GPT-2 tokenizer), with its validation shard."""
     from flaxgpt.config import load_config
     from flaxgpt.data.tokenize import tokenize_paths
-    from flaxgpt.train.trainer import train
+    from flaxgpt.launch.train import train
 
     data = tmp_path_factory.mktemp("data") / "blog"
     tokenize_paths([ROOT / "examples/persona/blog"], data, name="blog", tokenizer="gpt2", progress=False)

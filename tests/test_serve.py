@@ -12,7 +12,8 @@ import pytest
 from test_generate import chat_run  # noqa: F401 (the tiny trained run, reused)
 
 from flaxgpt.data.chat_template import END, ROLES, render
-from flaxgpt.infer.generator import Generator, SamplingParams, load_generator
+from flaxgpt.infer.generator import Generator, load_generator
+from flaxgpt.infer.sampling import SamplingParams
 from flaxgpt.serve.openai_api import start_server
 
 

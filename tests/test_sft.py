@@ -15,20 +15,22 @@ import optax
 import pytest
 from helpers import tiny_config
 
+from flaxgpt.cli import data as cli_data
 from flaxgpt.config import load_config
-from flaxgpt.data import chat
-from flaxgpt.data.chat import Conversation, Skipped, parse_hh, read_hh, read_oasst, read_openai, tokenize_chat
+from flaxgpt.data.chat import Conversation, Skipped, parse_hh, read_hh, read_oasst, read_openai
+from flaxgpt.data.chat_shards import render_conversation, tokenize_chat
 from flaxgpt.data.chat_template import render
 from flaxgpt.data.loader import BATCH_KEYS, build_eval_batches, build_train_iterator
 from flaxgpt.data.shards import ShardSet, ShardWriter
 from flaxgpt.data.tokenizer import get_tokenizer
+from flaxgpt.launch.train import train
 from flaxgpt.model.gpt import GPT, ModelConfig
+from flaxgpt.train.evaluate import make_nll_fn
 from flaxgpt.train.logger import read_metrics
 from flaxgpt.train.optim import lr_schedule
 from flaxgpt.train.sharding import batch_sharding, compile_step, logical_rules, make_mesh, put_batch
+from flaxgpt.train.stages import get_stage
 from flaxgpt.train.state import create_train_state
-from flaxgpt.train.steps import make_eval_step, make_train_step
-from flaxgpt.train.trainer import train
 
 ROOT = Path(__file__).resolve().parents[1]
 CHAT = ROOT / "examples/chat/persona_chat.jsonl"
@@ -85,7 +87,7 @@ def test_openai_reader(tmp_path):
                                                 {"role": "assistant", "content": "ok"}])
     assert got[2:] == [Skipped("c.jsonl:3", "unsupported_role:tool"), Skipped("c.jsonl:4", "no_assistant_turn"),
                        Skipped("c.jsonl:5", "no_assistant_turn")]
-    ids, mask = chat.render_conversation(first.messages, TOK)
+    ids, mask = render_conversation(first.messages, TOK)
     assert trained_text(ids, mask) == "Hello!<|end|>", "weight 0 keeps the draft as context only"
     assert TOK.decode(ids).count("Draft") == 1
     (tmp_path / "bad.jsonl").write_text('{"messages": [}\n')
@@ -306,19 +308,20 @@ def test_tokenize_chat_masks_only_assistant_tokens_and_their_end(tmp_path):
 
 def test_tokenize_chat_command(tmp_path, capsys):
     parser = argparse.ArgumentParser()
-    chat.add_arguments(parser)
+    cli_data.add_arguments_tokenize_chat(parser)
+    run = cli_data.run_tokenize_chat
     hh = write_jsonl(tmp_path / "hh.jsonl", [{"chosen": f"\n\nHuman: hi {i}\n\nAssistant: hello {i}",
                                               "rejected": "x"} for i in range(5)] + [{"chosen": "junk",
                                                                                       "rejected": "x"}])
-    assert chat.run(parser.parse_args([str(hh), "--out", str(tmp_path / "o"), "--format", "hh"])) == 0
+    assert run(parser.parse_args([str(hh), "--out", str(tmp_path / "o"), "--format", "hh"])) == 0
     out = capsys.readouterr().out
     assert "hh: " in out and "train conversations" in out and "malformed_transcript 1" in out
     assert sum(len(ShardSet(tmp_path / "o", s)) for s in ("train", "val")) == 5
-    assert chat.run(parser.parse_args([str(tmp_path / "nope.jsonl"), "--out", str(tmp_path / "o"),
-                                       "--format", "openai"])) == 1
+    assert run(parser.parse_args([str(tmp_path / "nope.jsonl"), "--out", str(tmp_path / "o"),
+                                  "--format", "openai"])) == 1
     assert "input not found" in capsys.readouterr().err
     (tmp_path / "o" / "mine.txt").write_text("not shard output")
-    assert chat.run(parser.parse_args([str(hh), "--out", str(tmp_path / "o"), "--format", "hh"])) == 1
+    assert run(parser.parse_args([str(hh), "--out", str(tmp_path / "o"), "--format", "hh"])) == 1
     assert "refusing to replace" in capsys.readouterr().err
 
 
@@ -341,7 +344,7 @@ def unpacked_batch(convs: list[tuple[list[int], list[int]]], seq_len: int) -> di
 def test_packed_batch_gives_each_conversation_its_unpacked_loss_and_the_same_update(tmp_path, optimized):
     seq_len = 128
     records = [r for r in read_openai(CHAT) if isinstance(r, Conversation)][:8]
-    convs = [chat.render_conversation(r.messages, TOK) for r in records]
+    convs = [render_conversation(r.messages, TOK) for r in records]
     with ShardWriter(tmp_path, "val", tokenizer_meta=TOK.metadata(), source="c", loss_mask=True) as w:
         for ids, mask in convs:
             w.add(ids, mask)
@@ -360,8 +363,8 @@ def test_packed_batch_gives_each_conversation_its_unpacked_loss_and_the_same_upd
     state, shardings = create_train_state(model, tx, 0, mesh, rules, seq_len)
 
     # Per conversation: the real eval step on the packed row with only that segment weighted.
-    eval_step = jax.jit(make_eval_step(model))
-    eval_crossing = jax.jit(make_eval_step(model, document_mask=False))
+    eval_step = jax.jit(make_nll_fn(model))
+    eval_crossing = jax.jit(make_nll_fn(model, document_mask=False))
     order = []  # (row, segment) of each conversation in the packed batch, in order
     for r in range(len(packed["inputs"])):
         order += [(r, s) for s in range(1, int(packed["segment_ids"][r].max()) + 1)]
@@ -372,17 +375,17 @@ def test_packed_batch_gives_each_conversation_its_unpacked_loss_and_the_same_upd
         one["weights"] = np.where(one["segment_ids"] == s, one["weights"], 0).astype(np.float32)
         alone = {key: v[k:k + 1] for key, v in unpacked.items()}
         got, want = eval_step(state.params, one), eval_step(state.params, alone)
-        assert float(got["weights"]) == float(want["weights"]) == sum(convs[k][1][1:])
-        np.testing.assert_allclose(float(got["loss_sum"]), float(want["loss_sum"]), rtol=2e-5)
+        assert float(got["tokens"][0]) == float(want["tokens"][0]) == sum(convs[k][1][1:])
+        np.testing.assert_allclose(float(got["nll"][0]), float(want["nll"][0]), rtol=2e-5)
         if s > 1:  # attention across conversations would change the loss: the test can tell
             crossing = eval_crossing(state.params, one)
-            crossing_differs |= abs(float(crossing["loss_sum"]) - float(want["loss_sum"])) > 1e-3
+            crossing_differs |= abs(float(crossing["nll"][0]) - float(want["nll"][0])) > 1e-3
     assert crossing_differs
 
     # One real SFT step on the packed batch and on the unpacked one: same loss, same update.
     batch_sh = {k: batch_sharding(mesh, 3, leading=1) for k in BATCH_KEYS}
-    step = compile_step(make_train_step("sft", model, tx, lr_schedule(config.train)), shardings, batch_sh, mesh,
-                        rules)
+    step = compile_step(get_stage("sft").make_step(model, tx, lr_schedule(config.train), config), shardings,
+                        batch_sh, mesh, rules)
     results = []
     for b in (packed, unpacked):
         state_copy = jax.tree.map(lambda x: x.copy(), state)
@@ -406,7 +409,7 @@ def test_bundled_chat_data_matches_its_builder_and_the_persona(tmp_path):
     assert module.to_jsonl() == CHAT.read_text(encoding="utf-8"), "rerun examples/chat/make_chat.py"
     records = list(read_openai(CHAT))
     assert 100 <= len(records) <= 200 and all(isinstance(r, Conversation) for r in records)
-    assert max(len(chat.render_conversation(r.messages, TOK)[0]) for r in records) <= 129, "fits seq_len 128"
+    assert max(len(render_conversation(r.messages, TOK)[0]) for r in records) <= 129, "fits seq_len 128"
     answers = " ".join(m["content"] for r in records for m in r.messages if m["role"] == "assistant").lower()
     for line in (ROOT / "examples/persona/facts.jsonl").read_text().splitlines():
         fact = json.loads(line)
@@ -445,6 +448,6 @@ def test_short_sft_run_on_the_bundled_chat_lowers_the_masked_loss(tmp_path, caps
                                                             f"run.dir={tmp_path / 'bad'}", "train.init_from="])
     with pytest.raises(ValueError, match="data.sources.chat: .*no loss mask"):
         train(bad, show_progress=False)
-    bad.train.stage = "ppo"
+    bad.train.stage = "kto"  # not a registered stage
     with pytest.raises(ValueError, match="train.stage"):
         train(bad, show_progress=False)

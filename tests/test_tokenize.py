@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pytest
 
+from flaxgpt.cli import data as cli_data
 from flaxgpt.data import tokenize
 from flaxgpt.data.shards import ShardSet
 from flaxgpt.data.tokenizer import get_tokenizer
@@ -122,15 +123,15 @@ def test_refuses_foreign_out_dir_and_missing_input(tmp_path):
 def test_cli(tmp_path, capsys):
     corpus = make_corpus(tmp_path / "corpus")
     parser = argparse.ArgumentParser()
-    tokenize.add_arguments(parser)
+    cli_data.add_arguments_tokenize(parser)
     args = parser.parse_args([str(corpus), "--out", str(tmp_path / "out"), "--val-fraction", "0.5"])
-    assert tokenize.run(args) == 0
+    assert cli_data.run_tokenize(args) == 0
     out = capsys.readouterr().out
     assert out.startswith("corpus: ") and "not_utf8 1" in out
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["name"] == "corpus" and summary["val_fraction"] == 0.5
     args = parser.parse_args([str(tmp_path / "nope"), "--out", str(tmp_path / "o")])
-    assert tokenize.run(args) == 1
+    assert cli_data.run_tokenize(args) == 1
     assert "nope" in capsys.readouterr().err
 
 

@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import chex
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
@@ -19,10 +20,12 @@ import pytest
 
 from flaxgpt.config import load_config
 from flaxgpt.data.tokenize import tokenize_paths
-from flaxgpt.runs.info import checkpoint_steps, describe_run
+from flaxgpt.launch.train import train
+from flaxgpt.runs.info import describe_run
+from flaxgpt.runs.rundir import checkpoint_steps
 from flaxgpt.train.checkpoint import CheckpointMismatch
 from flaxgpt.train.logger import read_metrics
-from flaxgpt.train.trainer import NonFiniteLoss, train
+from flaxgpt.train.loop import NonFiniteLoss
 
 ROOT = Path(__file__).resolve().parents[1]
 STEPS = 20
@@ -61,8 +64,7 @@ def final_params(run_dir: Path, step: int = STEPS):
 
 
 def assert_same_params(a, b):
-    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
-        np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=0, atol=1e-6)
+    chex.assert_trees_all_close(a, b, rtol=0, atol=1e-6)
 
 
 @pytest.fixture(scope="module")

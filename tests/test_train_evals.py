@@ -7,8 +7,8 @@ from pathlib import Path
 
 from flaxgpt.config import load_config
 from flaxgpt.data.tokenize import tokenize_paths
+from flaxgpt.launch.train import train
 from flaxgpt.train.logger import read_metrics
-from flaxgpt.train.trainer import train
 
 ROOT = Path(__file__).resolve().parents[1]
 

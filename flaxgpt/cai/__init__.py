@@ -7,10 +7,9 @@
     backends.py        a local flaxgpt run, and `make_backend(spec)` for run directories and endpoints
     openai_backend.py  any OpenAI-compatible endpoint (cache, retries with backoff, concurrency limit)
     rules.py           the privacy rule checker (the ingest secret/PII detector): critique, redact, compare
-    prompts.py         red-team and helpfulness prompt sets (hh-rlhf, JSONL, text, the facts file, the corpus)
     revise.py          `flaxgpt cai revise`: response -> critique -> revision, n rounds
     label.py           `flaxgpt cai label`: which of two responses better follows a principle (soft labels)
-    cli.py             the `flaxgpt cai` commands
-    pipeline.py        `flaxgpt run experiments/cai_*.py`: every stage in order, done ones skipped
-    compare.py         the pipeline's evaluate stage: its policies side by side on held-out red-team prompts
+    pipeline.py        `flaxgpt run experiments/cai_*.py`: every stage in order as a flaxgpt command, done ones
+                       skipped; the last stage evaluates every policy with `flaxgpt eval`
+Prompt sets are read by flaxgpt.data.prompts; the commands' arguments live in flaxgpt.cli.cai.
 """

@@ -33,6 +33,9 @@ from typing import Any
 from flaxgpt.cai.backend import Backend, GenParams, Message
 from flaxgpt.cai.openai_backend import BackendError, OpenAIBackend
 from flaxgpt.cai.rules import PrivacyRules
+from flaxgpt.data.chat_template import END, ROLES, render
+from flaxgpt.infer.generator import Generator, load_generator
+from flaxgpt.infer.sampling import SamplingParams
 
 __all__ = ["BackendError", "LocalBackend", "OpenAIBackend", "PrivacyRules", "make_backend"]
 log = logging.getLogger(__name__)
@@ -55,8 +58,6 @@ class LocalBackend:
 
     def __init__(self, model: str | Path | Any, *, batch_size: int = 16, int8: bool = False,
                  max_len: int | None = None, name: str | None = None):
-        from flaxgpt.infer.generator import Generator, load_generator
-
         if batch_size < 1:
             raise ValueError(f"batch_size={batch_size} must be >= 1")
         self.generator = model if isinstance(model, Generator) else load_generator(model, int8=int8, max_len=max_len)
@@ -68,8 +69,6 @@ class LocalBackend:
         self.batch_size = batch_size
         self._warned = False
         specials = self.generator.tokenizer.special_ids
-        from flaxgpt.data.chat_template import END, ROLES
-
         # The model ends its turn with <|end|>; a role token means it began the next turn itself.
         self._chat_stops = tuple(specials[t] for t in (END, *ROLES.values()) if t in specials)
 
@@ -84,8 +83,6 @@ class LocalBackend:
         return ids[len(ids) - keep:]
 
     def _generate(self, prompts: list[list[int]], params: GenParams, stop_ids: tuple[int, ...] = ()) -> list[str]:
-        from flaxgpt.infer.generator import SamplingParams
-
         gen = self.generator
         room = max(1, min(params.max_tokens, gen.max_len // 2))  # new tokens the cache must still hold
         prompts = [self._fit(p, gen.max_len - room) for p in prompts]
@@ -108,8 +105,6 @@ class LocalBackend:
 
     def chat(self, conversations: Sequence[Sequence[Message]], params: GenParams) -> list[str]:
         """The assistant's next message for each conversation (chat template; stops at ``<|end|>``)."""
-        from flaxgpt.data.chat_template import render
-
         ids = [render(c, self.generator.tokenizer, add_generation_prompt=True)[0] for c in conversations]
         return self._generate(ids, params, self._chat_stops)
 

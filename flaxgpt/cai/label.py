@@ -3,15 +3,7 @@
 Per prompt the policy gives two responses (``policy.chat`` at the given temperature, T=1 by default,
 with two different seeds), and one principle is drawn by weight per comparison (the CAI paper's
 principle ensembling, §4.1). The feedback model sees the multiple-choice prompt of the reference
-(§2.3), after the few-shot comparison prefix (``fewshot.comparison_prefix``)::
-
-    Consider the following conversation between a human and an assistant:
-    [CONVERSATION]
-    [PRINCIPLE] Options:
-    (A) [RESPONSE A]
-    (B) [RESPONSE B]
-    The answer is:
-
+(§2.3, shown in fewshot.py's docstring), after the few-shot comparison prefix (``fewshot.comparison_prefix``),
 and ``feedback.score_options`` gives the log-probabilities of ``" (A)"`` and ``" (B)"``, normalised
 to a probability (``soft_label``). Every pair is scored in BOTH orders, response 1 as (A) and as
 (B), and the two P(response 1 better) are averaged (``average_orders``): a labeller that prefers a
@@ -55,8 +47,8 @@ from tqdm import tqdm
 from flaxgpt.cai import fewshot
 from flaxgpt.cai.backend import Backend, GenParams
 from flaxgpt.cai.constitution import Constitution, Principle
-from flaxgpt.cai.prompts import Prompt
-from flaxgpt.cai.revise import as_prompts, backend_name, default_rules, derive_seed, read_done, write_jsonl
+from flaxgpt.cai.revise import as_prompts, backend_name, derive_seed, open_run, read_done, write_jsonl
+from flaxgpt.data.prompts import Prompt
 
 LABELS, REPORT = "labels.jsonl", "report.json"
 _ANSWER = re.compile(r"\(?\s*([AB])\s*\)")  # "(A)", " (B)", "A)"
@@ -191,11 +183,8 @@ def label(conversations: Iterable[Prompt | Sequence[Mapping[str, str]]], policy:
         raise ValueError(f"samples must be >= 1, got {samples}")
     if clamp is not None and not 0.0 <= clamp[0] <= 0.5 <= clamp[1] <= 1.0:
         raise ValueError(f"clamp must satisfy 0 <= low <= 0.5 <= high <= 1, got {clamp}")
-    gen = gen or GenParams()
     usable = constitution.for_comparison()
-    rules = default_rules(usable, privacy_rules)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    gen, rules, out = open_run(usable, privacy_rules, gen, out_dir)
     labels = read_done(out / LABELS)
     skipped_path = out / "skipped.jsonl"  # prompts whose two responses were identical: done, but no label
     skipped = read_done(skipped_path)

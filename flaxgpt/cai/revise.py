@@ -48,7 +48,8 @@ from tqdm import tqdm
 from flaxgpt.cai import fewshot
 from flaxgpt.cai.backend import Backend, GenParams
 from flaxgpt.cai.constitution import Constitution, Principle
-from flaxgpt.cai.prompts import Prompt, dedupe
+from flaxgpt.cai.rules import PrivacyRules
+from flaxgpt.data.prompts import Prompt, dedupe
 
 HISTORY, SFT, PAIRS, REPORT = "history.jsonl", "sft.jsonl", "pairs.jsonl", "report.json"
 
@@ -153,10 +154,16 @@ def backend_name(backend: Any) -> str:
 def default_rules(constitution: Constitution, privacy_rules: Any) -> Any:
     """``privacy_rules``, or a default ``PrivacyRules()`` when the constitution has a privacy principle."""
     if privacy_rules is None and any(p.checker == "privacy" for p in constitution.principles):
-        from flaxgpt.cai.rules import PrivacyRules
-
         privacy_rules = PrivacyRules()
     return privacy_rules
+
+
+def open_run(usable: Constitution, privacy_rules: Any, gen: GenParams | None,
+             out_dir: str | Path) -> tuple[GenParams, Any, Path]:
+    """What a revise or label run starts from: (sampling settings, privacy rules, its output folder, created)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    return gen or GenParams(), default_rules(usable, privacy_rules), out
 
 
 # ------------------------------------------------------------------------------------------------ records
@@ -301,11 +308,8 @@ def revise(conversations: Iterable[Prompt | Sequence[Mapping[str, str]]], policy
     """
     if rounds < 0:
         raise ValueError(f"rounds must be >= 0, got {rounds}")
-    gen = gen or GenParams()
     usable = constitution.for_revision()
-    rules = default_rules(usable, privacy_rules)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    gen, rules, out = open_run(usable, privacy_rules, gen, out_dir)
     history = read_done(out / HISTORY)
     done = {h["id"] for h in history}
     # sft/pairs are derived from history, so a crash between writes can never leave them out of step

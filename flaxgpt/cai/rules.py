@@ -27,6 +27,7 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
+from flaxgpt.ingest.config import load_ingest_config
 from flaxgpt.ingest.extract.base import Owner
 from flaxgpt.ingest.privacy import Scrubber
 
@@ -87,6 +88,14 @@ def _align(original: str, scrubbed: str) -> list[tuple[int, int, str]] | None:
     return [s for s in spans if original[s[0]:s[1]] != f"<{s[2]}>"]  # a placeholder already in the input
 
 
+def owner_name(sources_config: str | Path | None) -> str | None:
+    """The first of the owner's names in an ingest sources config (None without a config or names)."""
+    if sources_config is None:
+        return None
+    names = list(load_ingest_config(sources_config).owner.names)
+    return names[0] if names else None
+
+
 class PrivacyRules:
     """The privacy principle as rules over response text (module docstring).
 
@@ -107,10 +116,11 @@ class PrivacyRules:
         self._allowed = tuple({a.strip().lower() for a in allowed if a.strip()})
 
     @classmethod
-    def from_sources(cls, path: str | Path, people: Sequence[str] = ()) -> PrivacyRules:
-        """Rules for the owner of an ingest sources config (``config.owner``: names, emails, handles, public)."""
-        from flaxgpt.ingest.config import load_ingest_config
-
+    def from_sources(cls, path: str | Path | None, people: Sequence[str] = ()) -> PrivacyRules:
+        """Rules for the owner of an ingest sources config (``config.owner``: names, emails, handles, public);
+        with ``path`` None, rules that keep nobody's details."""
+        if path is None:
+            return cls(people=people)
         owner = load_ingest_config(path).owner
         return cls(Owner(names=tuple(owner.names), emails=tuple(owner.emails), handles=tuple(owner.handles)),
                    public=tuple(owner.public), people=people)

@@ -15,26 +15,14 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Any
 
 from flaxgpt.cai.backend import GenParams
-
-
-def owner_rules(owner_config: str | Path | None) -> Any:
-    """``PrivacyRules`` keeping the owner of an ingest sources config (nobody's details when None)."""
-    from flaxgpt.cai.rules import PrivacyRules
-
-    return PrivacyRules() if owner_config is None else PrivacyRules.from_sources(owner_config)
-
-
-def owner_name(owner_config: str | Path | None) -> str | None:
-    """The first of the owner's names in an ingest sources config (None without a config or names)."""
-    if owner_config is None:
-        return None
-    from flaxgpt.ingest.config import load_ingest_config
-
-    names = list(load_ingest_config(owner_config).owner.names)
-    return names[0] if names else None
+from flaxgpt.cai.backends import make_backend
+from flaxgpt.cai.constitution import load_constitutions
+from flaxgpt.cai.label import label
+from flaxgpt.cai.revise import revise
+from flaxgpt.cai.rules import PrivacyRules, owner_name
+from flaxgpt.data.prompts import load_prompts
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -79,32 +67,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="per order: sampled answers when the backend cannot score; CoT rationales averaged")
 
 
-def _backend(spec: str, cache: str | None) -> Any:
-    from flaxgpt.cai.backends import make_backend
-
-    return make_backend(spec, cache_dir=cache)
-
-
 def run(args: argparse.Namespace) -> int:
     """Runs ``flaxgpt cai revise|label`` from parsed arguments; prints a summary; returns the exit status."""
-    from flaxgpt.cai.constitution import load_constitutions
-    from flaxgpt.cai.prompts import load_prompts
-
     if args.limit is not None and args.limit < 1:
         raise ValueError(f"--limit must be >= 1, got {args.limit}")
     constitution = load_constitutions(args.constitution, critiques=args.critiques, comparisons=args.comparisons)
     owner = owner_name(args.owner_config)
     prompts = load_prompts(args.prompts, facts=args.facts, documents=args.documents, owner=owner, turns=args.turns,
                            limit=args.limit, seed=args.seed)
-    rules = owner_rules(args.owner_config)
-    policy = _backend(args.policy, args.cache)
-    feedback = policy if not args.feedback or args.feedback == args.policy else _backend(args.feedback, args.cache)
+    rules = PrivacyRules.from_sources(args.owner_config)
+    policy = make_backend(args.policy, cache_dir=args.cache)
+    feedback = (policy if not args.feedback or args.feedback == args.policy
+                else make_backend(args.feedback, cache_dir=args.cache))
     gen = GenParams(max_tokens=args.max_tokens, temperature=args.temperature)
     common = dict(out_dir=args.out, seed=args.seed, gen=gen, privacy_rules=rules, owner=owner,
                   batch_size=args.batch_size, progress=not args.no_progress)
     if args.cai_command == "revise":
-        from flaxgpt.cai.revise import revise
-
         report = revise(prompts, policy, feedback, constitution, rounds=args.rounds,
                         final_privacy_pass=not args.no_final_privacy_pass,
                         sft_all_revisions=args.sft_all_revisions, **common)
@@ -113,8 +91,6 @@ def run(args: argparse.Namespace) -> int:
               f"{report['sft_examples']} SFT examples, {report['pairs']} pairs -> {Path(args.out)}")
         print(f"  not kept: {json.dumps(report['not_kept'])}")
     else:
-        from flaxgpt.cai.label import label
-
         report = label(prompts, policy, feedback, constitution, cot=args.cot, clamp=tuple(args.clamp),
                        samples=args.samples, **common)
         print(f"label: {report['pairs']} pairs ({report['new_prompts']} new prompts, "

@@ -13,6 +13,9 @@ import argparse
 import sys
 import time
 
+from flaxgpt.runs.hf.hf_export import export_hf
+from flaxgpt.runs.hf.hf_import import import_hf
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Adds the ``import`` and ``export`` sub-commands of ``flaxgpt convert`` to ``parser``."""
@@ -39,14 +42,10 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     try:
         if args.convert_command == "import":
-            from flaxgpt.runs.hf.hf_import import import_hf
-
             out = import_hf(args.hf_dir, args.out, tokenizer=args.tokenizer, overwrite=args.overwrite)
             print(f"imported {args.hf_dir} -> {out} (step 0) in {time.perf_counter() - t0:.1f} s; fine-tune with: "
                   f"flaxgpt train CONFIG train.init_from={out}")
         else:
-            from flaxgpt.runs.hf.hf_export import export_hf
-
             out = export_hf(args.run_dir, args.out, step=args.step, tokenizer_files=not args.no_tokenizer_files,
                             overwrite=args.overwrite)
             print(f"exported {args.run_dir} -> {out} in {time.perf_counter() - t0:.1f} s; load it with: "

@@ -12,6 +12,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from flaxgpt.eval.judges import make_judge
+from flaxgpt.eval.report import headline_markdown, write_report
+from flaxgpt.eval.runner import evaluate, resolve_suites
+from flaxgpt.eval.suite import EvalContext
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The ``flaxgpt eval`` options."""
@@ -47,8 +52,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def context_from_args(args: argparse.Namespace, out_dir: Path):
     """An EvalContext (with the judge built) from parsed ``flaxgpt eval`` arguments."""
-    from flaxgpt.eval.suite import EvalContext
-
     if args.max_tokens < 1:
         raise ValueError(f"--max-tokens must be >= 1, got {args.max_tokens}")
     if args.limit < 0:
@@ -62,8 +65,6 @@ def context_from_args(args: argparse.Namespace, out_dir: Path):
                 raise FileNotFoundError(f"{flag}: {path} not found")
     judge = None
     if args.judge:
-        from flaxgpt.eval.judges import make_judge
-
         judge = make_judge(args.judge, owner_config=args.owner_config, cache_dir=out_dir / "judge_cache")
     return EvalContext(facts=args.facts, red_team=tuple(args.red_team), helpful=tuple(args.helpful),
                        constitution=args.constitution, revisions=args.revisions,
@@ -74,9 +75,6 @@ def context_from_args(args: argparse.Namespace, out_dir: Path):
 
 def run(args: argparse.Namespace) -> int:
     """Runs the evaluation, writes the report, prints the headline table and the report's paths."""
-    from flaxgpt.eval.report import headline_markdown, write_report
-    from flaxgpt.eval.runner import evaluate, resolve_suites
-
     out_dir = Path(args.out)
     suites = resolve_suites(args.suite)  # unknown names fail before any model loads
     ctx = context_from_args(args, out_dir)

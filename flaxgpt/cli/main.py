@@ -1,4 +1,4 @@
-"""The ``flaxgpt`` command: parse the command line, then call the library.
+"""The ``flaxgpt`` command: a table of subcommands; each parses its arguments and calls the library.
 
     flaxgpt ingest SOURCES_CONFIG --out DIR  a person's files -> private, deduplicated documents and shards
     flaxgpt audit SHARDS --canaries FILE     search shards for strings that must never be there
@@ -18,121 +18,79 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import importlib
 import logging
 import sys
 
 from flaxgpt.config import ConfigError
 
-
-def _train(args: argparse.Namespace) -> int:
-    from flaxgpt.config import load_config
-    from flaxgpt.train.sharding import maybe_init_distributed
-    from flaxgpt.train.trainer import NonFiniteLoss, train
-
-    config = load_config(args.config, args.overrides)
-    maybe_init_distributed()
-    try:
-        if config.train.stage == "ppo":
-            from flaxgpt.train.ppo_trainer import train_ppo
-
-            train_ppo(config)
-        else:
-            train(config)
-    except NonFiniteLoss as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 3
-    return 0
+USAGE_ERROR = 2  # exit status of a bad config, missing file or bad value (the message names it)
 
 
-def _add_train(p: argparse.ArgumentParser) -> None:
-    p.add_argument("config", help="experiment file with get_config(), e.g. experiments/micro.py")
-    p.add_argument("overrides", nargs="*", help="dotted overrides such as model.n_layer=4 train.steps=100")
+@dataclasses.dataclass(frozen=True)
+class Command:
+    """One subcommand: its module in ``flaxgpt.cli``, the functions there that add its arguments and run it."""
+
+    name: str
+    module: str
+    arguments: str
+    run: str
+    help: str
 
 
-def _run(args: argparse.Namespace) -> int:
-    from flaxgpt.cai.pipeline import is_pipeline, run_pipeline
-    from flaxgpt.config import read_config_file
+COMMANDS = (
+    Command("ingest", "data", "add_arguments_ingest", "run_ingest",
+            "a person's files -> clean, private, deduplicated documents and token shards"),
+    Command("audit", "data", "add_arguments_audit", "run_audit", "report any canary string found in token shards"),
+    Command("tokenize", "data", "add_arguments_tokenize", "run_tokenize", "text files and folders -> token shards"),
+    Command("tokenize-chat", "data", "add_arguments_tokenize_chat", "run_tokenize_chat",
+            "chat conversations (OpenAI JSONL, hh-rlhf, OASST1) -> SFT shards"),
+    Command("convert", "convert", "add_arguments", "run",
+            "HuggingFace GPT-2 checkpoints: import into a run, export a run"),
+    Command("train", "train", "add_train_arguments", "run_train", "train a model from an experiment config"),
+    Command("run", "train", "add_run_arguments", "run_pipeline",
+            "run a pipeline config (stages in order, done ones skipped) or a training config"),
+    Command("info", "train", "add_info_arguments", "run_info", "describe a run directory"),
+    Command("sample", "sample", "add_arguments_sample", "run_sample",
+            "continue a prompt with a trained model (streamed)"),
+    Command("chat", "sample", "add_arguments_chat", "run_chat", "chat with a trained model in the terminal"),
+    Command("serve", "serve", "add_arguments", "run",
+            "serve a run over an OpenAI-compatible HTTP API (completions, chat, streaming)"),
+    Command("cai", "cai", "add_arguments", "run",
+            "Constitutional AI data: critique/revision (revise), AI preference labels (label)"),
+    Command("eval", "eval", "add_arguments", "run",
+            "evaluate runs side by side (perplexity, facts, safety, ...) -> a report"),
+)
 
-    if not is_pipeline(read_config_file(args.config)):
-        return _train(args)
-    only = [s.strip() for s in args.only.split(",") if s.strip()]
-    return run_pipeline(args.config, args.overrides, only)
 
+def build_parser(argv: list[str]) -> argparse.ArgumentParser:
+    """The parser: every command with its help; the arguments of the one ``argv`` names, from its module.
 
-def _info(args: argparse.Namespace) -> int:
-    from flaxgpt.runs.info import describe_run
-
-    print(describe_run(args.run_dir))
-    return 0
+    Only the chosen command's module is imported (by name, from the table): ``flaxgpt --help`` and the worker
+    processes ``flaxgpt ingest`` spawns (which re-import this entry point) do not load JAX and the models.
+    """
+    parser = argparse.ArgumentParser(prog="flaxgpt", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for command in COMMANDS:
+        p = sub.add_parser(command.name, help=command.help, description=command.help)
+        if argv[:1] == [command.name]:
+            module = importlib.import_module(f"flaxgpt.cli.{command.module}")
+            getattr(module, command.arguments)(p)
+            p.set_defaults(func=getattr(module, command.run))
+    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``flaxgpt`` console script; returns the exit status."""
-    from flaxgpt.data import audit, ingest, tokenize
-
-    parser = argparse.ArgumentParser(prog="flaxgpt", description=__doc__.split("\n\n")[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("ingest", help="a person's files -> clean, private, deduplicated documents and token shards")
-    ingest.add_arguments(p)
-    p.set_defaults(func=ingest.run)
-    from flaxgpt.cli import convert as convert_cli
-    from flaxgpt.cli import sample as sample_cli
-
-    p = sub.add_parser("sample", help="continue a prompt with a trained model (streamed)")
-    sample_cli.add_arguments_sample(p)
-    p.set_defaults(func=sample_cli.run_sample)
-    p = sub.add_parser("chat", help="chat with a trained model in the terminal")
-    sample_cli.add_arguments_chat(p)
-    p.set_defaults(func=sample_cli.run_chat)
-    from flaxgpt.serve import openai_api
-
-    p = sub.add_parser("serve", help="serve a run over an OpenAI-compatible HTTP API (completions, chat, streaming)")
-    openai_api.add_arguments(p)
-    p.set_defaults(func=openai_api.run)
-
-    p = sub.add_parser("convert", help="HuggingFace GPT-2 checkpoints: import into a run, export a run")
-    convert_cli.add_arguments(p)
-    p.set_defaults(func=convert_cli.run)
-    p = sub.add_parser("audit", help="report any canary string found in token shards")
-    audit.add_arguments(p)
-    p.set_defaults(func=audit.run)
-    from flaxgpt.data import chat
-
-    p = sub.add_parser("tokenize-chat", help="chat conversations (OpenAI JSONL, hh-rlhf, OASST1) -> SFT shards")
-    chat.add_arguments(p)
-    p.set_defaults(func=chat.run)
-    p = sub.add_parser("tokenize", help="text files and folders -> token shards")
-    tokenize.add_arguments(p)
-    p.set_defaults(func=tokenize.run)
-    p = sub.add_parser("train", help="train a model from an experiment config")
-    _add_train(p)
-    p.set_defaults(func=_train)
-    from flaxgpt.cli import cai as cai_cli
-
-    p = sub.add_parser("cai", help="Constitutional AI data: critique/revision (revise), AI preference labels (label)")
-    cai_cli.add_arguments(p)
-    p.set_defaults(func=cai_cli.run)
-    p = sub.add_parser("run", help="run a pipeline config (stages in order, done ones skipped) or a training config")
-    p.add_argument("config", help="experiments/cai_micro.py (a pipeline) or any training experiment file")
-    p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. rl=dpo revise.rounds=4")
-    p.add_argument("--only", default="", help="comma-separated stages to run (others are left alone)")
-    p.set_defaults(func=_run)
-    from flaxgpt.cli import eval as eval_cli
-
-    p = sub.add_parser("eval", help="evaluate runs side by side (perplexity, facts, safety, ...) -> a report")
-    eval_cli.add_arguments(p)
-    p.set_defaults(func=eval_cli.run)
-    p = sub.add_parser("info", help="describe a run directory")
-    p.add_argument("run_dir")
-    p.set_defaults(func=_info)
-
-    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(argv).parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         return args.func(args)
     except (ConfigError, FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
-        return 2
+        return USAGE_ERROR
 
 
 if __name__ == "__main__":

@@ -4,24 +4,22 @@
 as one batch and each is printed when it ends). ``chat`` is a conversation rendered with the chat
 template (``flaxgpt.data.chat_template``), the reply streamed until the model ends its turn (``<|end|>``).
 Chat reads stdin line by line, so it can be driven through a pipe; lines starting with ``/`` are
-commands (``/help`` lists them). The chat needs a run trained with the ``flaxgpt`` tokenizer (it has
-the role tokens).
+commands (``/help`` lists them); the conversation itself is ``flaxgpt.infer.chat.ChatSession``. The chat
+needs a run trained with the ``flaxgpt`` tokenizer (it has the role tokens).
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 from collections.abc import Callable
 from typing import IO, Any
 
-from flaxgpt.data.chat_template import END, ROLES, render
-from flaxgpt.infer.generator import Completion, Generator, SamplingParams, TokenDelta
+from flaxgpt.infer.chat import SETTINGS, ChatSession
+from flaxgpt.infer.generator import Generator, TokenDelta, load_generator
+from flaxgpt.infer.quant import param_bytes
+from flaxgpt.infer.sampling import SamplingParams
 
-# Settings `/set` can change, with their types (SamplingParams fields plus the reply length).
-SETTINGS = {"temperature": float, "top_k": int, "top_p": float, "min_p": float, "repetition_penalty": float,
-            "presence_penalty": float, "frequency_penalty": float, "seed": int, "max_new_tokens": int}
 CHAT_HELP = """commands:
   /reset               forget the conversation (the system prompt stays)
   /system TEXT         set the system prompt (and reset); '/system' alone removes it
@@ -54,8 +52,6 @@ def _sampling(args: argparse.Namespace, **extra: Any) -> SamplingParams:
 
 
 def _load(args: argparse.Namespace) -> Generator:
-    from flaxgpt.infer.generator import load_generator
-
     return load_generator(args.run_dir, args.step, int8=args.int8, max_len=args.max_len)
 
 
@@ -78,8 +74,6 @@ def run_sample(args: argparse.Namespace, stdout: IO[str] | None = None) -> int:
     sampling = _sampling(args, stop=tuple(args.stop))
     gen = _load(args)
     if args.int8:
-        from flaxgpt.infer.quant import param_bytes
-
         print(f"int8 weights: {param_bytes(gen.params) / 1e6:.1f} MB", file=sys.stderr)
     if args.n == 1:
         out.write(args.prompt)
@@ -111,77 +105,6 @@ def _writer(out: IO[str]) -> Callable[[TokenDelta], None]:
 
 
 # ------------------------------------------------------------------------------------------------ chat
-
-
-class ChatSession:
-    """A conversation with a Generator: the history, the system prompt and the sampling settings."""
-
-    def __init__(self, generator: Generator, system: str | None = None, sampling: SamplingParams | None = None,
-                 max_new_tokens: int = 256):
-        tok = generator.tokenizer
-        missing = [t for t in (*ROLES.values(), END) if t not in tok.special_ids]
-        if missing:
-            raise ValueError(f"tokenizer {tok.name!r} has no {', '.join(missing)}: chat needs a run trained with "
-                             "data.tokenizer='flaxgpt' (or a personal vocabulary built on it)")
-        self.generator = generator
-        self.system = system or None
-        self.sampling = sampling or SamplingParams(temperature=0.7)
-        self.max_new_tokens = max_new_tokens
-        # The model ends its turn with <|end|>; a role token means it started the next turn itself.
-        self.stop_ids = tuple(tok.special_ids[t] for t in (END, *ROLES.values()))
-        self.messages: list[dict[str, str]] = []
-
-    def reset(self) -> None:
-        """Forgets the conversation; the system prompt stays."""
-        self.messages = []
-
-    def set(self, name: str, value: str) -> str:
-        """Changes a setting from text (``/set top_p 0.9``); returns the new value as text. ValueError if bad."""
-        key = name.replace("-", "_")
-        if key not in SETTINGS:
-            raise ValueError(f"unknown setting {name!r}; settings: {', '.join(SETTINGS)}")
-        parsed = None if key == "seed" and value.lower() == "none" else SETTINGS[key](value)
-        if key == "max_new_tokens":
-            if parsed < 1:
-                raise ValueError("max_new_tokens must be >= 1")
-            self.max_new_tokens = parsed
-        else:
-            self.sampling = dataclasses.replace(self.sampling, **{key: parsed})  # validated by SamplingParams
-        return f"{key} = {parsed}"
-
-    def settings(self) -> dict[str, Any]:
-        """The current settings by name."""
-        return {k: self.max_new_tokens if k == "max_new_tokens" else getattr(self.sampling, k) for k in SETTINGS}
-
-    def _prompt(self) -> list[int]:
-        """The rendered conversation, oldest turns dropped until a reply of max_new_tokens (or half the cache) fits."""
-        head = [{"role": "system", "content": self.system}] if self.system else []
-        budget = self.generator.max_len - min(self.max_new_tokens, self.generator.max_len // 2)
-        turns = list(self.messages)
-        while True:
-            ids, _ = render(head + turns, self.generator.tokenizer, add_generation_prompt=True)
-            if len(ids) <= budget or len(turns) <= 1:
-                break
-            turns = turns[2:] if len(turns) > 2 else turns[1:]  # drop the oldest user/assistant pair
-        if len(ids) >= self.generator.max_len:
-            raise ValueError(f"the message is too long: {len(ids)} tokens, the model's context is "
-                             f"{self.generator.max_len}")
-        self.messages = turns
-        return ids
-
-    def reply(self, text: str, on_text: Callable[[str], None] | None = None) -> Completion:
-        """Adds the user's message, generates the assistant's reply (streamed to ``on_text``) and records it."""
-        self.messages.append({"role": "user", "content": text})
-        try:
-            prompt = self._prompt()
-        except ValueError:
-            self.messages.pop()
-            raise
-        sampling = dataclasses.replace(self.sampling, stop_token_ids=self.stop_ids)
-        callback = (lambda d: d.text and on_text(d.text)) if on_text else None
-        done = self.generator.generate([prompt], sampling, self.max_new_tokens, callback=callback)[0]
-        self.messages.append({"role": "assistant", "content": done.text})
-        return done
 
 
 def add_arguments_chat(parser: argparse.ArgumentParser) -> None:

@@ -16,8 +16,8 @@ A canary matches when it occurs in a document:
   as "+31648271953", "0031-6-48271953" or "(6) 4827-1953 ..." containing "31648271953".
 
 Canary file: one canary per line; blank lines and lines starting with ``#`` are ignored.
-Exit status: 0 when no canary is found, 1 when any is, 2 when the audit cannot run (no shards, a
-shard set it cannot decode, no canaries).
+The command (``flaxgpt.cli.data``) exits with 0 when no canary is found, 1 when any is, 2 when the
+audit cannot run (no shards, a shard set it cannot decode, no canaries).
 
 Shards are decoded in chunks of documents, and each chunk is searched with one C-level ``find``
 per canary and form, so the cost is dominated by decoding, not by the number of documents.
@@ -25,11 +25,9 @@ per canary and form, so the cost is dominated by decoding, not by the number of 
 
 from __future__ import annotations
 
-import argparse
 import bisect
 import json
 import re
-import sys
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,11 +35,9 @@ from pathlib import Path
 from tqdm import tqdm
 
 from flaxgpt.data.shards import SPLITS, ShardSet, list_shards
-from flaxgpt.data.tokenizer import Tokenizer, get_tokenizer
+from flaxgpt.data.tokenizer import SPEC_FILE, Tokenizer, get_tokenizer, load_spec, tokenizer_from_spec
+from flaxgpt.ingest.pipeline import DOCUMENTS_FILE
 
-DOCUMENTS_FILE = "documents.jsonl"
-TOKENIZER_SPEC = "tokenizer.json"
-MAX_PRINTED = 200  # findings printed by the command; the report holds all of them
 _CHUNK_CHARS = 8_000_000  # decoded characters searched at once
 _SEP = "\x00"  # between documents of a chunk: no canary form contains it
 _WS = re.compile(r"\s+")
@@ -178,14 +174,12 @@ def _tokenizer_for(shard_dir: Path, meta: dict, cache: dict) -> Tokenizer:
         tok = get_tokenizer(meta["name"])
     except ValueError:
         for d in (shard_dir, *list(shard_dir.parents)[:3]):
-            if (d / TOKENIZER_SPEC).is_file():
-                from flaxgpt.data.tokenizer import load_spec, tokenizer_from_spec
-
+            if (d / SPEC_FILE).is_file():
                 tok = tokenizer_from_spec(load_spec(d))
                 break
     if tok is None:
         raise ValueError(f"{shard_dir}: shards use tokenizer {meta['name']!r}, which is neither built in nor "
-                         f"described by a {TOKENIZER_SPEC} next to the shards or above them")
+                         f"described by a {SPEC_FILE} next to the shards or above them")
     if tok.metadata()["hash"] != meta["hash"]:
         raise ValueError(f"{shard_dir}: shards were written with tokenizer {meta['name']!r} hash {meta['hash']}, "
                          f"but it rebuilds with hash {tok.metadata()['hash']}; decoding would give other text")
@@ -290,39 +284,3 @@ def audit(paths: Sequence[str | Path], canaries: Sequence[str], *, progress: boo
         report.findings += _search(matcher, _jsonl_docs(path, ids, report), str(path), ids)
         report.jsonl_files.append(str(path))
     return report
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Adds the ``flaxgpt audit`` arguments to ``parser``."""
-    parser.add_argument("shards", nargs="+", metavar="SHARDS",
-                        help="shard directory, or a directory holding several (e.g. an ingest output)")
-    parser.add_argument("--canaries", required=True, metavar="FILE",
-                        help="strings that must not appear, one per line (# comments and blank lines ignored)")
-
-
-def run(args: argparse.Namespace) -> int:
-    """Runs ``flaxgpt audit`` from parsed arguments; returns 0 when clean, 1 when a canary is found, 2 on error."""
-    try:
-        canaries = read_canaries(args.canaries)
-        report = audit(args.shards, canaries)
-    except (FileNotFoundError, ValueError, UnicodeDecodeError) as e:
-        print(f"flaxgpt audit: error: {e}", file=sys.stderr)
-        return 2
-    searched = (f"{report.documents:,} documents in {report.shards} shards of {len(report.shard_sets)} shard "
-                f"set(s)" + (f" and {report.jsonl_records:,} records of {len(report.jsonl_files)} documents.jsonl"
-                             if report.jsonl_files else ""))
-    if report.clean:
-        print(f"clean: none of {len(canaries)} canaries found in {searched}")
-        return 0
-    for f in report.findings[:MAX_PRINTED]:
-        if f.where.endswith(".jsonl"):
-            doc = f"line {f.document}" + (f" (id {f.doc_id})" if f.doc_id else "")
-        else:
-            doc = f"document {f.document}"
-        print(f"FOUND {f.canary!r} in {f.where} {doc} [{f.match}]")
-    if len(report.findings) > MAX_PRINTED:
-        print(f"... and {len(report.findings) - MAX_PRINTED} more")
-    kinds = len({f.canary for f in report.findings})
-    print(f"{kinds} of {len(canaries)} canaries found ({len(report.findings)} occurrences) in {searched}",
-          file=sys.stderr)
-    return 1

@@ -49,7 +49,6 @@ Pretraining (``sft=False``) reads only the tokens of any shard set, masked or no
 from __future__ import annotations
 
 import atexit
-import dataclasses
 import hashlib
 import json
 import math
@@ -60,75 +59,29 @@ from typing import Any
 
 import grain
 import numpy as np
-from grain.experimental import ConcatThenSplitIterDataset, FirstFitPackIterDataset, ThreadPrefetchDatasetIterator
+from grain.experimental import ThreadPrefetchDatasetIterator
 
-from flaxgpt.data.shards import ShardSet
+from flaxgpt.data.packing import (
+    Batch,
+    Conversations,
+    next_fit_rows,
+    packed_conversations,
+    packed_rows,
+    pad_rows,
+    sft_eval_rows,
+    to_model_batch,
+    to_sft_batch,
+)
+from flaxgpt.data.shards import MIXTURE_FILE, ShardSet
 from flaxgpt.data.tokenizer import check_compatible
 
 BATCH_KEYS = ("inputs", "targets", "weights", "segment_ids", "positions")
-# Document reads are memmap slices: a couple of threads hide page faults without GIL contention.
-_READ_OPTIONS = grain.ReadOptions(num_threads=2, prefetch_buffer_size=32)
-
-Batch = dict[str, np.ndarray]
 
 # Iterators still alive at exit are closed while the interpreter is intact: otherwise grain's
 # prefetch thread is stopped from __del__ during teardown, after `queue` is gone, and Python prints
 # an ignored exception.
 _LIVE_ITERATORS: weakref.WeakSet = weakref.WeakSet()
 atexit.register(lambda: [it.close() for it in list(_LIVE_ITERATORS)])
-
-
-@dataclasses.dataclass(frozen=True)
-class _AppendEot:
-    """Document tokens -> {'tokens': tokens + [eot]} (int32), the element ConcatThenSplit packs."""
-
-    eot_id: int
-
-    def __call__(self, doc: np.ndarray) -> dict[str, np.ndarray]:
-        tokens = np.empty(len(doc) + 1, dtype=np.int32)
-        tokens[:-1] = doc
-        tokens[-1] = self.eot_id
-        return {"tokens": tokens}
-
-
-@dataclasses.dataclass(frozen=True)
-class _Conversations:
-    """A grain source over chat shards: conversation i as {'tokens': int32, 'mask': uint8}, cut to ``max_len``."""
-
-    shards: ShardSet
-    max_len: int
-
-    def __len__(self) -> int:
-        return len(self.shards)
-
-    def __getitem__(self, index: int) -> dict[str, np.ndarray]:
-        return {"tokens": self.shards[index][:self.max_len], "mask": self.shards.mask(index)[:self.max_len]}
-
-
-class _JsonSafePackIterator(grain.DatasetIterator):
-    """Passes a ConcatThenSplit iterator through, repairing its state after a JSON round trip.
-
-    grain 0.2.18 marks "no remainder" with the tuple (-1, -1) and compares with ``!=``; once a
-    checkpoint has been through JSON (as grain.checkpoint.CheckpointHandler does) the tuple is a
-    list, the comparison says "remainder", and restoring silently drops a document. Turning the
-    lists back into tuples restores exactly.
-    """
-
-    def __next__(self) -> Any:
-        return next(self._parent)
-
-    def get_state(self) -> dict[str, Any]:
-        return self._parent.get_state()
-
-    def set_state(self, state: dict[str, Any]) -> None:
-        state = dict(state)
-        state["remainder_slices"] = {k: tuple(v) for k, v in state["remainder_slices"].items()}
-        self._parent.set_state(state)
-
-
-class _JsonSafePackIterDataset(grain.IterDataset):
-    def __iter__(self) -> grain.DatasetIterator:
-        return _JsonSafePackIterator(self._parent.__iter__())
 
 
 class _PrefetchIterator(ThreadPrefetchDatasetIterator):
@@ -148,31 +101,6 @@ class _PrefetchIterDataset(grain.IterDataset):
         return _PrefetchIterator(self._parent.__iter__(), self._buffer_size)
 
 
-def _to_model_batch(batch: dict[str, np.ndarray]) -> Batch:
-    """Packed rows [B, T + 1] -> the model's keys (see the module docstring)."""
-    tokens, seg, pos = batch["tokens"], batch["tokens_segment_ids"], batch["tokens_positions"]
-    return {
-        "inputs": np.ascontiguousarray(tokens[:, :-1], dtype=np.int32),
-        "targets": np.ascontiguousarray(tokens[:, 1:], dtype=np.int32),
-        "weights": (seg[:, 1:] != 0).astype(np.float32),
-        "segment_ids": np.ascontiguousarray(seg[:, :-1], dtype=np.int32),
-        "positions": np.ascontiguousarray(pos[:, :-1], dtype=np.int32),
-    }
-
-
-def _to_sft_batch(batch: dict[str, np.ndarray]) -> Batch:
-    """Packed conversations [B, T + 1] -> the model's keys, weights from the loss mask (module docstring)."""
-    tokens, mask, seg, pos = batch["tokens"], batch["mask"], batch["tokens_segment_ids"], batch["tokens_positions"]
-    same_conversation = (seg[:, 1:] == seg[:, :-1]) & (seg[:, 1:] != 0)
-    return {
-        "inputs": np.ascontiguousarray(tokens[:, :-1], dtype=np.int32),
-        "targets": np.ascontiguousarray(tokens[:, 1:], dtype=np.int32),
-        "weights": (mask[:, 1:] * same_conversation).astype(np.float32),
-        "segment_ids": np.ascontiguousarray(seg[:, :-1], dtype=np.int32),
-        "positions": np.ascontiguousarray(pos[:, :-1], dtype=np.int32),
-    }
-
-
 def _unpack_source(name: str, spec: Any) -> tuple[Path, float]:
     if isinstance(spec, str | Path):
         raise ValueError(f"data source {name!r}: expected (path, weight), got only a path {spec!r}")
@@ -187,9 +115,6 @@ def _unpack_source(name: str, spec: Any) -> tuple[Path, float]:
     if not (math.isfinite(weight) and weight > 0):
         raise ValueError(f"data source {name!r}: weight must be > 0, got {weight}")
     return Path(path), weight
-
-
-MIXTURE_FILE = "mixture.json"  # written by `flaxgpt ingest`: its sources and their weights
 
 
 def expand_mixtures(sources: Mapping[str, Any]) -> dict[str, tuple[Path, float]]:
@@ -266,50 +191,6 @@ def _source_seed(seed: int, name: str) -> int:
     return int.from_bytes(hashlib.sha256(f"{seed}/{name}".encode()).digest()[:4], "little")
 
 
-def _packed_rows(docs: grain.MapDataset, *, seq_len: int, eot_id: int) -> grain.IterDataset:
-    """Documents -> rows of seq_len + 1 tokens with segment ids and positions."""
-    rows = ConcatThenSplitIterDataset(docs.map(_AppendEot(eot_id)).to_iter_dataset(_READ_OPTIONS),
-                                      length_struct={"tokens": seq_len + 1})
-    return _JsonSafePackIterDataset(rows)
-
-
-def _packed_conversations(convs: grain.MapDataset, *, seq_len: int, batch_size: int, seed: int) -> grain.IterDataset:
-    """Conversations (already cut to seq_len + 1) -> whole-conversation rows with segment ids and positions."""
-    row = seq_len + 1
-    return FirstFitPackIterDataset(convs.to_iter_dataset(_READ_OPTIONS), length_struct={"tokens": row, "mask": row},
-                                   num_packing_bins=max(batch_size, 8), seed=seed, shuffle_bins=True)
-
-
-def _next_fit_rows(lengths: np.ndarray, row_len: int) -> list[list[int]]:
-    """Indices of the conversations in each row when packed in order, whole, a new row when one does not fit."""
-    rows: list[list[int]] = []
-    free = 0
-    for i, n in enumerate(np.minimum(lengths, row_len)):
-        if n > free:
-            rows.append([])
-            free = row_len
-        rows[-1].append(i)
-        free -= int(n)
-    return rows
-
-
-def _sft_eval_rows(convs: _Conversations, rows: list[list[int]], row_len: int) -> dict[str, np.ndarray]:
-    """Builds packed rows [len(rows), row_len] from conversation indices (the keys grain's packers give)."""
-    out = {k: np.zeros((len(rows), row_len), np.int32) for k in ("tokens", "mask", "tokens_segment_ids",
-                                                                 "tokens_positions")}
-    for r, members in enumerate(rows):
-        at = 0
-        for seg, i in enumerate(members, 1):
-            conv = convs[i]
-            n = len(conv["tokens"])
-            out["tokens"][r, at:at + n] = conv["tokens"]
-            out["mask"][r, at:at + n] = conv["mask"]
-            out["tokens_segment_ids"][r, at:at + n] = seg
-            out["tokens_positions"][r, at:at + n] = np.arange(n)
-            at += n
-    return out
-
-
 def _check_sizes(seq_len: int, batch_size: int) -> None:
     if seq_len < 1 or batch_size < 1:
         raise ValueError(f"seq_len and batch_size must be >= 1, got seq_len={seq_len}, batch_size={batch_size}")
@@ -350,7 +231,7 @@ def build_train_iterator(sources: Mapping[str, tuple[str | Path, float]], *, seq
     opened = _open_sources(sources, split, eot_id, sft)
     rows, weights = {}, {}
     for name, (shards, weight) in opened.items():
-        docs = grain.MapDataset.source(_Conversations(shards, seq_len + 1) if sft else shards)[index::count]
+        docs = grain.MapDataset.source(Conversations(shards, seq_len + 1) if sft else shards)[index::count]
         if len(docs) == 0:
             raise ValueError(f"data source {name!r} ({shards.directory}) has {len(shards)} {split} documents, "
                              f"none for host {index} of {count}; every host needs at least one")
@@ -358,14 +239,14 @@ def build_train_iterator(sources: Mapping[str, tuple[str | Path, float]], *, seq
         # new permutation of this host's documents and epochs never interleave.
         docs = docs.shuffle(seed=_source_seed(seed, name)).repeat(num_epochs)
         if sft:
-            rows[name] = _packed_conversations(docs, seq_len=seq_len, batch_size=batch_size,
+            rows[name] = packed_conversations(docs, seq_len=seq_len, batch_size=batch_size,
                                                seed=_source_seed(seed + 1, name))
         else:
-            rows[name] = _packed_rows(docs, seq_len=seq_len, eot_id=eot_id)
+            rows[name] = packed_rows(docs, seq_len=seq_len, eot_id=eot_id)
         weights[name] = weight
     # A mapping (not a list) keys each source's state by name in checkpoints.
     ds = grain.IterDataset.mix(rows, weights)
-    ds = ds.batch(batch_size, drop_remainder=True).map(_to_sft_batch if sft else _to_model_batch)
+    ds = ds.batch(batch_size, drop_remainder=True).map(to_sft_batch if sft else to_model_batch)
     if prefetch:
         ds = _PrefetchIterDataset(ds, prefetch)
     it = iter(ds)
@@ -378,14 +259,6 @@ def _num_eval_batches(lengths: np.ndarray, seq_len: int, batch_size: int) -> int
     tokens = int(lengths.sum()) + len(lengths)
     rows = -(-tokens // (seq_len + 1))
     return -(-rows // batch_size)
-
-
-def _pad_rows(batch: dict[str, np.ndarray], batch_size: int) -> dict[str, np.ndarray]:
-    """Pads packed rows [n, T + 1] with zero rows (segment id 0, so weight 0) up to batch_size."""
-    n = len(batch["tokens"])
-    if n == batch_size:
-        return batch
-    return {k: np.concatenate([v, np.zeros((batch_size - n, *v.shape[1:]), v.dtype)]) for k, v in batch.items()}
 
 
 def build_eval_batches(sources: Mapping[str, tuple[str | Path, float]], *, seq_len: int, batch_size: int,
@@ -419,10 +292,10 @@ def build_eval_batches(sources: Mapping[str, tuple[str | Path, float]], *, seq_l
         batches: list[Batch] = []
         docs = grain.MapDataset.source(shards)[index::count]
         if len(docs) and n:
-            it = iter(_packed_rows(docs, seq_len=seq_len, eot_id=eot_id).batch(batch_size))
+            it = iter(packed_rows(docs, seq_len=seq_len, eot_id=eot_id).batch(batch_size))
             try:
                 for batch in it:
-                    batches.append(_to_model_batch(_pad_rows(batch, batch_size)))
+                    batches.append(to_model_batch(pad_rows(batch, batch_size)))
                     if len(batches) == n:
                         break
             finally:
@@ -430,7 +303,7 @@ def build_eval_batches(sources: Mapping[str, tuple[str | Path, float]], *, seq_l
         while len(batches) < n:
             empty = {k: np.zeros((batch_size, seq_len + 1), np.int32)
                      for k in ("tokens", "tokens_segment_ids", "tokens_positions")}
-            batches.append(_to_model_batch(empty))
+            batches.append(to_model_batch(empty))
         out[name] = batches
     return out
 
@@ -440,12 +313,12 @@ def _sft_eval_batches(shards: ShardSet, *, seq_len: int, batch_size: int, max_ba
     """One host's eval batches of whole conversations, as many on every host (padded with empty batches)."""
     row_len = seq_len + 1
     lengths = shards.document_lengths()
-    n = max(-(-len(_next_fit_rows(lengths[h::count], row_len)) // batch_size) for h in range(count))
+    n = max(-(-len(next_fit_rows(lengths[h::count], row_len)) // batch_size) for h in range(count))
     if max_batches is not None:
         n = min(n, max_batches)
-    convs = _Conversations(shards, row_len)
+    convs = Conversations(shards, row_len)
     host_docs = np.arange(len(shards))[index::count]
-    rows = [[int(host_docs[i]) for i in row] for row in _next_fit_rows(lengths[index::count], row_len)]
+    rows = [[int(host_docs[i]) for i in row] for row in next_fit_rows(lengths[index::count], row_len)]
     rows += [[]] * (n * batch_size - len(rows))  # empty rows: all padding, weight 0
-    return [_to_sft_batch(_sft_eval_rows(convs, rows[b * batch_size:(b + 1) * batch_size], row_len))
+    return [to_sft_batch(sft_eval_rows(convs, rows[b * batch_size:(b + 1) * batch_size], row_len))
             for b in range(n)]

@@ -1,14 +1,17 @@
 """Writing an output directory all at once: into a hidden sibling first, renamed into place at the end.
 
 A killed run leaves the previous output (or nothing) rather than a half-written one, and the
-next run starts over from a clean temporary directory, so a rerun gives the same bytes.
+next run starts over from a clean temporary directory, so a rerun gives the same bytes. Every
+command that writes a folder (ingest, tokenize, tokenize-chat, convert import/export) goes through
+``atomic_output_dir``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 
@@ -44,3 +47,17 @@ def swap_into_place(tmp: Path, out_dir: Path) -> None:
     os.replace(tmp, out_dir)
     if old.exists():
         shutil.rmtree(old)
+
+
+@contextlib.contextmanager
+def atomic_output_dir(out_dir: Path, is_own: Callable[[str], bool], what: str) -> Iterator[Path]:
+    """Yields a fresh temporary sibling of ``out_dir`` to write the whole output into (see ``prepare_out_dir``
+    for ``is_own`` and ``what``); it replaces ``out_dir`` when the block ends, and is removed if the block raises
+    (KeyboardInterrupt included)."""
+    tmp = prepare_out_dir(out_dir, is_own, what)
+    try:
+        yield tmp
+        swap_into_place(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise

@@ -17,7 +17,7 @@ and it is inside the response mask (as SFT trains it), so the model learns to en
 Prompts too long for ``seq_len`` keep their last tokens; responses too long are cut and still end in
 the end token (the count is reported).
 
-Arrays (the pair-batch contract of flaxgpt/train/pref_steps.py), N comparisons, T = seq_len:
+Arrays (the pair-batch contract of flaxgpt/train/stages/pairs.py), N comparisons, T = seq_len:
   tokens int32 [N,2,T] (pad: the tokenizer's pad id), mask float32 [N,2,T], last int32 [N,2], label float32 [N];
   index 0 of the pair axis is the chosen response.
 """
@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import grain
+import jax
 import numpy as np
 
 from flaxgpt.data.chat import parse_hh
@@ -212,6 +213,34 @@ def encode_comparisons(comparisons: Sequence[Comparison], tokenizer: Tokenizer, 
     return arrays, stats
 
 
+@dataclasses.dataclass
+class PairSets:
+    """The comparisons of a run, encoded: train and validation pair arrays, and one line saying what was cut."""
+
+    train: dict[str, np.ndarray]
+    val: dict[str, np.ndarray]
+    summary: str
+
+
+def load_pair_sets(files: str | Sequence[str | Path], tokenizer: Tokenizer, *, seq_len: int, max_prompt_len: int,
+                   val_fraction: float) -> PairSets:
+    """``prefs.data``'s comparisons split train/validation by prompt (``split``) and encoded (``encode_comparisons``).
+
+    Raises ValueError when every comparison falls in the validation split.
+    """
+    comparisons = read_all(files)
+    train_c, val_c = split(comparisons, val_fraction)
+    if not train_c:
+        raise ValueError(f"prefs.data: all {len(comparisons)} comparisons fell in the validation split "
+                         f"(prefs.val_fraction={val_fraction})")
+    train, stats = encode_comparisons(train_c, tokenizer, seq_len, max_prompt_len)
+    val, val_stats = encode_comparisons(val_c, tokenizer, seq_len, max_prompt_len)
+    summary = (f"prefs.data: {len(train_c):,} train / {len(val_c):,} validation comparisons; "
+               f"{stats.prompts_cut + val_stats.prompts_cut} prompts and "
+               f"{stats.responses_cut + val_stats.responses_cut} responses cut to data.seq_len={seq_len}")
+    return PairSets(train, val, summary)
+
+
 class _Rows(grain.sources.RandomAccessDataSource):
     """Row i of every array (arrays held in memory: comparison sets are small next to pretraining shards)."""
 
@@ -232,8 +261,6 @@ def build_pair_iterator(arrays: Mapping[str, np.ndarray], *, batch_size: int, se
 
     Each epoch is a new permutation. Raises ValueError when this host has fewer comparisons than a batch.
     """
-    import jax
-
     index = jax.process_index() if shard_index is None else shard_index
     count = jax.process_count() if shard_count is None else shard_count
     ds = grain.MapDataset.source(_Rows(arrays))[index::count]

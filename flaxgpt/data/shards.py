@@ -1,4 +1,5 @@
 """Token shards: flat uint16 token files with a document index and a JSON sidecar.
+(One module over 400 lines: the format's writer and its reader stay together, as each checks what the other writes.)
 
 A shard set is one directory holding, per split (``train`` or ``val``) and shard number ``k``::
 
@@ -33,6 +34,8 @@ from typing import Any
 
 import numpy as np
 
+from flaxgpt.data.jsonfile import read_json
+
 SPLITS = ("train", "val")
 FORMAT = "flaxgpt-token-shard"
 VERSION = 1
@@ -41,6 +44,7 @@ TOKEN_DTYPE = np.dtype("<u2")
 INDEX_DTYPE = np.dtype("<u8")
 MASK_DTYPE = np.dtype("|u1")
 DEFAULT_MAX_TOKENS_PER_SHARD = 2**28  # 512 MiB of uint16 per .bin
+MIXTURE_FILE = "mixture.json"  # a folder of shard sets with their weights (`flaxgpt ingest` output)
 _REQUIRED_SIDECAR_KEYS = ("format", "version", "split", "shard", "source", "tokenizer", "vocab_size",
                           "num_documents", "num_tokens")
 _REQUIRED_TOKENIZER_KEYS = ("name", "hash", "vocab_size")
@@ -233,12 +237,7 @@ def read_sidecar(path: str | Path) -> dict:
     path = Path(path)
     if path.suffix != ".json":
         path = path.with_suffix(".json")
-    try:
-        meta = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise FileNotFoundError(f"shard sidecar not found: {path}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ValueError(f"{path}: not a valid JSON sidecar ({e})") from None
+    meta = read_json(path, "shard sidecar", "JSON sidecar")
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise ValueError(f"{path}: not a flaxgpt token shard sidecar (format != {FORMAT!r})")
     if meta.get("version") != VERSION:

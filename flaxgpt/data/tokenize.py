@@ -13,13 +13,10 @@ so a killed run leaves the previous output (or nothing) rather than a partial sh
 
 from __future__ import annotations
 
-import argparse
 import fnmatch
 import hashlib
 import json
 import os
-import shutil
-import sys
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -27,7 +24,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from flaxgpt.data.outdir import prepare_out_dir, sibling, swap_into_place
+from flaxgpt.data.outdir import atomic_output_dir, sibling
 from flaxgpt.data.shards import DEFAULT_MAX_TOKENS_PER_SHARD, SPLITS, ShardWriter
 from flaxgpt.data.tokenizer import get_tokenizer
 
@@ -176,8 +173,14 @@ def _batches(docs: Iterator[_Doc]) -> Iterator[list[_Doc]]:
         yield batch
 
 
-def _is_tokenize_output(name: str) -> bool:
+def is_shard_output(name: str) -> bool:
+    """Whether a file name is one a shard-set command (tokenize, tokenize-chat) writes: shards or its summary."""
     return name == SUMMARY_FILE or name.startswith(tuple(f"{s}-" for s in SPLITS))
+
+
+def split_totals(sidecars: dict[str, list[dict]], key: str) -> dict[str, int]:
+    """``key`` (``num_documents``, ``num_tokens``) summed over the shard sidecars of each split."""
+    return {s: sum(m[key] for m in sidecars[s]) for s in SPLITS}
 
 
 class SplitRouter:
@@ -259,8 +262,7 @@ def tokenize_paths(inputs: list[str | Path], out_dir: str | Path, *, name: str, 
     exclude_dirs = frozenset({out_dir, sibling(out_dir, "tmp"), sibling(out_dir, "old")})
     total_files = sum(1 for _ in _walk(paths, exclude_dirs))
 
-    tmp = prepare_out_dir(out_dir, _is_tokenize_output, "tokenize")
-    try:
+    with atomic_output_dir(out_dir, is_shard_output, "tokenize") as tmp:
         writers = {s: ShardWriter(tmp, s, tokenizer_meta=meta, source=name, max_tokens_per_shard=max_tokens_per_shard)
                    for s in SPLITS}
         router = SplitRouter(writers, guarantee_both=val_fraction > 0)
@@ -281,8 +283,8 @@ def tokenize_paths(inputs: list[str | Path], out_dir: str | Path, *, name: str, 
             "tokenizer": meta,
             "inputs": [str(p) for p in inputs],
             "val_fraction": val_fraction,
-            "documents": {s: sum(m["num_documents"] for m in sidecars[s]) for s in SPLITS},
-            "tokens": {s: sum(m["num_tokens"] for m in sidecars[s]) for s in SPLITS},
+            "documents": split_totals(sidecars, "num_documents"),
+            "tokens": split_totals(sidecars, "num_tokens"),
             "shards": {s: len(sidecars[s]) for s in SPLITS},
             "files": {"seen": stats.files_seen, "used": stats.files_used,
                       "skipped": stats.files_seen - stats.files_used},
@@ -290,43 +292,4 @@ def tokenize_paths(inputs: list[str | Path], out_dir: str | Path, *, name: str, 
             "skipped_files": stats.skipped_files,
         }
         (tmp / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n")
-        swap_into_place(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return summary
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Adds the ``flaxgpt tokenize`` arguments to ``parser``."""
-    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="text files, .jsonl files or folders")
-    parser.add_argument("--out", required=True, metavar="DIR", help="output shard directory (replaced)")
-    parser.add_argument("--name", default=None, help="source name (default: basename of the first input)")
-    parser.add_argument("--tokenizer", default="gpt2", choices=("gpt2", "flaxgpt"))
-    parser.add_argument("--val-fraction", type=float, default=0.05, help="share of documents held out (0.05)")
-    parser.add_argument("--exclude", action="append", default=[], metavar="GLOB",
-                        help="skip files matching this glob (relative path or name); repeatable")
-    parser.add_argument("--max-tokens-per-shard", type=int, default=DEFAULT_MAX_TOKENS_PER_SHARD,
-                        help=argparse.SUPPRESS)
-
-
-def run(args: argparse.Namespace) -> int:
-    """Runs ``flaxgpt tokenize`` from parsed arguments; returns the exit status."""
-    first = Path(args.inputs[0]).resolve()
-    name = args.name or (first.stem if first.is_file() else first.name)
-    try:
-        summary = tokenize_paths(args.inputs, args.out, name=name, tokenizer=args.tokenizer,
-                                 val_fraction=args.val_fraction, max_tokens_per_shard=args.max_tokens_per_shard,
-                                 exclude=tuple(args.exclude))
-    except (FileNotFoundError, ValueError) as e:
-        print(f"flaxgpt tokenize: error: {e}", file=sys.stderr)
-        return 1
-    docs, toks = summary["documents"], summary["tokens"]
-    print(f"{name}: {docs['train']:,} train documents ({toks['train']:,} tokens), "
-          f"{docs['val']:,} val documents ({toks['val']:,} tokens) -> {args.out}")
-    if summary["skipped"]:
-        reasons = ", ".join(f"{reason} {n}" for reason, n in summary["skipped"].items())
-        print(f"skipped: {reasons} (details in {Path(args.out) / SUMMARY_FILE})")
-    if docs["train"] == 0:
-        print("warning: no training documents", file=sys.stderr)
-    return 0

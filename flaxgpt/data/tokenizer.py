@@ -40,6 +40,8 @@ import numpy as np
 import tiktoken
 from tiktoken.load import load_tiktoken_bpe
 
+from flaxgpt.data.jsonfile import read_json
+
 GPT2_RANKS = Path(__file__).parent / "assets" / "gpt2.tiktoken"
 GPT2_RANKS_SHA256 = "306cd27f03c1a714eca7108e03d66b7dc042abe8c258b44c199a7ed9838dd930"
 # tiktoken's pattern for r50k_base (GPT-2).
@@ -348,12 +350,7 @@ def save_spec(directory: str | Path, tokenizer: Tokenizer) -> Path:
 def load_spec(directory: str | Path) -> dict:
     """Reads ``directory/tokenizer.json``; rebuild the tokenizer with ``tokenizer_from_spec``."""
     path = Path(directory) / SPEC_FILE
-    try:
-        spec = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise FileNotFoundError(f"tokenizer spec not found: {path}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ValueError(f"{path}: not a valid tokenizer spec ({e})") from None
+    spec = read_json(path, "tokenizer spec", "tokenizer spec")
     if not isinstance(spec, dict) or spec.get("format") != SPEC_FORMAT:
         raise ValueError(f"{path}: not a flaxgpt tokenizer spec (format != {SPEC_FORMAT!r})")
     return spec

@@ -128,7 +128,7 @@ def _apply_plan(emb, n_old: int, vocab_padded: int, src: np.ndarray, pieces: np.
 
     on_jax = isinstance(emb, jax.Array)
     if on_jax:
-        import jax.numpy as xp
+        import jax.numpy as xp  # as jax above
     else:
         xp = np
         emb = np.asarray(emb)

@@ -35,15 +35,23 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+import jax
 import numpy as np
 
 from flaxgpt.cai import fewshot
 from flaxgpt.cai.backend import Backend, GenParams
+from flaxgpt.cai.backends import make_backend
 from flaxgpt.cai.constitution import Principle
 
 # label.py's scoring helpers: option log-probs -> P(A) with the sampling fallback, and the two-order comparison.
 from flaxgpt.cai.label import average_orders, prob_option_a, score_pairs
 from flaxgpt.cai.rules import PrivacyRules
+from flaxgpt.data.preferences import encode_responses
+from flaxgpt.model.gpt import GPT
+from flaxgpt.runs.rundir import load_run, read_run_config
+from flaxgpt.train.scoring import RowScorer
+from flaxgpt.train.sharding import logical_rules, make_mesh
+from flaxgpt.train.stages import get_stage
 
 Conversation = Sequence[Mapping[str, str]]
 
@@ -89,8 +97,6 @@ class PMJudge:
     """
 
     def __init__(self, pm_run_dir: str | Path, threshold: float = 0.0):
-        from flaxgpt.runs.rundir import read_run_config
-
         self.run_dir = Path(pm_run_dir).expanduser()
         if not self.run_dir.is_dir():
             raise ValueError(f"PM judge: {self.run_dir} is not a run directory")
@@ -98,10 +104,10 @@ class PMJudge:
             stage = read_run_config(self.run_dir).train.stage
         except FileNotFoundError as err:
             raise ValueError(f"PM judge: {err}") from None
-        if stage != "pm":
-            # Any run has a reward head, but only a PM run trained it.
-            raise ValueError(f"PM judge: {self.run_dir} is not a preference-model run (train.stage={stage!r}, "
-                             "expected 'pm')")
+        if not get_stage(stage).trains_reward_head:
+            # Any run has a reward head, but only a preference-model run trained it.
+            raise ValueError(f"PM judge: {self.run_dir} is not a preference-model run (train.stage={stage!r} does "
+                             "not train the reward head)")
         self.threshold = float(threshold)
         self.name = f"pm:{self.run_dir}"
         self._run: Any = None
@@ -109,17 +115,10 @@ class PMJudge:
 
     def _load(self) -> tuple[Any, Any]:
         if self._scorer is None:
-            import jax
-
-            from flaxgpt.model.gpt import GPT
-            from flaxgpt.runs.rundir import load_run
-            from flaxgpt.train.pairs import make_row_scorer
-            from flaxgpt.train.sharding import logical_rules, make_mesh
-
             self._run = load_run(self.run_dir)
             mesh = make_mesh(self._run.config.mesh, devices=jax.devices()[:1])
             # Fixed-size batches: compiled once for any number of responses.
-            self._scorer = make_row_scorer(GPT(self._run.model_cfg), mesh, logical_rules(self._run.config.mesh.rules))
+            self._scorer = RowScorer(GPT(self._run.model_cfg), mesh, logical_rules(self._run.config.mesh.rules))
         return self._run, self._scorer
 
     def rewards(self, prompts: Sequence[Conversation], responses: Sequence[str]) -> np.ndarray:
@@ -127,8 +126,6 @@ class PMJudge:
         _check(prompts, responses)
         if not responses:
             return np.zeros((0,), np.float64)
-        from flaxgpt.data.preferences import encode_responses
-
         run, scorer = self._load()
         rows, _ = encode_responses([tuple(p) for p in prompts], list(responses), run.tokenizer,
                                    run.config.data.seq_len)
@@ -287,12 +284,10 @@ def make_judge(spec: str, *, owner_config: str | Path | None = None, cache_dir: 
     (BackendJudge). ``owner_config`` (an ingest sources config) names the owner whose details the privacy rules
     allow; ``cache_dir`` caches a remote backend's answers. ValueError naming the spec when it is unknown or broken.
     """
-    from flaxgpt.cai.backends import make_backend
-
     spec = spec.strip()
     if not spec:
         raise ValueError(f"judge spec is empty; expected {SPECS}")
-    rules = PrivacyRules() if owner_config is None else PrivacyRules.from_sources(owner_config)
+    rules = PrivacyRules.from_sources(owner_config)
     if spec == "rules":
         return RulesJudge(rules)
     if spec.startswith("pm:"):

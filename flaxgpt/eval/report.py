@@ -19,6 +19,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+from flaxgpt.train.logger import pyplot, read_metrics
+
 PASS, FAIL = "✓", "✗"
 RATE_WORDS = ("accuracy", "rate", "adherence", "exact", "p_safe")  # metrics shown as percentages
 EXAMPLES_MD, EXAMPLES_HTML = 5, 10  # worst examples per run and suite
@@ -173,22 +175,11 @@ def _value(v: Any) -> str:
 
 
 def _png(fig) -> str:
-    import matplotlib.pyplot as plt
-
     buf = io.BytesIO()
     fig.tight_layout()
     fig.savefig(buf, format="png", dpi=100)
-    plt.close(fig)
+    pyplot().close(fig)
     return base64.b64encode(buf.getvalue()).decode("ascii")
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def _run_colors(plt, runs: list[str]) -> dict[str, str]:
@@ -202,7 +193,7 @@ def plot_headlines(result: dict) -> str | None:
     rows = [(s, k) for s, k in headline_rows(result) if k is not None]
     if not rows:
         return None
-    plt = _pyplot()
+    plt = pyplot()
     runs = list(result["runs"])
     cols = min(4, len(rows))
     nrows = -(-len(rows) // cols)
@@ -237,7 +228,7 @@ def plot_adherence(result: dict) -> str | None:
     principles = sorted({p for m in per_run.values() for p in m})
     if not principles:
         return None
-    plt = _pyplot()
+    plt = pyplot()
     colors = _run_colors(plt, list(result["runs"]))
     fig, ax = plt.subplots(figsize=(max(6, 1.1 * len(principles) + 2), 3.6))
     width = 0.8 / len(per_run)
@@ -257,8 +248,6 @@ def plot_adherence(result: dict) -> str | None:
 
 def plot_losses(result: dict) -> str | None:
     """Base64 PNG of each run's training (solid) and validation (dashed) loss; None when no run logged any."""
-    from flaxgpt.train.logger import read_metrics
-
     curves = {}
     for run, r in result["runs"].items():
         records = read_metrics(r["run_dir"])
@@ -270,7 +259,7 @@ def plot_losses(result: dict) -> str | None:
             curves[run] = (train, val)
     if not curves:
         return None
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 3.8))
     colors = _run_colors(plt, list(result["runs"]))
     for run, (train, val) in curves.items():

@@ -19,22 +19,24 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import flax.linen as nn
 from tqdm import tqdm
 
+import flaxgpt.eval.suites  # noqa: F401 - importing the package registers every suite in SUITES
+from flaxgpt.cai.backends import LocalBackend
+from flaxgpt.config import run_dir
+from flaxgpt.data.tokenizer import load_tokenizer
 from flaxgpt.eval.suite import SUITES, TARGETS, EvalContext, EvalRun, SuiteResult
+from flaxgpt.infer.generator import Generator
+from flaxgpt.model.gpt import ModelConfig
+from flaxgpt.runs.rundir import RunModel
 
 log = logging.getLogger("flaxgpt")
 
 
-def _registry() -> dict:
-    import flaxgpt.eval.suites  # noqa: F401 - importing the package registers every suite
-
-    return SUITES
-
-
 def resolve_suites(suites: str | Sequence[str]) -> list[str]:
     """Suite names from a comma list or sequence; "all" is every registered suite. ValueError for unknown ones."""
-    registry = _registry()
+    registry = SUITES
     names = [s.strip() for s in (suites.split(",") if isinstance(suites, str) else suites) if s.strip()]
     if not names or names == ["all"]:
         return list(registry)
@@ -66,7 +68,7 @@ def run_suite(name: str, run: EvalRun, ctx: EvalContext) -> SuiteResult:
     """One suite on one run; an exception becomes a missing result naming the error (traceback logged)."""
     t0 = time.perf_counter()
     try:
-        result = _registry()[name](run, ctx)
+        result = SUITES[name](run, ctx)
     except Exception as err:  # noqa: BLE001 - reported in the result; the other suites go on
         log.exception("suite %r failed on run %r", name, run.name)
         first = str(err).splitlines()[0] if str(err) else ""
@@ -127,15 +129,6 @@ def evaluate(run_dirs: Sequence[str | Path], suites: str | Sequence[str], ctx: E
 def params_run(params: Any, config: Any, *, name: str = "current", step: int = 0, tokenizer: Any = None) -> EvalRun:
     """An EvalRun over in-memory ``params`` of ``config`` (the trainer's current state): its backend is a
     LocalBackend over a Generator of those params, ``load()`` a RunModel holding them."""
-    import flax.linen as nn
-
-    from flaxgpt.cai.backends import LocalBackend
-    from flaxgpt.config import run_dir
-    from flaxgpt.data.tokenizer import load_tokenizer
-    from flaxgpt.infer.generator import Generator
-    from flaxgpt.model.gpt import ModelConfig
-    from flaxgpt.runs.rundir import RunModel
-
     tokenizer = tokenizer or load_tokenizer(config.data.tokenizer)
     model_cfg = ModelConfig.from_config(config.model)
     params = nn.unbox(params)
@@ -156,8 +149,6 @@ def evaluate_params(params: Any, config: Any, suites: str | Sequence[str], ctx: 
     Repeated calls with the same ``config`` reuse one Generator and swap the weights in (``set_params``), so decoding
     compiles once per training run rather than at every evaluation.
     """
-    import flax.linen as nn
-
     run = _CURRENT.get(id(config))
     if run is None:
         run = params_run(params, config, step=step, tokenizer=tokenizer)

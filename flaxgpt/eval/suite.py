@@ -17,6 +17,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from flaxgpt.cai.backends import LocalBackend
+from flaxgpt.data.chat_template import END
+from flaxgpt.eval.judges import make_judge
+from flaxgpt.runs.rundir import load_run
+
 
 @dataclasses.dataclass
 class EvalRun:
@@ -33,15 +38,11 @@ class EvalRun:
 
     def backend(self) -> Any:
         if self._backend is None:
-            from flaxgpt.cai.backends import LocalBackend
-
             self._backend = LocalBackend(self.run_dir)
         return self._backend
 
     def load(self) -> Any:
         if self._run is None:
-            from flaxgpt.runs.rundir import load_run
-
             self._run = load_run(self.run_dir)
         return self._run
 
@@ -51,7 +52,7 @@ class EvalContext:
     """Inputs suites may use; any may be None (the suites needing it then report 'missing')."""
 
     facts: Path | None = None  # {"question", "answers"} JSONL (examples/persona/facts.jsonl)
-    red_team: tuple[Path, ...] = ()  # held-out red-team prompt files (flaxgpt.cai.prompts formats)
+    red_team: tuple[Path, ...] = ()  # held-out red-team prompt files (flaxgpt.data.prompts formats)
     helpful: tuple[Path, ...] = ()  # helpfulness prompt files (for helpfulness retention)
     constitution: str = "personal,harmless"  # names or paths (flaxgpt.cai.constitution.load_constitutions)
     revisions: Path | None = None  # a `flaxgpt cai revise` history.jsonl
@@ -91,6 +92,13 @@ class SuiteResult:
         return dataclasses.asdict(self)
 
 
+def speaks_chat(backend: Any) -> bool:
+    """Whether to prompt ``backend`` through the chat template: False only for a local model whose tokenizer lacks
+    the template's end-of-turn token (a pretrained-only model is prompted with plain text)."""
+    gen = getattr(backend, "generator", None)
+    return gen is None or END in gen.tokenizer.special_ids
+
+
 Suite = Callable[[EvalRun, EvalContext], SuiteResult]
 SUITES: dict[str, Suite] = {}
 
@@ -122,11 +130,7 @@ def context_from_config(evals: Any) -> EvalContext:
     def paths(text: str) -> tuple[Path, ...]:
         return tuple(Path(p.strip()) for p in text.split(",") if p.strip())
 
-    judge = None
-    if evals.judge:
-        from flaxgpt.eval.judges import make_judge
-
-        judge = make_judge(evals.judge)
+    judge = make_judge(evals.judge) if evals.judge else None
     return EvalContext(facts=Path(evals.facts) if evals.facts else None, red_team=paths(evals.red_team),
                        constitution=evals.constitution, judge=judge, max_tokens=evals.max_tokens,
                        limit=evals.limit)

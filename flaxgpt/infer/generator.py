@@ -1,98 +1,53 @@
-"""KV-cache decoding and sampling over token ids: one jitted prefill, then one jitted step per token.
+"""Batched KV-cache generation over token ids (``Generator``): one compiled prefill, then one compiled step per token.
 
 Shapes are static, so no request recompiles after warm-up: the batch is padded up to a power of two
 (a multiple of the mesh's data-parallel size; at least 2 rows for decoding), prompts are
 right-padded to a power-of-two length bucket (at least ``MIN_BUCKET``), and the cache length is a
-power-of-two bucket too, capped at the fixed ``max_len``. Prefill runs the prompts into a cache as
-long as their bucket and samples each row's first token; each decode step feeds every row's last
-token at that row's own position (which is also its cache slot, see ``flaxgpt.model.gpt``) and samples
-the next. When the longest row reaches the end of the cache it is copied into the next bucket
-(twice as long): a step attends over at most twice the slots in use rather than all ``max_len``,
-which is what a step reads besides the weights. So a batch size compiles one prefill per prompt
-bucket, one step and one grow per cache bucket, and ``Generator.warmup`` compiles them all up front.
-Sampling settings travel as per-row arrays, so changing them does not recompile either; the
-top-k/top-p truncation and the penalties are skipped on device (``lax.cond``) when no row uses them.
+power-of-two bucket too, capped at the fixed ``max_len`` (``flaxgpt.infer.inputs``). Prefill and the
+decode steps are ``flaxgpt.infer.decode``'s; when the longest row reaches the end of the cache it is
+copied into the next bucket (twice as long): a step attends over at most twice the slots in use rather
+than all ``max_len``, which is what a step reads besides the weights. So a batch size compiles one
+prefill per prompt bucket, one step and one grow per cache bucket, and ``Generator.warmup`` compiles
+them all up front. Sampling settings (``flaxgpt.infer.sampling``) travel as per-row arrays, so changing
+them does not recompile either.
 
 The Python loop stays thin: it dispatches step t+1 before reading step t's tokens (the device never
 waits on the host), detokenizes incrementally, streams to the callback and checks stop strings.
 Stop tokens, stop strings and length limits finish rows; finished rows ride along in the fixed batch
 until every row is done.
 
-``Generator.score`` and ``Generator.top_logprobs`` (infer/scoring.py) read log-probs of given tokens with one jitted
-forward per bucket, and ``Generator.set_params`` swaps in new weights (PPO) without recompiling anything.
-
-Sampling follows vLLM's conventions and order: the repetition penalty (divide positive logits,
-multiply negative ones) counts prompt and generated tokens; presence and frequency penalties count
-generated tokens; then temperature, min-p (relative to the most likely token), top-k, and top-p on
-what top-k left. Temperature 0 is greedy. Log-probs are those of the model's raw distribution.
+``Generator.score``, ``top_logprobs`` and ``token_logprobs`` read log-probs of given tokens through its
+``Scorer`` (``flaxgpt.infer.scoring``), and ``Generator.set_params`` swaps in new weights (PPO) without
+recompiling anything.
 """
 
 from __future__ import annotations
 
 import codecs
-import contextlib
 import dataclasses
 import secrets
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import flax
 import flax.linen as nn
 import jax
-import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from flaxgpt.config import default_config
 from flaxgpt.data.tokenizer import Tokenizer
-from flaxgpt.infer import scoring
-from flaxgpt.infer.scoring import make_score_forward
-from flaxgpt.model.gpt import GPT, ModelConfig, inference_layout
+from flaxgpt.infer.decode import grow_cache, make_decode_step, make_prefill
+from flaxgpt.infer.inputs import batch_bucket, checked_ids, length_bucket
+from flaxgpt.infer.quant import is_quantized, quantize_params
+from flaxgpt.infer.sampling import GREEDY, SamplingArrays, SamplingParams
+from flaxgpt.infer.scoring import Scorer
+from flaxgpt.model.gpt import ModelConfig, inference_layout
+from flaxgpt.runs.rundir import load_run, param_shardings
+from flaxgpt.train.sharding import compile_fn, logical_rules
 
-MIN_BUCKET = 16  # shortest prompt bucket: shorter prompts share one compiled prefill
 MIN_BATCH = 2  # smallest batch bucket (see Generator.batch_bucket)
-TOP_CANDIDATES = 1024  # top-k/top-p look at this many most likely tokens first (see _truncate)
 FINISH_REASONS = ("stop", "length")
-
-
-@dataclasses.dataclass(frozen=True)
-class SamplingParams:
-    """How to pick each next token. Defaults: plain sampling at temperature 1, stop at end-of-text."""
-
-    temperature: float = 1.0  # 0: greedy
-    top_k: int = 0  # keep the k most likely tokens; 0: off
-    top_p: float = 1.0  # keep the smallest set whose probability reaches top_p; 1: off
-    min_p: float = 0.0  # drop tokens less likely than min_p x the most likely one; 0: off
-    repetition_penalty: float = 1.0  # > 1 discourages tokens of the prompt and output; 1: off
-    presence_penalty: float = 0.0  # subtracted from the logit of every token already generated
-    frequency_penalty: float = 0.0  # subtracted once per earlier occurrence in the output
-    stop: tuple[str, ...] = ()  # strings that end the text (not included in it)
-    stop_token_ids: tuple[int, ...] = ()  # tokens that end the text (besides end-of-text)
-    ignore_eos: bool = False  # keep going past <|endoftext|>
-    seed: int | None = None  # None: a fresh random seed per call
-
-    def __post_init__(self):
-        for name in ("stop", "stop_token_ids"):
-            value = getattr(self, name)
-            if isinstance(value, str | int):
-                value = (value,)
-            object.__setattr__(self, name, tuple(value))
-        checks = [
-            ("temperature", self.temperature >= 0, "must be >= 0"),
-            ("top_k", isinstance(self.top_k, int | np.integer) and self.top_k >= 0, "must be an integer >= 0"),
-            ("top_p", 0 < self.top_p <= 1, "must be in (0, 1]"),
-            ("min_p", 0 <= self.min_p <= 1, "must be in [0, 1]"),
-            ("repetition_penalty", self.repetition_penalty > 0, "must be > 0"),
-            ("stop", all(isinstance(s, str) and s for s in self.stop), "must be non-empty strings"),
-            ("stop_token_ids", all(isinstance(t, int | np.integer) and t >= 0 for t in self.stop_token_ids),
-             "must be token ids >= 0"),
-        ]
-        for name, ok, message in checks:
-            if not ok:
-                raise ValueError(f"SamplingParams.{name}={getattr(self, name)!r}: {message}")
-
-
-GREEDY = SamplingParams(temperature=0.0)
 
 
 @dataclasses.dataclass
@@ -118,203 +73,6 @@ class TokenDelta:
     logprob: float
     finish_reason: str | None  # set on the row's last delta
 
-
-@flax.struct.dataclass
-class SamplingArrays:
-    """SamplingParams as per-row arrays [B] (values are traced: changing them does not recompile)."""
-
-    temperature: jax.Array
-    top_k: jax.Array
-    top_p: jax.Array
-    min_p: jax.Array
-    repetition_penalty: jax.Array
-    presence_penalty: jax.Array
-    frequency_penalty: jax.Array
-
-    @classmethod
-    def build(cls, params: Sequence[SamplingParams]) -> SamplingArrays:
-        """One row per SamplingParams (numpy arrays)."""
-        f32 = {f.name: np.array([getattr(p, f.name) for p in params], np.float32)
-               for f in dataclasses.fields(cls) if f.name != "top_k"}
-        return cls(top_k=np.array([p.top_k for p in params], np.int32), **f32)
-
-
-@flax.struct.dataclass
-class DecodeState:
-    """The decode loop's device state. ``cache`` and ``counts`` are donated to (updated in place by) each step."""
-
-    cache: Any  # {'blocks_<i>': {'k': [B,H,K,S], 'v': [B,H,S,K]}}
-    counts: jax.Array  # [B,V] int32: how often each token was generated (presence/frequency penalties)
-    seen: jax.Array  # [B,V] bool: tokens of the prompt (repetition penalty)
-    tokens: jax.Array  # [B] int32: the last sampled token, fed at the next step
-    positions: jax.Array  # [B] int32: where that token goes
-    keys: jax.Array  # [B,2] uint32: per-row PRNG keys
-    step: jax.Array  # int32: tokens sampled so far
-
-
-def init_cache(cfg: ModelConfig, batch: int, length: int, *, unstacked: bool = True) -> dict:
-    """Zero KV cache: {'blocks_<i>': {'k': [B,H,K,S], 'v': [B,H,S,K]}} (unstacked layout), or {'blocks': ...}
-    with the same arrays stacked on a leading layer axis."""
-    from flaxgpt.model.gpt import DTYPES
-
-    dtype = DTYPES[cfg.dtype]
-    lead = () if unstacked else (cfg.n_layer,)
-
-    def layer():
-        return {"k": jnp.zeros((*lead, batch, cfg.n_head, cfg.head_dim, length), dtype),
-                "v": jnp.zeros((*lead, batch, cfg.n_head, length, cfg.head_dim), dtype)}
-
-    return {f"blocks_{i}": layer() for i in range(cfg.n_layer)} if unstacked else {"blocks": layer()}
-
-
-# ------------------------------------------------------------------------------------------------ sampling
-
-
-def _penalize(logits: jax.Array, counts: jax.Array, seen: jax.Array, s: SamplingArrays) -> jax.Array:
-    rep = s.repetition_penalty[:, None]
-    hit = seen | (counts > 0)
-    logits = jnp.where(hit, jnp.where(logits > 0, logits / rep, logits * rep), logits)
-    return logits - s.presence_penalty[:, None] * (counts > 0) - s.frequency_penalty[:, None] * counts
-
-
-def _threshold(vals: jax.Array, logz: jax.Array, top_k: jax.Array, top_p: jax.Array) -> jax.Array:
-    """The smallest logit kept by top-k then top-p, from logits sorted in descending order [B,N] (N >= top_k) and the
-    log-normaliser ``logz`` [B] of the distribution top-p is taken on."""
-    rank = jnp.arange(vals.shape[-1])[None, :]
-    vals = jnp.where(rank < jnp.where(top_k > 0, top_k, vals.shape[-1])[:, None], vals, -jnp.inf)
-    p = jnp.exp(vals - logz[:, None])
-    before = jnp.cumsum(p, axis=-1) - p  # probability of the more likely tokens
-    vals = jnp.where(before < top_p[:, None], vals, -jnp.inf)
-    kept = jnp.sum(vals > -jnp.inf, axis=-1)  # >= 1: the most likely token always survives
-    return jnp.take_along_axis(vals, (kept - 1)[:, None], axis=-1)[:, 0]
-
-
-def _truncate(logits: jax.Array, s: SamplingArrays) -> jax.Array:
-    """top-k, then top-p on what is left: every logit below the last one kept becomes -inf.
-
-    A full sort of the vocabulary costs ~8 ms per row on XLA:CPU, so the threshold comes from the TOP_CANDIDATES most
-    likely tokens (``lax.top_k``); only when a row's choice may reach past them (top_k above that, or top-p asking for
-    more probability than they hold) does the full sort run, for exactly the same result.
-    """
-    V = logits.shape[-1]
-    n = min(TOP_CANDIDATES, V)
-    vals = jax.lax.top_k(logits, n)[0]
-    bounded = (s.top_k > 0) & (s.top_k <= n)  # the whole top-k set is among the candidates
-    top_k = jnp.where(bounded, s.top_k, 0)
-    full_logz = jax.nn.logsumexp(logits, axis=-1)
-    logz = jnp.where(bounded, jax.nn.logsumexp(jnp.where(jnp.arange(n) < top_k[:, None], vals, -jnp.inf), -1),
-                     full_logz)
-    threshold = _threshold(vals, logz, top_k, s.top_p)
-    off = (s.top_k == 0) & (s.top_p >= 1)
-    mass = jnp.sum(jnp.exp(vals - full_logz[:, None]), axis=-1)
-    unsure = ~off & ~bounded & ((s.top_k > n) | (mass < s.top_p))
-
-    def exact(threshold):
-        srt = -jnp.sort(-logits, axis=-1)
-        top_k = jnp.where(s.top_k > 0, s.top_k, 0)
-        logz = jax.nn.logsumexp(jnp.where(jnp.arange(V) < jnp.where(top_k > 0, top_k, V)[:, None], srt, -jnp.inf), -1)
-        return jnp.where(unsure, _threshold(srt, logz, top_k, s.top_p), threshold)
-
-    threshold = jax.lax.cond(jnp.any(unsure), exact, lambda t: t, threshold)
-    threshold = jnp.where(off, -jnp.inf, threshold)
-    return jnp.where(logits >= threshold[:, None], logits, -jnp.inf)
-
-
-def _draw(logits: jax.Array, keys: jax.Array, step: jax.Array) -> jax.Array:
-    """One token per row from softmax(logits), by inverting the CDF with one uniform draw per row (a Gumbel-max over
-    the vocabulary would need a random number per token: ~10x slower on CPU)."""
-    u = jax.vmap(lambda key: jax.random.uniform(jax.random.fold_in(key, step)))(keys)
-    cdf = jnp.cumsum(jax.nn.softmax(logits, axis=-1), axis=-1)
-    return jnp.argmax(cdf > (u * cdf[:, -1])[:, None], axis=-1)  # never a zero-probability token
-
-
-def sample_next(logits: jax.Array, counts: jax.Array, seen: jax.Array, s: SamplingArrays, keys: jax.Array,
-                step: jax.Array, vocab_size: int) -> tuple[jax.Array, jax.Array]:
-    """Logits [B,V_padded] -> (next tokens [B] int32, their log-probs under the raw model distribution [B]).
-
-    Pure; ``keys`` [B,2] are folded with ``step`` so every step draws fresh randomness. Rows with temperature 0
-    take the argmax (after penalties).
-    """
-    logits = logits.astype(jnp.float32)
-    logits = jnp.where(jnp.arange(logits.shape[-1]) < vocab_size, logits, -jnp.inf)  # padding ids never come out
-    logz = jax.nn.logsumexp(logits, axis=-1)
-    raw = logits
-    penalized = jnp.any((s.repetition_penalty != 1) | (s.presence_penalty != 0) | (s.frequency_penalty != 0))
-    logits = jax.lax.cond(penalized, _penalize, lambda x, *_: x, logits, counts, seen, s)
-    greedy = jnp.argmax(logits, axis=-1)
-    sampling = s.temperature > 0
-
-    def sample(x):
-        x = x / jnp.where(sampling, s.temperature, 1.0)[:, None]
-        x = jnp.where(x >= jnp.max(x, axis=-1, keepdims=True) + jnp.log(s.min_p)[:, None], x, -jnp.inf)  # min-p
-        truncating = jnp.any(sampling & ((s.top_k > 0) | (s.top_p < 1)))
-        x = jax.lax.cond(truncating, _truncate, lambda x, _: x, x, s)
-        return _draw(x, keys, step)
-
-    drawn = jax.lax.cond(jnp.any(sampling), sample, lambda _: greedy, logits)
-    tokens = jnp.where(sampling, drawn, greedy).astype(jnp.int32)
-    return tokens, jnp.take_along_axis(raw, tokens[:, None], axis=-1)[:, 0] - logz
-
-
-# ------------------------------------------------------------------------------------------------ device steps
-
-
-def make_prefill(cfg: ModelConfig) -> Callable:
-    """``prefill(params, tokens [b,P], lengths [b], samp [B], seeds [B]) -> (DecodeState [B rows], tokens [b],
-    logprobs [b])`` for params in ``inference_layout``: a cache of P slots holding the prompts and each row's first
-    new token. The state has B >= b rows (``samp`` says how many): rows past b are idle padding, so a batch-1 prompt
-    is prefilled as one row and still decoded as two (see Generator.batch_bucket)."""
-    model = GPT(cfg, kv_mode="prefill", unstacked=True)
-
-    def prefill(params, tokens, lengths, samp, seeds):
-        b, P = tokens.shape
-        B = seeds.shape[0]
-        logits, variables = model.apply({"params": params, "cache": init_cache(cfg, b, P)}, tokens, lengths,
-                                        method=GPT.prefill, mutable=["cache"])
-        rows = jnp.arange(b)
-        real = (jnp.arange(P)[None, :] < lengths[:, None]).astype(jnp.int32)
-        seen = jnp.zeros((b, cfg.vocab_padded), jnp.int32).at[rows[:, None], tokens].add(real) > 0
-        counts = jnp.zeros((b, cfg.vocab_padded), jnp.int32)
-        keys = jax.vmap(lambda seed, row: jax.random.fold_in(jax.random.PRNGKey(seed), row))(seeds, jnp.arange(B))
-        first = jax.tree.map(lambda x: x[:b], samp)
-        tok, logprob = sample_next(logits, counts, seen, first, keys[:b], jnp.int32(0), cfg.vocab_size)
-        state = DecodeState(cache=variables["cache"], counts=counts.at[rows, tok].add(1), seen=seen, tokens=tok,
-                            positions=lengths.astype(jnp.int32), keys=keys[:b], step=jnp.int32(1))
-        if b < B:
-            state = jax.tree.map(lambda x: jnp.pad(x, [(0, B - b)] + [(0, 0)] * (x.ndim - 1)) if x.ndim else x, state)
-            state = state.replace(keys=keys)
-        return state, tok, logprob
-
-    return prefill
-
-
-def make_decode_step(cfg: ModelConfig) -> Callable:
-    """``step(params, state, samp) -> (state, tokens [B], logprobs [B])``: feeds each row's last token, samples the
-    next."""
-    model = GPT(cfg, kv_mode="decode", unstacked=True)
-
-    def step(params, state: DecodeState, samp: SamplingArrays):
-        logits, variables = model.apply({"params": params, "cache": state.cache}, state.tokens[:, None],
-                                        state.positions[:, None], method=GPT.decode, mutable=["cache"])
-        tok, logprob = sample_next(logits[:, 0], state.counts, state.seen, samp, state.keys, state.step,
-                                   cfg.vocab_size)
-        rows = jnp.arange(tok.shape[0])
-        state = state.replace(cache=variables["cache"], counts=state.counts.at[rows, tok].add(1), tokens=tok,
-                              positions=state.positions + 1, step=state.step + 1)
-        return state, tok, logprob
-
-    return step
-
-
-def grow_cache(state: DecodeState, length: int) -> DecodeState:
-    """The state with its cache zero-padded to ``length`` slots (keys [..., K, S], values [..., S, K])."""
-    def pad(x, axis):
-        widths = [(0, 0)] * x.ndim
-        widths[axis] = (0, length - x.shape[axis])
-        return jnp.pad(x, widths)
-
-    cache = {name: {"k": pad(layer["k"], -1), "v": pad(layer["v"], -2)} for name, layer in state.cache.items()}
-    return state.replace(cache=cache)
 
 
 # ------------------------------------------------------------------------------------------------ host side
@@ -383,11 +141,6 @@ class _Row:
         return Completion(prompt_tokens=prompt, tokens=self.tokens, text=self.text, logprobs=self.logprobs,
                           finish_reason=self.finish or "length", stop_reason=self.stop_reason)
 
-
-def _pow2(n: int, low: int = 1) -> int:
-    return max(low, 1 << max(0, n - 1).bit_length())
-
-
 class Generator:
     """Batched KV-cache generation from one model: ``generate(prompts, sampling, max_new_tokens, callback)``.
 
@@ -404,44 +157,43 @@ class Generator:
 
     def __init__(self, model_cfg: ModelConfig, params: Any, tokenizer: Tokenizer | None = None, *,
                  max_len: int | None = None, mesh: Mesh | None = None, rules: Any = None, int8: bool = False):
-        from flaxgpt.infer.quant import is_quantized, quantize_params
-
         self.cfg = dataclasses.replace(model_cfg, remat="none")
-        self.tokenizer = tokenizer
         self.max_len = int(max_len or model_cfg.max_len)
         if not 1 < self.max_len <= model_cfg.max_len:
             raise ValueError(f"max_len={self.max_len} must be in [2, model max_len={model_cfg.max_len}]")
         self.mesh = mesh
         if mesh is not None and rules is None:
-            from flaxgpt.config import default_config
-            from flaxgpt.train.sharding import logical_rules
-
             rules = logical_rules(default_config().mesh.rules)
         self.rules = rules
-        self._quantize, self._layout = jax.jit(quantize_params), jax.jit(inference_layout)  # reused by set_params
+        self.data_parallel = 1 if mesh is None else mesh.shape.get("data", 1) * mesh.shape.get("fsdp", 1)
+        self.scorer = Scorer(self.cfg, mesh, rules, self.data_parallel, tokenizer)  # also holds the tokenizer
+        self._quantize = compile_fn(quantize_params, mesh, rules)  # both reused by set_params
+        self._layout = compile_fn(inference_layout, mesh, rules)
         self.params = self._convert(params, int8)
         self.int8 = is_quantized(self.params)
         self.run = None  # load_generator: the run it came from (flaxgpt.runs.rundir.RunModel without params)
-        self.data_parallel = 1 if mesh is None else mesh.shape.get("data", 1) * mesh.shape.get("fsdp", 1)
-        self._prefill = jax.jit(make_prefill(self.cfg))
-        self._step = jax.jit(make_decode_step(self.cfg), donate_argnums=(1,))
-        self._grow = jax.jit(grow_cache, static_argnums=(1,))  # new buffers: nothing to donate into
-        self._score = jax.jit(make_score_forward(self.cfg), static_argnames=("top",))
+        self._prefill = compile_fn(make_prefill(self.cfg), mesh, rules)
+        self._step = compile_fn(make_decode_step(self.cfg), mesh, rules, donate_argnums=(1,))
+        self._grow = compile_fn(grow_cache, mesh, rules, static_argnames="length")  # new buffers: nothing to donate
+
+    @property
+    def tokenizer(self) -> Tokenizer | None:
+        """For text prompts, output text, stop strings and end-of-text (shared with the scorer)."""
+        return self.scorer.tokenizer
+
+    @tokenizer.setter
+    def tokenizer(self, tokenizer: Tokenizer | None) -> None:
+        self.scorer.tokenizer = tokenizer
 
     def _convert(self, params: Any, int8: bool) -> Any:
         """A param tree as given -> the layout (and int8 weights, if asked) decoding reads, placed on the mesh."""
-        from flaxgpt.infer.quant import is_quantized
-
         params = nn.unbox(params)
         if self.mesh is not None and "blocks" in params and not is_quantized(params):
-            from flaxgpt.runs.rundir import param_shardings
-
             params = jax.device_put(params, param_shardings(self.cfg, self.mesh, self.rules))
-        with self._context():
-            if int8 and not is_quantized(params):
-                params = self._quantize(params)
-            if "blocks" in params or ("embedding" in params["wte"] and not is_quantized(params)):
-                params = self._layout(params)
+        if int8 and not is_quantized(params):
+            params = self._quantize(params)
+        if "blocks" in params or ("embedding" in params["wte"] and not is_quantized(params)):
+            params = self._layout(params)
         if self.mesh is None:  # committed to their device: jit keys on that, and set_params must match it exactly
             leaf = jax.tree.leaves(params)[0]
             params = jax.device_put(params, next(iter(leaf.devices())) if isinstance(leaf, jax.Array)
@@ -471,20 +223,19 @@ class Generator:
               ) -> list[list[float]]:
         """Per-token log-probs of each continuation (text or token ids) given its prompt: one list per pair, one
         float per continuation token. Prompt and continuation are tokenized separately; together they must fit the
-        model's context. One jitted forward per length bucket (flaxgpt.infer.scoring)."""
-        return scoring.score(self, prompts, continuations)
+        model's context. One compiled forward per length bucket (flaxgpt.infer.scoring)."""
+        return self.scorer.score(self.params, prompts, continuations)
 
     def top_logprobs(self, prompts: Sequence[str | Sequence[int]], k: int = 5) -> list[list[tuple[int, float]]]:
-        """The ``k`` (<= scoring.TOP_K) most likely next tokens after each prompt: ``[(token id, log-prob),
-        ...]`` most likely first."""
-        return scoring.top_logprobs(self, prompts, k)
+        """The ``k`` (<= flaxgpt.infer.scoring.TOP_K) most likely next tokens after each prompt: ``[(token id,
+        log-prob), ...]`` most likely first."""
+        return self.scorer.top_logprobs(self.params, prompts, k)
 
-    def _context(self):
-        stack = contextlib.ExitStack()
-        if self.mesh is not None:
-            stack.enter_context(jax.set_mesh(self.mesh))
-            stack.enter_context(nn.logical_axis_rules(self.rules))
-        return stack
+    def token_logprobs(self, sequences: Sequence[Sequence[int]], *, top: bool = False
+                       ) -> list[tuple[np.ndarray, np.ndarray | None, np.ndarray | None]]:
+        """Per token-id sequence: its tokens' log-probs after the first and (``top``) the most likely next tokens
+        after every position (``flaxgpt.infer.scoring.Scorer.token_logprobs``)."""
+        return self.scorer.token_logprobs(self.params, sequences, top=top)
 
     def _put(self, tree: Any) -> Any:
         if self.mesh is None:
@@ -494,34 +245,23 @@ class Generator:
     def batch_bucket(self, n: int, *, decode: bool = False) -> int:
         """Rows a batch of ``n`` prompts is padded to: a power of two times the data-parallel size. Decoding uses at
         least 2 (XLA:CPU updates a batch-1 cache by copying it every step; an idle second row costs far less)."""
-        return self.data_parallel * _pow2(-(-max(n, MIN_BATCH if decode else 1) // self.data_parallel))
+        return batch_bucket(n, self.data_parallel, MIN_BATCH if decode else 1)
 
     def prompt_bucket(self, length: int) -> int:
         """The padded length (and first cache length) for prompts of at most ``length`` tokens; also the cache
         bucket that holds ``length`` slots."""
-        return min(_pow2(length, MIN_BUCKET), self.max_len)
+        return length_bucket(length, self.max_len)
 
     def compiled_count(self) -> int:
         """Executables compiled so far for prefill, decode steps, cache growth (see the module docstring) and
         scoring."""
         return (self._prefill._cache_size() + self._step._cache_size() + self._grow._cache_size()
-                + self._score._cache_size())
+                + self.scorer.compiled_count())
 
     def encode_prompt(self, prompt: str | Sequence[int], index: int = 0) -> list[int]:
-        """A text or token-id prompt -> checked ids (an empty prompt becomes <|endoftext|>, as GPT-2 starts)."""
-        if isinstance(prompt, str):
-            if self.tokenizer is None:
-                raise ValueError("text prompts need a tokenizer: Generator(..., tokenizer=...)")
-            ids = self.tokenizer.encode(prompt)
-        else:
-            ids = [int(t) for t in prompt]
-        if not ids:
-            if self.tokenizer is None:
-                raise ValueError(f"prompt {index} is empty")
-            ids = [self.tokenizer.eot_id]
-        bad = [t for t in ids if not 0 <= t < self.cfg.vocab_size]
-        if bad:
-            raise ValueError(f"prompt {index}: token ids {bad[:5]} outside the vocabulary [0, {self.cfg.vocab_size})")
+        """A text or token-id prompt -> checked ids (an empty prompt becomes <|endoftext|>, as GPT-2 starts);
+        ValueError if it does not leave room in the cache for one new token."""
+        ids = checked_ids(prompt, self.tokenizer, self.cfg.vocab_size, f"prompt {index}")
         if len(ids) >= self.max_len:
             raise ValueError(f"prompt {index} has {len(ids)} tokens; the cache holds {self.max_len} (max_len), which "
                              "must leave room for at least one new token: shorten the prompt or raise max_len")
@@ -558,23 +298,22 @@ class Generator:
         rows = [_Row(self.tokenizer, s, min(max_new_tokens, self.max_len - len(p))) for s, p in zip(per_row, ids,
                                                                                                      strict=True)]
         most = max(r.limit for r in rows)
-        with self._context():
-            state, tok, logprob = self._prefill(self.params, tokens, lengths, samp, seeds)
-            produced, slots = 1, P
-            while True:
-                following = None
-                if produced < most:  # dispatch the next step before waiting for this one's tokens
-                    # This step writes slot len + produced - 1 of each row; rows known to be done do not count.
-                    needed = max(len(p) for p, r in zip(ids, rows, strict=True) if not r.finish) + produced
-                    if needed > slots:
-                        slots = self.prompt_bucket(needed)
-                        state = self._grow(state, slots)
-                    state, next_tok, next_lp = self._step(self.params, state, samp)
-                    following, produced = (next_tok, next_lp), produced + 1
-                self._take(rows, np.asarray(tok), np.asarray(logprob), callback)
-                if following is None or all(r.finish for r in rows):
-                    break
-                tok, logprob = following
+        state, tok, logprob = self._prefill(self.params, tokens, lengths, samp, seeds)
+        produced, slots = 1, P
+        while True:
+            following = None
+            if produced < most:  # dispatch the next step before waiting for this one's tokens
+                # This step writes slot len + produced - 1 of each row; rows known to be done do not count.
+                needed = max(len(p) for p, r in zip(ids, rows, strict=True) if not r.finish) + produced
+                if needed > slots:
+                    slots = self.prompt_bucket(needed)
+                    state = self._grow(state, slots)
+                state, next_tok, next_lp = self._step(self.params, state, samp)
+                following, produced = (next_tok, next_lp), produced + 1
+            self._take(rows, np.asarray(tok), np.asarray(logprob), callback)
+            if following is None or all(r.finish for r in rows):
+                break
+            tok, logprob = following
         return [r.completion(p) for r, p in zip(rows, ids, strict=True)]
 
     @staticmethod
@@ -608,9 +347,6 @@ def load_generator(run_dir: str | Path, step: int | None = None, int8: bool = Fa
 
     The returned generator also carries ``run`` (flaxgpt.runs.rundir.RunModel, params dropped) for its config and step.
     """
-    from flaxgpt.runs.rundir import load_run
-    from flaxgpt.train.sharding import logical_rules
-
     run = load_run(run_dir, step, mesh=mesh)
     gen = Generator(run.model_cfg, run.params, run.tokenizer, max_len=max_len, mesh=mesh,
                     rules=logical_rules(run.config.mesh.rules), int8=int8)

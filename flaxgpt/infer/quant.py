@@ -11,11 +11,13 @@ norms, biases and the scalar heads stay float. The tree keeps its structure othe
 int8 per row for an int8 x int8 matmul, the fast one on CPU).
 
 ``int8_report`` measures what that costs and saves: validation perplexity of float vs int8 weights
-and the bytes of both param trees; ``report_run`` does it for a run directory's validation split.
+(``flaxgpt.train.evaluate``'s NLL, the one the trainer reports) and the bytes of both param trees;
+``report_run`` does it for a run directory's validation split.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Iterable
 from pathlib import Path
@@ -25,11 +27,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from flaxgpt.model.gpt import GPT, ModelConfig
+from flaxgpt.data.loader import build_eval_batches, expand_mixtures
+from flaxgpt.model.gpt import GPT, ModelConfig, _int8_mode
+from flaxgpt.runs.rundir import load_run
+from flaxgpt.train import evaluate
+from flaxgpt.train.sharding import compile_fn
 
 # Block kernels and how many of their leading axes (after the layer axis) are inputs.
 IN_AXES = {"c_attn": 1, "c_proj": 2, "c_fc": 1, "mlp_proj": 1}
-EVAL_KEYS = ("inputs", "targets", "weights", "positions", "segment_ids")
 
 
 def quantize(w: jax.Array, reduce_axes: tuple[int, ...]) -> tuple[jax.Array, jax.Array]:
@@ -106,24 +111,13 @@ def param_bytes(params: Any) -> int:
 def perplexity(model_cfg: ModelConfig, params: dict, batches: Iterable[dict], *, document_mask: bool = True) -> float:
     """Token-weighted perplexity of ``params`` (float or int8, stacked or unstacked) over eval batches
     (dicts of [b, T] ``inputs``/``targets``/``weights``/``positions``/``segment_ids``, as
-    ``flaxgpt.data.loader.build_eval_batches`` makes)."""
-    from flaxgpt.train.steps import masked_nll
-
+    ``flaxgpt.data.loader.build_eval_batches`` makes). ValueError if no token has weight."""
     model = GPT(model_cfg, unstacked="blocks" not in params)
-
-    @jax.jit
-    def nll(params, batch):
-        kwargs = dict(positions=batch["positions"], segment_ids=batch["segment_ids"]) if document_mask else {}
-        logits = model.apply({"params": params}, batch["inputs"], **kwargs)
-        return masked_nll(logits, batch["targets"], batch["weights"], model_cfg.vocab_size)
-
-    total, weight = 0.0, 0.0
-    for batch in batches:
-        loss, w = jax.device_get(nll(params, {k: batch[k] for k in EVAL_KEYS}))
-        total, weight = total + float(loss), weight + float(w)
+    nll_fn = compile_fn(evaluate.make_nll_fn(model, document_mask=document_mask))
+    total, weight = evaluate.total_nll(nll_fn, params, batches)
     if weight == 0:
         raise ValueError("perplexity: the batches hold no weighted tokens")
-    return math.exp(total / weight)
+    return evaluate.perplexity(total / weight)
 
 
 def int8_report(model_cfg: ModelConfig, params: dict, batches: list[dict], *, document_mask: bool = True) -> dict:
@@ -132,9 +126,7 @@ def int8_report(model_cfg: ModelConfig, params: dict, batches: list[dict], *, do
     Returns {'ppl_float', 'ppl_int8', 'ppl_change' (int8 / float - 1), 'bytes_float', 'bytes_int8',
     'bytes_ratio' (int8 / float), 'int8_dot'}.
     """
-    from flaxgpt.model.gpt import _int8_mode
-
-    qparams = jax.jit(quantize_params)(params)
+    qparams = compile_fn(quantize_params)(params)
     ppl_f = perplexity(model_cfg, params, batches, document_mask=document_mask)
     ppl_q = perplexity(model_cfg, qparams, batches, document_mask=document_mask)
     b_f, b_q = param_bytes(params), param_bytes(qparams)
@@ -158,11 +150,6 @@ def report_run(run_dir: str | Path, *, step: int | None = None, max_batches: int
                split: str = "val", int8_dot: str | None = None) -> dict:
     """``int8_report`` for a run's checkpoint on the ``split`` shards of its data sources (first ``max_batches``
     batches per source), with 'run_dir', 'step' and 'tokens' added. ``int8_dot`` overrides ModelConfig.int8_dot."""
-    import dataclasses
-
-    from flaxgpt.data.loader import build_eval_batches, expand_mixtures
-    from flaxgpt.runs.rundir import load_run
-
     run = load_run(run_dir, step)
     if int8_dot is not None:
         run.model_cfg = dataclasses.replace(run.model_cfg, int8_dot=int8_dot)

@@ -8,9 +8,8 @@ The work is split so the costly part runs in worker processes:
   fixed order, so decisions are deterministic. It holds hashes, signatures and band keys, never
   document texts.
 
-Normalisation follows FineWeb (datatrove's ``simplify_text``): lowercase, diacritics removed,
-punctuation and symbols removed (every Unicode P* and S* character), each run of digits replaced
-by ``0``, and whitespace collapsed. Paragraphs are the blocks between blank lines (and ``-- ``
+Texts are compared in FineWeb's normalised form (``flaxgpt.ingest.hashing``: lowercase, no diacritics,
+punctuation or symbols, digit runs as ``0``). Paragraphs are the blocks between blank lines (and ``-- ``
 signature separators).
 
 The rules ``check`` applies, in order:
@@ -32,151 +31,34 @@ The rules ``check`` applies, in order:
 
 Stripping comes first so that two short e-mails sharing a long footer are not judged near-duplicates.
 
-Words are hashed with a polynomial hash over the normalised UTF-8 bytes (prefix sums in numpy, no
-Python loop per word) and shingles by mixing 5 word hashes. The 112 hash functions are
-``(a*x + b) mod 2**32`` over the top 32 bits of the shingle hashes, with ``a`` odd and ``a, b`` drawn
-from ``numpy.random.default_rng(seed)``: the inputs are already uniformly mixed, so each function
-only has to be a different bijection, and 32-bit arithmetic is 3x faster than 64-bit in numpy
-(tests check the estimate against the true Jaccard similarity). A shingle belongs to the paragraph
-its first word is in, and each long paragraph keeps its own signature row (up to 16 of them), so
-the signature of the text that survives rule 1 is the element-wise minimum of the surviving rows,
-with no re-hashing in the main process.
+Words and shingles are hashed as in ``flaxgpt.ingest.hashing``. The 112 hash functions are ``(a*x + b) mod 2**32``
+over the top 32 bits of the shingle hashes, ``a`` odd and ``a, b`` drawn from ``numpy.random.default_rng(seed)``:
+the inputs are already uniformly mixed, so each function only has to be a different bijection, and 32-bit
+arithmetic is 3x faster than 64-bit in numpy (tests check the estimate against the true Jaccard similarity). A
+shingle belongs to the paragraph its first word is in, and each long paragraph keeps its own signature row (up
+to 16 of them), so the signature of the text that survives rule 1 is the element-wise minimum of the surviving
+rows, with no re-hashing in the main process.
 """
 
 from __future__ import annotations
 
 import hashlib
-import re
-import string
-import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
-import regex
 
-# ---------------------------------------------------------------------------------------------------------------
-# Normalisation
-
-_PARA_SEP = re.compile(r"\n[^\S\n]*\n\s*|\n--[ \t]?\n\s*")  # blank line(s), or an e-mail signature separator
-_BREAK = "\x00"  # marks a paragraph break inside normalised text (a NUL in the input is read as a space)
-_PUNCT = regex.compile(r"[\p{P}\p{S}]+")
-_MARKS = regex.compile(r"\p{Mn}+")
-_WIDE_SPACE_DIGIT = regex.compile(r"[[\s\d]--[\x00-\x7f]]+", regex.V1)  # non-ASCII whitespace and digits
-_ASCII_WS = b"\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f"  # what str.split() treats as whitespace, besides the space
-_TO_SPACE = bytes.maketrans(_ASCII_WS, b" " * len(_ASCII_WS))
-_ASCII_PUNCT = string.punctuation.encode()  # exactly the ASCII characters of Unicode categories P and S
-_SPACE, _ZERO = 32, 48
-
-
-def _wide(m: regex.Match) -> str:
-    return " " if m[0][0].isspace() else "0"
-
-
-def _normalised_array(text: str) -> np.ndarray:
-    """UTF-8 bytes of the normalised text: words joined by one space, paragraphs by one NUL, digit runs '0'.
-
-    Pure-ASCII text takes a bytes fast path (translate); other text goes through the regexes first.
-    """
-    t = _PARA_SEP.sub(_BREAK, text.replace(_BREAK, " ") if _BREAK in text else text).lower()
-    if not t.isascii():
-        t = _PUNCT.sub("", t)
-        if not t.isascii():
-            t = _MARKS.sub("", unicodedata.normalize("NFD", t))
-            t = _WIDE_SPACE_DIGIT.sub(_wide, t)
-    # "replace": a lone surrogate (a broken emoji in a JSON export) becomes '?', which is then removed.
-    a = np.frombuffer(t.encode("utf-8", "replace").translate(_TO_SPACE, _ASCII_PUNCT), np.uint8)
-    if not len(a):
-        return a
-    digit = (a >= _ZERO) & (a <= _ZERO + 9)
-    a = np.where(digit, np.uint8(_ZERO), a)
-    space = a == _SPACE
-    word = ~space & (a != 0)
-    # Keep a space only between two word bytes: the first of its run, not at a paragraph edge or the text's ends.
-    n = len(a)
-    nxt = np.where(space, n, np.arange(n))
-    nxt = np.minimum.accumulate(nxt[::-1])[::-1]  # index of the next non-space byte (n if none)
-    word_ext = np.zeros(n + 1, bool)
-    word_ext[:n] = word
-    keep = word_ext[nxt]  # a space is kept if the next non-space byte is a word byte...
-    keep[1:] &= word[:-1]  # ...and the byte before it is one too
-    keep[0] = False
-    keep |= ~space
-    keep[1:] &= ~(digit[1:] & digit[:-1])  # one '0' per digit run
-    return a[keep]
-
-
-def normalize(text: str) -> str:
-    """FineWeb-style normalised form of ``text``: lowercase, no diacritics, punctuation or symbols, digit runs
-    as '0', single spaces. This is what exact and near-duplicate detection compare."""
-    return " ".join(_normalised_array(text).tobytes().decode().replace(_BREAK, " ").split())
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Vectorised hashing of byte spans
-
-_MASK64 = (1 << 64) - 1
-_BASE = 0x100000001B3 * 0x9E3779B97F4A7C15 & _MASK64 | 1  # odd, so it is invertible modulo 2**64
-_BASE_INV = pow(_BASE, -1, 1 << 64)
-_CHUNK = 1 << 18  # bytes hashed per prefix-sum pass: bounds temporary memory for huge documents
-_POWERS: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-
-
-def _powers(n: int) -> tuple[np.ndarray, np.ndarray]:
-    """BASE**i and BASE**-i modulo 2**64 for i < n (numpy integer overflow wraps, which is the modulus)."""
-    size = max(n, _CHUNK)
-    if size in _POWERS:
-        return _POWERS[size]
-    pw = np.full(size, _BASE, np.uint64)
-    inv = np.full(size, _BASE_INV, np.uint64)
-    pw[0] = inv[0] = 1
-    np.cumprod(pw, out=pw)
-    np.cumprod(inv, out=inv)
-    if size == _CHUNK:  # keep only the standard table; a bigger one is for one giant span
-        _POWERS[size] = (pw, inv)
-    return pw, inv
-
-
-def mix64(x: np.ndarray) -> np.ndarray:
-    """splitmix64's finaliser, in place on a uint64 array (spreads every input bit over the output)."""
-    x ^= x >> np.uint64(30)
-    x *= np.uint64(0xBF58476D1CE4E5B9)
-    x ^= x >> np.uint64(27)
-    x *= np.uint64(0x94D049BB133111EB)
-    x ^= x >> np.uint64(31)
-    return x
-
-
-def _hash_chunk(chunk: np.ndarray, s: np.ndarray, e: np.ndarray) -> np.ndarray:
-    """Hashes of the spans [s, e) of one chunk of at most the powers table's length (or any length for one span)."""
-    pw, inv = _powers(len(chunk))
-    prefix = np.zeros(len(chunk) + 1, np.uint64)
-    np.cumsum(chunk * pw[:len(chunk)], out=prefix[1:])
-    h = (prefix[e] - prefix[s]) * inv[s]
-    h ^= (e - s).astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)  # mix in the length too
-    return mix64(h)
-
-
-def span_hashes(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
-    """64-bit hashes of the byte spans ``buf[starts[i]:ends[i]]`` of a uint8 buffer.
-
-    Equal byte strings get equal hashes wherever they sit. Buffers longer than 256 KiB are hashed
-    a chunk at a time to bound memory, which needs ``starts`` and ``ends`` non-decreasing.
-    """
-    if len(buf) <= _CHUNK:
-        return _hash_chunk(buf, starts, ends)
-    out = np.empty(len(starts), np.uint64)
-    i, n = 0, len(starts)
-    while i < n:
-        lo = int(starts[i])
-        # The spans that end within one chunk of lo (at least one, however long it is).
-        j = max(i + 1, int(np.searchsorted(ends, lo + _CHUNK, side="right")))
-        hi = int(ends[j - 1])
-        out[i:j] = _hash_chunk(buf[lo:hi], starts[i:j] - lo, ends[i:j] - lo)
-        i = j
-    return out
-
+from flaxgpt.ingest.hashing import (
+    BREAK,
+    CHUNK,
+    PARA_SEP,
+    mix64,
+    ngram_hashes,
+    normalised_array,
+    span_hashes,
+    word_spans,
+)
 
 # ---------------------------------------------------------------------------------------------------------------
 # Fingerprints (worker side)
@@ -272,32 +154,10 @@ _REVISION_SHARE = 2 / 3
 def _paragraph_spans(text: str) -> np.ndarray:
     """(P, 2) raw [start, end) spans of the paragraphs: the text between separators."""
     cuts = [0]
-    for m in _PARA_SEP.finditer(text):
+    for m in PARA_SEP.finditer(text):
         cuts.extend(m.span())
     cuts.append(len(text))
     return np.asarray(cuts, np.int64).reshape(-1, 2)
-
-
-def word_spans(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """[start, end) byte offsets of the words of a normalised array (bytes other than space and NUL)."""
-    sep = np.ones(len(a) + 2, np.int8)
-    sep[1:-1] = (a == _SPACE) | (a == 0)
-    edges = np.diff(sep)
-    return np.nonzero(edges == -1)[0], np.nonzero(edges == 1)[0]
-
-
-_NGRAM_MULT = np.random.default_rng(0x5EED).integers(0, 2**64, size=64, dtype=np.uint64) | np.uint64(1)
-
-
-def ngram_hashes(word_hash: np.ndarray, n: int) -> np.ndarray:
-    """64-bit hashes of every run of ``n`` consecutive words, from the words' hashes (order-sensitive)."""
-    m = len(word_hash) - n + 1
-    if m <= 0:
-        return np.empty(0, np.uint64)
-    h = word_hash[:m] * _NGRAM_MULT[0]
-    for k in range(1, n):
-        h += word_hash[k:k + m] * _NGRAM_MULT[k]
-    return mix64(h)
 
 
 def _minhash(x: np.ndarray, rows: np.ndarray | None, n_rows: int, config: DedupConfig) -> np.ndarray:
@@ -329,15 +189,15 @@ def _minhash(x: np.ndarray, rows: np.ndarray | None, n_rows: int, config: DedupC
 
 def fingerprint(text: str, kind: str | None = None, config: DedupConfig = DEFAULT_CONFIG) -> DocFingerprint:
     """Takes a document's text (and kind, which sets the paragraph threshold); returns its DocFingerprint."""
-    spans = _paragraph_spans(text.replace(_BREAK, " ") if _BREAK in text else text)
-    a = _normalised_array(text)
+    spans = _paragraph_spans(text.replace(BREAK, " ") if BREAK in text else text)
+    a = normalised_array(text)
     breaks = np.nonzero(a == 0)[0]
     p_start = np.concatenate(([0], breaks + 1))
     p_end = np.concatenate((breaks, [len(a)]))
     assert len(p_start) == len(spans), "paragraph split and normalisation disagree"
     chars = p_end - p_start
     w_start, w_end = word_spans(a)
-    if len(a) <= _CHUNK:  # one pass for paragraphs and words
+    if len(a) <= CHUNK:  # one pass for paragraphs and words
         hashes = span_hashes(a, np.concatenate((p_start, w_start)), np.concatenate((p_end, w_end)))
         para_hash, word_hash = hashes[:len(p_start)], hashes[len(p_start):]
     else:

@@ -28,7 +28,7 @@ _VERSION = re.compile(r"\d+\.\d+\.\d+")
 
 def _import_tfds() -> Any:
     try:
-        import tensorflow_datasets as tfds
+        import tensorflow_datasets as tfds  # optional: only tfds sources need it (pip install 'flaxgpt[tfds]')
     except ImportError as err:
         raise ImportError("reading a TFDS dataset needs tensorflow-datasets and array-record (not tensorflow): "
                           "pip install 'flaxgpt[tfds]'") from err

@@ -1,5 +1,7 @@
 """GPT-2 as pure functions of one parameter pytree.
 
+(Over 400 lines by choice: the whole model, its three modes and its int8 matmul read in one sitting, as nanoGPT's.)
+
 The tree every stage reads and writes (ARCHITECTURE.md, "one param pytree")::
 
     {'wte':  {'embedding': [vocab_padded, d_model]},     # also the LM head (tied)
@@ -35,14 +37,17 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from flaxgpt import config
+
 VOCAB_MULTIPLE = 128  # pad the embedding so the LM-head matmul tiles well
-REMAT_POLICIES = {
-    "none": None,
-    "full": jax.checkpoint_policies.nothing_saveable,
-    "dots": jax.checkpoint_policies.checkpoint_dots,
-    "dots_no_batch": jax.checkpoint_policies.checkpoint_dots_with_no_batch_dims,
-}
-DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
+# Keyed by the names config.py accepts for model.remat and model.dtype/param_dtype.
+REMAT_POLICIES = dict(zip(config.REMAT_POLICIES, (
+    None,
+    jax.checkpoint_policies.nothing_saveable,
+    jax.checkpoint_policies.checkpoint_dots,
+    jax.checkpoint_policies.checkpoint_dots_with_no_batch_dims,
+), strict=True))
+DTYPES = dict(zip(config.DTYPES, (jnp.float32, jnp.bfloat16, jnp.float16), strict=True))
 KV_MODES = ("none", "prefill", "decode")
 INT8_DOTS = ("auto", "dynamic", "dequant")
 
@@ -267,7 +272,7 @@ class Block(nn.Module):
         ck, cv = self.get_variable("cache", "k"), self.get_variable("cache", "v")
         if ck is None or cv is None:
             raise ValueError(f"kv_mode={self.kv_mode!r} needs the KV cache passed in the 'cache' collection "
-                             "(flaxgpt.infer.generator.init_cache) and mutable=['cache']")
+                             "(flaxgpt.infer.decode.init_cache) and mutable=['cache']")
         return ck, cv
 
     def _store(self, ck: jax.Array, cv: jax.Array) -> None:

@@ -7,13 +7,8 @@ from pathlib import Path
 
 from flaxgpt.config import from_dict
 from flaxgpt.model.gpt import ModelConfig, gpt2_param_count
+from flaxgpt.runs.rundir import checkpoint_steps
 from flaxgpt.train.logger import read_metrics
-
-
-def checkpoint_steps(run_dir: str | Path) -> list[int]:
-    """Steps of the complete checkpoints in a run directory, oldest first."""
-    d = Path(run_dir) / "checkpoints"
-    return sorted(int(p.name) for p in d.iterdir() if p.is_dir() and p.name.isdigit()) if d.exists() else []
 
 
 def describe_run(run_dir: str | Path) -> str:

@@ -24,12 +24,12 @@ from typing import Any
 import jax
 import ml_collections
 import numpy as np
-import orbax.checkpoint as ocp
 
-from flaxgpt.model.gpt import DTYPES, ModelConfig
-from flaxgpt.runs.rundir import checkpoint_dir, read_run_config, run_tokenizer
 from flaxgpt.data.tokenizer import Tokenizer, load_tokenizer
 from flaxgpt.data.vocab import resize_embeddings
+from flaxgpt.model.gpt import DTYPES, ModelConfig
+from flaxgpt.runs.hf.hf_import import read_hf_model
+from flaxgpt.runs.rundir import read_run_params, run_tokenizer
 
 ARCH_FIELDS = ("n_layer", "n_head", "d_model", "ffn", "bias")
 
@@ -44,31 +44,6 @@ class SourceParams:
     where: str  # a description for messages: the checkpoint path or HF directory
 
 
-def read_run_params(run_dir: str | Path, step: int | None = None,
-                    ) -> tuple[ml_collections.ConfigDict, int, dict[str, Any], dict]:
-    """(config the checkpoint was saved with, step, params as numpy, tokenizer metadata) of a run's checkpoint.
-
-    ``step`` None means the latest. Only the parameters are read, not the optimizer state.
-    """
-    run_dir = Path(run_dir)
-    step, step_dir = checkpoint_dir(run_dir, step)
-    step_dir, tok_dir = step_dir.absolute(), step_dir.absolute() / "tokenizer"
-    config = read_run_config(run_dir, step)
-    tok_meta = ocp.JsonCheckpointHandler().restore(tok_dir) if tok_dir.is_dir() else {}
-    handler = ocp.PyTreeCheckpointHandler()
-    try:
-        tree = handler.metadata(step_dir / "state").tree
-        if "params" not in tree:
-            raise ValueError(f"{step_dir / 'state'} holds no 'params' (keys: {sorted(tree)})")
-        item = {"params": tree["params"]}
-        restore_args = jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), item)
-        restored = handler.restore(step_dir / "state", args=ocp.args.PyTreeRestore(
-            item=item, restore_args=restore_args, partial_restore=True))
-    finally:
-        handler.close()
-    return config, step, restored["params"], tok_meta
-
-
 def read_source(spec: str | Path) -> SourceParams:
     """Reads the parameters ``train.init_from`` names (see the module docstring)."""
     path = Path(spec).expanduser()
@@ -79,8 +54,6 @@ def read_source(spec: str | Path) -> SourceParams:
     elif (path / "checkpoints").is_dir():
         run_dir, step = path, None
     elif (path / "config.json").is_file() and "model_type" in _json(path / "config.json"):
-        from flaxgpt.runs.hf.hf_import import read_hf_model
-
         params, mcfg, tok = read_hf_model(path)
         return SourceParams(params, mcfg, tok, f"HuggingFace GPT-2 {path}")
     else:

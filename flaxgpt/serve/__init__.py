@@ -1,5 +1,5 @@
-"""Serving a flaxgpt run.
+"""Serving a flaxgpt run (its command line is ``flaxgpt.cli.serve``).
 
-    openai_api.py  ``flaxgpt serve RUN_DIR``: an OpenAI-compatible HTTP server (completions, chat, SSE streaming)
+    openai_api.py  an OpenAI-compatible HTTP server over one Generator (completions, chat, SSE streaming)
     protocol.py    the OpenAI wire format: request fields, prompts and messages to tokens, log-prob objects
 """

@@ -19,7 +19,6 @@ forward (``flaxgpt.infer.scoring``). Streaming with log-probs is not supported (
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import secrets
@@ -30,7 +29,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from flaxgpt.infer.generator import Completion, Generator, SamplingParams, TokenDelta
+from flaxgpt.infer.generator import Completion, Generator, TokenDelta, load_generator
+from flaxgpt.infer.sampling import SamplingParams
 from flaxgpt.serve.protocol import (
     BadRequest,
     Options,
@@ -98,8 +98,6 @@ def start_server(model: str | Path | Generator, host: str = "127.0.0.1", port: i
     ``kw``: OpenAIServer's name/api_key, or load_generator's int8/max_len/step for a directory."""
     server_kw = {k: kw.pop(k) for k in ("name", "api_key") if k in kw}
     if not isinstance(model, Generator):
-        from flaxgpt.infer.generator import load_generator
-
         model = load_generator(model, kw.pop("step", None), **kw)
     elif kw:
         raise TypeError(f"unexpected arguments for a ready Generator: {sorted(kw)}")
@@ -110,8 +108,6 @@ def serve(run_dir: str | Path, host: str = "127.0.0.1", port: int = 8000, *, ste
           int8: bool = False, max_len: int | None = None, name: str | None = None, api_key: str | None = None,
           warmup: bool = False) -> None:
     """Loads a run and serves it until interrupted (Ctrl-C)."""
-    from flaxgpt.infer.generator import load_generator
-
     generator = load_generator(run_dir, step, int8=int8, max_len=max_len)
     if warmup:
         log.warning("compiling every bucket (--warmup)...")
@@ -296,27 +292,3 @@ class _Handler(BaseHTTPRequestHandler):
                             "total_tokens": prompt_tokens + completion_tokens})
         self.wfile.write(b"data: [DONE]\n\n")
         self.wfile.flush()
-
-
-# ------------------------------------------------------------------------------------------------ CLI
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Adds the ``flaxgpt serve`` arguments to ``parser``."""
-    parser.add_argument("run_dir", metavar="RUN_DIR", help="a training run directory (its latest checkpoint)")
-    parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (0.0.0.0: every interface)")
-    parser.add_argument("--port", type=int, default=8000)
-    parser.add_argument("--step", type=int, default=None, help="serve this checkpoint step instead of the latest")
-    parser.add_argument("--int8", action="store_true", help="int8 weights (flaxgpt.infer.quant)")
-    parser.add_argument("--max-len", type=int, default=None, help="KV-cache length (default: the model's context)")
-    parser.add_argument("--name", default=None, help="the model id clients send (default: the run directory name)")
-    parser.add_argument("--api-key", default=None, help="require 'Authorization: Bearer KEY' (default: open)")
-    parser.add_argument("--warmup", action="store_true", help="compile every bucket before serving")
-
-
-def run(args: argparse.Namespace) -> int:
-    """``flaxgpt serve``: serves until interrupted; returns the exit status."""
-    serve(args.run_dir, args.host, args.port, step=args.step, int8=args.int8, max_len=args.max_len, name=args.name,
-          api_key=args.api_key, warmup=args.warmup)
-    return 0
-

@@ -20,8 +20,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from flaxgpt.data.chat_template import END, ROLES, render
-from flaxgpt.infer.generator import Completion, Generator, SamplingParams
-from flaxgpt.infer.scoring import TOP_K, token_logprobs
+from flaxgpt.infer.generator import Completion, Generator
+from flaxgpt.infer.sampling import SamplingParams
+from flaxgpt.infer.scoring import TOP_K
 
 MAX_N = 16  # choices per prompt
 
@@ -223,7 +224,7 @@ def completion_logprobs(gen: Generator, rows: list[list[int]], texts: list[str],
     k, echo = opts.logprobs, opts.echo and not chat
     outs = [_reported(gen, c) for c in done]
     need = k > 0 or echo  # the sampler gave the chosen tokens' log-probs; anything else takes a forward
-    scored = token_logprobs(gen, [p + o for p, o in zip(rows, outs, strict=True)], top=k > 0) if need else None
+    scored = gen.token_logprobs([p + o for p, o in zip(rows, outs, strict=True)], top=k > 0) if need else None
     result = []
     for r, (prompt, out, c) in enumerate(zip(rows, outs, done, strict=True)):
         P = len(prompt)

@@ -40,7 +40,7 @@ class MetricsLogger:
         self._file = self.path.open("a")
         self._tb = None
         if tensorboard:
-            from tensorboardX import SummaryWriter
+            from tensorboardX import SummaryWriter  # heavy (protobuf): imported only when a run logs
 
             self._tb = SummaryWriter(str(self.run_dir / "tensorboard"), purge_step=resume_step + 1)
 
@@ -67,6 +67,16 @@ def _clean(v: Any) -> Any:
     return v
 
 
+def pyplot():
+    """matplotlib's pyplot with the file-only Agg backend (no display needed)."""
+    import matplotlib  # heavy: imported only when a plot is drawn
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # after choosing the backend
+
+    return plt
+
+
 def plot_loss(run_dir: str | Path, title: str | None = None) -> Path | None:
     """Writes ``loss.png`` (training loss and validation loss against step); returns its path."""
     records = read_metrics(run_dir)
@@ -74,11 +84,7 @@ def plot_loss(run_dir: str | Path, title: str | None = None) -> Path | None:
     evals = [(r["step"], r["val_loss"]) for r in records if r.get("kind") == "eval" and "val_loss" in r]
     if not train:
         return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4), dpi=120)
     ax.plot(*zip(*train, strict=True), label="train loss", lw=1.2)
     if evals:
@@ -105,11 +111,7 @@ def plot_ppo(run_dir: str | Path, title: str | None = None) -> Path | None:
     records = [r for r in read_metrics(run_dir) if r.get("kind") == "train" and "reward" in r]
     if not records:
         return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, axes = plt.subplots(1, len(_PPO_PANELS), figsize=(14, 3.4), dpi=110)
     steps = [r["step"] for r in records]
     for ax, keys in zip(axes, _PPO_PANELS, strict=True):

@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import jax
 import optax
 
-# Parameters each stage trains; everything else gets a zero update (the tree stays the same).
-TRAINABLE = {
-    "pretrain": lambda path: path[0] not in ("value_head", "reward_head"),
-    "sft": lambda path: path[0] not in ("value_head", "reward_head"),
-    "pm": lambda path: path[0] != "value_head",  # the preference model: backbone + reward head
-    "dpo": lambda path: path[0] not in ("value_head", "reward_head"),
-    "ppo": lambda path: path[0] != "reward_head",  # policy and critic share the backbone
-}
+from flaxgpt.train.stages import get_stage
 
 
 def _path_names(path) -> tuple[str, ...]:
@@ -27,29 +21,35 @@ def decay_mask(params: Any) -> Any:
     return jax.tree_util.tree_map_with_path(lambda p, _: _path_names(p)[-1] in ("kernel", "embedding"), params)
 
 
-def trainable_labels(params: Any, stage: str) -> Any:
-    """'train' or 'freeze' per leaf for ``stage``."""
-    keep = TRAINABLE.get(stage, lambda path: True)
-    return jax.tree_util.tree_map_with_path(lambda p, _: "train" if keep(_path_names(p)) else "freeze", params)
+def trainable_labels(params: Any, trainable: Callable[[tuple[str, ...]], bool]) -> Any:
+    """'train' or 'freeze' per leaf, as ``trainable(path)`` says (a Stage's ``trainable``)."""
+    return jax.tree_util.tree_map_with_path(lambda p, _: "train" if trainable(_path_names(p)) else "freeze", params)
 
 
-def lr_schedule(train_cfg: Any) -> optax.Schedule:
-    """0 -> lr linearly over warmup_steps, then cosine down to lr * min_lr_ratio at train.steps."""
-    warmup = min(train_cfg.warmup_steps, train_cfg.steps - 1)
+def lr_schedule(train_cfg: Any, updates_per_step: int = 1) -> optax.Schedule:
+    """0 -> lr linearly over warmup_steps, then cosine down to lr * min_lr_ratio at train.steps.
+
+    The schedule counts optimizer updates: a stage making ``updates_per_step`` per step (PPO) scales both lengths.
+    """
+    steps, warmup = train_cfg.steps * updates_per_step, train_cfg.warmup_steps * updates_per_step
+    warmup = min(warmup, steps - 1)
     return optax.warmup_cosine_decay_schedule(
-        init_value=0.0, peak_value=train_cfg.lr, warmup_steps=warmup, decay_steps=max(train_cfg.steps, warmup + 1),
+        init_value=0.0, peak_value=train_cfg.lr, warmup_steps=warmup, decay_steps=max(steps, warmup + 1),
         end_value=train_cfg.lr * train_cfg.min_lr_ratio)
 
 
-def make_optimizer(train_cfg: Any) -> optax.GradientTransformation:
-    """Clip -> AdamW(schedule) on the parameters ``train_cfg.stage`` trains; zero updates elsewhere.
+def make_optimizer(train_cfg: Any, trainable: Callable[[tuple[str, ...]], bool] | None = None, *,
+                   updates_per_step: int = 1) -> optax.GradientTransformation:
+    """Clip -> AdamW(schedule) on the parameters the stage trains (``trainable``, default: that of the registered
+    stage ``train_cfg.stage``); zero updates elsewhere.
 
     The masks are functions of the tree, so the same optimizer works on boxed (logically annotated)
     parameters at init, which keeps the annotations on the optimizer state, and on plain arrays in the step.
     """
-    adamw = optax.adamw(lr_schedule(train_cfg), b1=train_cfg.b1, b2=train_cfg.b2, eps=train_cfg.eps,
-                        weight_decay=train_cfg.weight_decay, mask=decay_mask)
+    trainable = trainable or get_stage(train_cfg.stage).trainable
+    adamw = optax.adamw(lr_schedule(train_cfg, updates_per_step), b1=train_cfg.b1, b2=train_cfg.b2,
+                        eps=train_cfg.eps, weight_decay=train_cfg.weight_decay, mask=decay_mask)
     chain = [optax.clip_by_global_norm(train_cfg.grad_clip)] if train_cfg.grad_clip > 0 else []
     tx = optax.chain(*chain, adamw)
-    labels = lambda params: trainable_labels(params, train_cfg.stage)
-    return optax.multi_transform({"train": tx, "freeze": optax.set_to_zero()}, labels)
+    return optax.multi_transform({"train": tx, "freeze": optax.set_to_zero()},
+                                 lambda params: trainable_labels(params, trainable))

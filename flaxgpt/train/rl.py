@@ -1,6 +1,6 @@
 """The arithmetic of preference learning and PPO, as pure ``jnp`` functions (no model).
 
-Alignment convention, shared by every function here and by ``flaxgpt.train.pref_steps``: arrays
+Alignment convention, shared by every function here and by the stages (``flaxgpt.train.stages``): arrays
 [..., T] are indexed by *token position*. The log-probability, entropy and value for position t
 come from the model's output at t-1 (the state before token t was chosen), so column 0 is always 0.
 A ``mask`` [..., T] is 1 at the response tokens (the end-of-response token included) and 0 at the
@@ -12,17 +12,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-DPO_LOSSES = ("sigmoid", "ipo", "hinge")
-KL_ESTIMATORS = ("k1", "k3", "abs", "mse")
-
-
-def _tempered(logits: jax.Array, vocab_size: int, temperature: float) -> jax.Array:
-    """float32 logits / temperature with the vocabulary padding columns pushed out of the softmax (as masked_nll)."""
-    logits = logits.astype(jnp.float32) / temperature
-    v_padded = logits.shape[-1]
-    if v_padded > vocab_size:
-        logits = logits + jnp.where(jnp.arange(v_padded) < vocab_size, 0.0, -1e30)
-    return logits
+from flaxgpt.config import DPO_LOSSES, KL_ESTIMATORS
+from flaxgpt.model.logprobs import log_softmax, target_logprobs
 
 
 def _pad_front(x: jax.Array) -> jax.Array:
@@ -37,15 +28,12 @@ def shift_right(x: jax.Array) -> jax.Array:
 
 def token_logprobs(logits: jax.Array, tokens: jax.Array, vocab_size: int, temperature: float = 1.0) -> jax.Array:
     """log pi(tokens[..., t] | tokens[..., :t]) for t >= 1 and 0 at t = 0: [..., T] from logits [..., T, V_padded]."""
-    lg = _tempered(logits[..., :-1, :], vocab_size, temperature)
-    logz = jax.nn.logsumexp(lg, axis=-1)
-    target = jnp.take_along_axis(lg, tokens[..., 1:, None], axis=-1)[..., 0]
-    return _pad_front(target - logz)
+    return _pad_front(target_logprobs(logits[..., :-1, :], tokens[..., 1:], vocab_size, temperature))
 
 
 def entropy(logits: jax.Array, vocab_size: int, temperature: float = 1.0) -> jax.Array:
     """Entropy [..., T] of the tempered next-token distribution that chose token t (column 0 is 0)."""
-    logp = jax.nn.log_softmax(_tempered(logits[..., :-1, :], vocab_size, temperature), axis=-1)
+    logp = log_softmax(logits[..., :-1, :], vocab_size, temperature)
     # Padding columns have p = 0 exactly; `where` keeps 0 * (-1e30) out of the sum.
     real = jnp.arange(logp.shape[-1]) < vocab_size
     return _pad_front(-jnp.sum(jnp.where(real, jnp.exp(logp) * logp, 0.0), axis=-1))
@@ -212,3 +200,38 @@ def adaptive_kl_coef(coef: float | jax.Array, kl: float | jax.Array, target: flo
     """
     err = jnp.clip(kl / target - 1.0, -0.2, 0.2)
     return coef * (1.0 + err * n_steps / horizon)
+
+
+# A comparison counts toward accuracy when its label is at least this far from 0.5: a soft label of 0.51 (a
+# labeller with no opinion, e.g. one that always picks the same position) says nothing about which is better.
+DECISIVE = 0.1
+
+
+def pair_sums(loss: jax.Array, margin: jax.Array, label: jax.Array,
+              **per_pair: tuple[jax.Array, jax.Array]) -> dict[str, jax.Array]:
+    """Sums over pairs [b] for the pair metrics: loss_sum, count, decisive (|label - 0.5| >= DECISIVE), correct
+    (decisive, and the sign of ``margin`` = score(first) - score(second) agrees with the label), reward_margin
+    (chosen minus rejected), and each (first, second) of ``per_pair`` oriented to ``NAME_chosen``/``NAME_rejected``
+    (the first response is the chosen one when label >= 0.5). Sums add across batches."""
+    label = label.astype(jnp.float32)
+    first_chosen = label >= 0.5
+    decisive = jnp.abs(label - 0.5) >= DECISIVE
+    correct = decisive & jnp.where(label > 0.5, margin > 0, margin < 0)
+    sums = {"loss_sum": jnp.sum(loss), "count": jnp.asarray(label.shape[0], jnp.float32),
+            "decisive": jnp.sum(decisive.astype(jnp.float32)), "correct": jnp.sum(correct.astype(jnp.float32)),
+            "reward_margin": jnp.sum(jnp.where(first_chosen, margin, -margin))}
+    for name, (first, second) in per_pair.items():
+        sums[f"{name}_chosen"] = jnp.sum(jnp.where(first_chosen, first, second))
+        sums[f"{name}_rejected"] = jnp.sum(jnp.where(first_chosen, second, first))
+    return jax.lax.stop_gradient(sums)
+
+
+def pair_metrics(sums: dict[str, jax.Array]) -> dict[str, jax.Array]:
+    """``pair_sums`` (added over any number of pairs) -> loss and every other sum per pair; accuracy over the
+    decisive pairs only (NaN when there are none); the decisive count itself."""
+    n = jnp.maximum(sums["count"], 1.0)
+    out = {"loss": sums["loss_sum"] / n,
+           "accuracy": jnp.where(sums["decisive"] > 0, sums["correct"] / jnp.maximum(sums["decisive"], 1.0), jnp.nan),
+           "decisive": sums["decisive"]}
+    out.update({k: v / n for k, v in sums.items() if k not in ("loss_sum", "count", "decisive", "correct")})
+    return out

@@ -1,4 +1,4 @@
-"""Device mesh ('data', 'fsdp', 'tensor'), logical-axis rules, sharded init and the one step compiler.
+"""Device mesh ('data', 'fsdp', 'tensor'), logical-axis rules, sharded init and the one compiler (``compile_fn``).
 
 Parameters carry logical axis names (see ``flaxgpt.model.gpt``); ``config.mesh.rules`` maps each name
 to mesh axes. Batches are split over ('data', 'fsdp'). Any mesh whose sizes multiply to the
@@ -7,6 +7,7 @@ device count computes the same loss as one device.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 from collections.abc import Callable, Sequence
@@ -108,27 +109,55 @@ def sharded_init(init_fn: Callable[..., Any], mesh: Mesh, rules: Sequence[tuple[
     return tree, shardings
 
 
-def compile_step(step_fn: Callable, state_shardings: Any, batch_shardings: Any, mesh: Mesh,
-                 rules: Sequence[tuple[str, Any]]) -> Callable:
-    """The one way a stage's ``step(state, batch) -> (state, metrics)`` is compiled.
+class Compiled:
+    """A jitted function that runs (and lowers) inside its mesh and logical-axis rules: what ``compile_fn`` returns."""
 
-    jit with explicit in/out shardings, the state donated (updated in place), metrics replicated,
-    and the logical-axis rules active while tracing so activation constraints resolve.
+    def __init__(self, jitted: Any, mesh: Mesh | None, rules: Sequence[tuple[str, Any]] | None):
+        self.jitted, self.mesh, self.rules = jitted, mesh, rules
+
+    def _context(self) -> contextlib.ExitStack:
+        stack = contextlib.ExitStack()
+        if self.mesh is not None:
+            stack.enter_context(jax.set_mesh(self.mesh))
+            stack.enter_context(nn.logical_axis_rules(self.rules or ()))
+        return stack
+
+    def __call__(self, *args, **kwargs):
+        with self._context():
+            return self.jitted(*args, **kwargs)
+
+    def lower(self, *args, **kwargs):
+        """``jax.jit(...).lower`` inside the mesh context (then ``.compile()``)."""
+        with self._context():
+            return self.jitted.lower(*args, **kwargs)
+
+    def _cache_size(self) -> int:
+        return self.jitted._cache_size()
+
+
+def compile_fn(fn: Callable, mesh: Mesh | None = None, rules: Sequence[tuple[str, Any]] | None = None, *,
+               in_shardings: Any = None, out_shardings: Any = None, donate_argnums: int | tuple[int, ...] = (),
+               static_argnames: str | tuple[str, ...] = ()) -> Compiled:
+    """The one way flaxgpt compiles a function for devices: train steps, evaluation, scoring and decoding.
+
+    ``jax.jit`` with the given in/out shardings (None: let jit infer them from the inputs) and donated
+    arguments; every call and lowering happens inside ``mesh`` with the logical-axis ``rules`` active, so the
+    model's activation constraints resolve to mesh axes. ``mesh`` None compiles for the inputs' own devices.
     """
-    jitted = jax.jit(step_fn, in_shardings=(state_shardings, batch_shardings),
-                     out_shardings=(state_shardings, replicated(mesh)), donate_argnums=0)
-
-    def run(state, batch):
-        with jax.set_mesh(mesh), nn.logical_axis_rules(rules):
-            return jitted(state, batch)
-
-    run.lower = lambda state, batch: _lower(jitted, mesh, rules, state, batch)
-    return run
+    kwargs: dict[str, Any] = {"donate_argnums": donate_argnums, "static_argnames": static_argnames}
+    if in_shardings is not None:
+        kwargs["in_shardings"] = in_shardings
+    if out_shardings is not None:
+        kwargs["out_shardings"] = out_shardings
+    return Compiled(jax.jit(fn, **kwargs), mesh, rules)
 
 
-def _lower(jitted, mesh, rules, state, batch):
-    with jax.set_mesh(mesh), nn.logical_axis_rules(rules):
-        return jitted.lower(state, batch)
+def compile_step(step_fn: Callable, state_shardings: Any, batch_shardings: Any, mesh: Mesh,
+                 rules: Sequence[tuple[str, Any]]) -> Compiled:
+    """A stage's ``step(state, batch) -> (state, metrics)`` compiled: explicit state and batch shardings, the
+    state donated (updated in place), metrics replicated."""
+    return compile_fn(step_fn, mesh, rules, in_shardings=(state_shardings, batch_shardings),
+                      out_shardings=(state_shardings, replicated(mesh)), donate_argnums=0)
 
 
 def put_batch(batch: dict[str, np.ndarray], shardings: dict[str, NamedSharding]) -> dict[str, jax.Array]:

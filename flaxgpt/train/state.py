@@ -57,14 +57,3 @@ def abstract_train_state(model: GPT, tx: optax.GradientTransformation, mesh: Mes
         lambda s, x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s) if isinstance(x, jax.ShapeDtypeStruct) else x,
         shardings, nn.unbox(boxed))
     return abstract, shardings
-
-
-def initial_state(config: Any, model: GPT, tx: optax.GradientTransformation, mesh: Mesh,
-                  rules) -> tuple[TrainState, Any]:
-    """A run's first state and its shardings: random init, then ``train.init_from``'s parameters if set."""
-    state, shardings = create_train_state(model, tx, config.train.seed, mesh, rules, config.data.seq_len)
-    if config.train.init_from:  # another run's checkpoint or a HuggingFace GPT-2 directory
-        from flaxgpt.runs.init_from import init_state_from
-
-        state = init_state_from(config, state, shardings)
-    return state, shardings

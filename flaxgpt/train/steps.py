@@ -1,10 +1,13 @@
-"""Pure step functions: ``step(state, batch) -> (state, metrics)``, one per training stage.
+"""Building pure step functions ``step(state, batch) -> (state, metrics)``, and the masked next-token loss.
 
-Pretraining and SFT share ``pretrain_step``: the masked next-token loss, where SFT's mask keeps
-only assistant tokens. A batch holds ``grad_accum`` micro-batches on a leading axis:
-``inputs``/``targets``/``segment_ids``/``positions`` int32 [A, b, T] and ``weights`` float32 [A, b, T].
-The preference stages (pm, dpo, ppo) live in ``flaxgpt.train.pref_steps`` and share
-``accumulate_gradients``; ``make_train_step`` dispatches to all of them.
+Every stage's step is ``make_step(terms, ...)``: ``terms(params, micro) -> (loss_sum, sums)`` gives the summed
+loss of one micro-batch and any sums it reports (token or pair counts, metric sums); the step adds them over
+the batch's leading micro-batch axis A, divides the gradient by ``sums[denominator]`` and turns the sums into
+metrics. So ``grad_accum`` 4 x 2 rows gives the same update as one batch of 8.
+
+Pretraining and SFT share ``lm_terms``: the masked next-token loss over packed rows, where SFT's loader
+weights keep only assistant tokens. An LM batch holds ``inputs``/``targets``/``segment_ids``/``positions`` int32
+[A, b, T] and ``weights`` float32 [A, b, T] (``flaxgpt.data.loader.BATCH_KEYS``).
 """
 
 from __future__ import annotations
@@ -12,37 +15,31 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import chex
 import jax
 import jax.numpy as jnp
 import optax
 
 from flaxgpt.model.gpt import GPT
+from flaxgpt.model.logprobs import target_logprobs
 from flaxgpt.train.state import TrainState
+
+Step = Callable[[TrainState, dict], tuple[TrainState, dict]]
+Terms = Callable[[Any, dict, jax.Array], tuple[jax.Array, dict]]
 
 
 def masked_nll(logits: jax.Array, targets: jax.Array, weights: jax.Array, vocab_size: int) -> tuple[jax.Array, ...]:
-    """Sum of weighted next-token negative log-likelihoods, and the sum of weights.
-
-    ``logits`` [..., V_padded] are computed in float32; the padding columns (ids >= vocab_size) are
-    excluded from the softmax so the loss is exactly that of the real vocabulary.
-    """
-    logits = logits.astype(jnp.float32)
-    v_padded = logits.shape[-1]
-    if v_padded > vocab_size:
-        logits = logits + jnp.where(jnp.arange(v_padded) < vocab_size, 0.0, -1e30)
-    logz = jax.nn.logsumexp(logits, axis=-1)
-    target_logit = jnp.take_along_axis(logits, targets[..., None], axis=-1)[..., 0]
-    nll = (logz - target_logit) * weights
+    """Sum of weighted next-token negative log-likelihoods, and the sum of weights (over the real vocabulary)."""
+    nll = -target_logprobs(logits, targets, vocab_size) * weights
     return jnp.sum(nll), jnp.sum(weights)
 
 
-def _forward(model: GPT, params: Any, micro: dict[str, jax.Array], *, document_mask: bool, train: bool,
-             rng: jax.Array | None) -> jax.Array:
-    kwargs = {}
-    if document_mask:
-        kwargs = dict(positions=micro["positions"], segment_ids=micro["segment_ids"])
+def lm_forward(model: GPT, params: Any, batch: dict[str, jax.Array], *, document_mask: bool, train: bool = False,
+               rng: jax.Array | None = None) -> jax.Array:
+    """Logits [b, T, V] of a packed LM batch; with ``document_mask`` attention stays inside each segment."""
+    kwargs = dict(positions=batch["positions"], segment_ids=batch["segment_ids"]) if document_mask else {}
     rngs = {"dropout": rng} if train and rng is not None else {}
-    return model.apply({"params": params}, micro["inputs"], deterministic=not train, rngs=rngs, **kwargs)
+    return model.apply({"params": params}, batch["inputs"], deterministic=not train, rngs=rngs, **kwargs)
 
 
 def accumulate_gradients(grad_fn: Callable[[Any, dict, jax.Array], Any], params: Any, batch: dict[str, jax.Array],
@@ -67,77 +64,51 @@ def accumulate_gradients(grad_fn: Callable[[Any, dict, jax.Array], Any], params:
     return total
 
 
-def make_pretrain_step(model: GPT, tx: optax.GradientTransformation, schedule: optax.Schedule, *,
-                       document_mask: bool = True) -> Callable[[TrainState, dict], tuple[TrainState, dict]]:
-    """Builds the pure masked-LM step (pretraining and SFT).
+def make_step(terms: Terms, tx: optax.GradientTransformation, schedule: optax.Schedule, *, denominator: str,
+              metrics: Callable[[jax.Array, dict], dict]) -> Step:
+    """A step minimising sum(loss terms) / sums[denominator] over all micro-batches of the batch.
 
-    The gradient is that of the mean loss over every weighted token of all micro-batches, so
-    ``grad_accum`` 4 x 2 sequences gives the same update as one batch of 8.
+    ``metrics(loss_sum, sums)`` turns the accumulated sums into the step's metrics; ``grad_norm`` and ``lr`` are
+    added. Micro-batch i of step s gets the dropout key ``fold_in(fold_in(state.rng, s), i)``.
     """
-    vocab = model.cfg.vocab_size
-    use_dropout = model.cfg.dropout > 0
-
-    def loss_fn(params, micro, rng):
-        logits = _forward(model, params, micro, document_mask=document_mask, train=use_dropout, rng=rng)
-        loss_sum, denom = masked_nll(logits, micro["targets"], micro["weights"], vocab)
-        return loss_sum, denom
-
-    grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
+    grad_fn = jax.value_and_grad(terms, has_aux=True)
 
     def step(state: TrainState, batch: dict[str, jax.Array]) -> tuple[TrainState, dict[str, jax.Array]]:
+        # Checked while tracing (free at run time): every array of the batch is [A micro-batches, b rows, ...].
+        chex.assert_tree_shape_prefix(batch, jax.tree.leaves(batch)[0].shape[:2])
         rng = jax.random.fold_in(state.rng, state.step)
-        (loss_sum, denom), grads = accumulate_gradients(grad_fn, state.params, batch, rng)
-        denom = jnp.maximum(denom, 1.0)
-        grads = jax.tree.map(lambda g: g / denom, grads)
+        (loss_sum, sums), grads = accumulate_gradients(grad_fn, state.params, batch, rng)
+        grads = jax.tree.map(lambda g: g / jnp.maximum(sums[denominator], 1.0), grads)
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
-        metrics = {"loss": loss_sum / denom, "grad_norm": optax.tree.norm(grads), "lr": schedule(state.step),
-                   "tokens": denom}
-        return state.replace(step=state.step + 1, params=params, opt_state=opt_state), metrics
+        out = {**metrics(loss_sum, sums), "grad_norm": optax.tree.norm(grads), "lr": schedule(state.step)}
+        return state.replace(step=state.step + 1, params=params, opt_state=opt_state), out
 
     return step
 
 
-STAGES = ("pretrain", "sft", "pm", "dpo", "ppo")
-
-
-def make_train_step(stage: str, model: GPT, tx: optax.GradientTransformation, schedule: optax.Schedule, *,
-                    document_mask: bool = True,
-                    config: Any | None = None) -> Callable[[TrainState, dict], tuple[TrainState, dict]]:
-    """The pure step of training ``stage`` (``train.stage``).
-
-    Pretraining and SFT are one function: the masked next-token loss. What differs is the batch: for
-    SFT the loader's ``weights`` are the assistant-only loss mask of packed conversations. pm, dpo and ppo
-    are in ``flaxgpt.train.pref_steps`` (their batches are documented there) and take their hyper-parameters
-    from ``config.dpo`` / ``config.ppo`` of the run's ConfigDict (defaults when ``config`` is None).
-    Raises ValueError naming ``train.stage`` for a stage without a step.
-    """
-    if stage in ("pretrain", "sft"):
-        return make_pretrain_step(model, tx, schedule, document_mask=document_mask)
-    if stage in ("pm", "dpo", "ppo"):
-        from flaxgpt.config import default_config
-        from flaxgpt.train import pref_steps  # imported here: pref_steps builds on this module
-
-        config = config if config is not None else default_config()
-        if stage == "pm":
-            return pref_steps.make_pm_step(model, tx, schedule)
-        if stage == "dpo":
-            d = config.dpo
-            return pref_steps.make_dpo_step(model, tx, schedule, beta=d.beta, loss=d.loss,
-                                            label_smoothing=d.label_smoothing)
-        p = config.ppo
-        return pref_steps.make_ppo_step(model, tx, schedule, clip=p.clip, vf_clip=p.vf_clip, vf_coef=p.vf_coef,
-                                        temperature=p.temperature)
-    raise ValueError(f"config key 'train.stage': {stage!r} has no training step; expected one of {STAGES}")
-
-
-def make_eval_step(model: GPT, *, document_mask: bool = True) -> Callable[[Any, dict], dict]:
-    """``eval_step(params, batch) -> {'loss_sum', 'weights'}`` for a [b, T] batch (no micro-batch axis)."""
+def lm_terms(model: GPT, *, document_mask: bool = True) -> Terms:
+    """The masked next-token loss of one micro-batch: (summed NLL, {'tokens': summed weights})."""
     vocab = model.cfg.vocab_size
+    use_dropout = model.cfg.dropout > 0
 
-    def eval_step(params: Any, batch: dict[str, jax.Array]) -> dict[str, jax.Array]:
-        logits = _forward(model, params, batch, document_mask=document_mask, train=False, rng=None)
-        loss_sum, denom = masked_nll(logits, batch["targets"], batch["weights"], vocab)
-        return {"loss_sum": loss_sum, "weights": denom}
+    def terms(params, micro, rng):
+        chex.assert_type([micro[k] for k in ("inputs", "targets", "segment_ids", "positions")], int)
+        chex.assert_equal_shape([micro[k] for k in ("inputs", "targets", "weights", "segment_ids", "positions")])
+        logits = lm_forward(model, params, micro, document_mask=document_mask, train=use_dropout, rng=rng)
+        loss_sum, tokens = masked_nll(logits, micro["targets"], micro["weights"], vocab)
+        return loss_sum, {"tokens": tokens}
 
-    return eval_step
+    return terms
+
+
+def lm_metrics(loss_sum: jax.Array, sums: dict) -> dict:
+    """Mean loss per weighted token, and the token count."""
+    return {"loss": loss_sum / jnp.maximum(sums["tokens"], 1.0), "tokens": sums["tokens"]}
+
+
+def make_lm_step(model: GPT, tx: optax.GradientTransformation, schedule: optax.Schedule, *,
+                 document_mask: bool = True) -> Step:
+    """The pure masked-LM step (pretraining and SFT). Metrics: loss, tokens, grad_norm, lr."""
+    return make_step(lm_terms(model, document_mask=document_mask), tx, schedule, denominator="tokens",
+                     metrics=lm_metrics)

@@ -5,13 +5,14 @@ Anthropic's multiple choice, flaxgpt pairs). Each comparison is encoded as the p
 encode it (``encode_comparisons``: prompt, response, end-of-response token, with the run's
 ``data.seq_len`` and ``prefs.max_prompt_len``) and scored by the run:
 
-  * a preference model (``train.stage == "pm"`` in its config): its reward at the end token;
+  * a preference model (a run whose stage trained the reward head): its reward at the end token;
   * any other run, as a language model: the mean log-prob per token of the response, the
     end-of-response token included (the mean, not the sum, so a longer response is not penalized
     for its length alone).
 
 A comparison counts as right when the better response scores strictly higher (label > 0.5 means
-``chosen`` is better; comparisons labelled exactly 0.5 are skipped). With a judge (``ctx.judge``),
+``chosen`` is better); only decisive comparisons are scored (``flaxgpt.train.rl.DECISIVE``: a label at least
+0.1 from 0.5), and accuracy is ``rl.pair_metrics``'s, as in training and validation. With a judge (``ctx.judge``),
 its ``prefer`` is scored on the same comparisons too (the same for every run; computed once).
 ``ctx.limit`` (when set) keeps the first that many decided comparisons of each file.
 
@@ -23,9 +24,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import jax
 import numpy as np
 
+from flaxgpt.data.preferences import encode_comparisons, read_comparisons
 from flaxgpt.eval.suite import EvalContext, EvalRun, SuiteResult, suite
+from flaxgpt.model.gpt import GPT
+from flaxgpt.train import rl
+from flaxgpt.train.scoring import RowScorer
+from flaxgpt.train.sharding import logical_rules, make_mesh
+from flaxgpt.train.stages import get_stage
 
 WORST = 30  # comparisons kept in the details (the lowest margins)
 _JUDGED: dict[tuple, tuple[float, int]] = {}  # (judge, files, limit) -> (accuracy, n): judged once for all runs
@@ -41,13 +49,11 @@ def _stem(path: Path, taken: set[str]) -> str:
 
 
 def load_comparisons(paths: tuple[Path, ...], limit: int = 0) -> dict[str, list]:
-    """File stem -> its decided comparisons (label != 0.5), the first ``limit`` of each if set."""
-    from flaxgpt.data.preferences import read_comparisons
-
+    """File stem -> its decisive comparisons (``rl.DECISIVE``), the first ``limit`` of each if set."""
     out: dict[str, list] = {}
     taken: set[str] = set()
     for p in paths:
-        comps = [c for c in read_comparisons(p) if c.label != 0.5]
+        comps = [c for c in read_comparisons(p) if abs(c.label - 0.5) >= rl.DECISIVE]
         out[_stem(Path(p), taken)] = comps[:limit] if limit else comps
     return out
 
@@ -58,25 +64,23 @@ def _as_conversation(prompt) -> list[dict[str, str]]:
 
 def score_pairs(run: EvalRun, comps: list) -> tuple[np.ndarray, str]:
     """(scores [N, 2] of (chosen, rejected), how they were scored) for ``run`` (module docstring)."""
-    import jax
-
-    from flaxgpt.data.preferences import encode_comparisons
-    from flaxgpt.model.gpt import GPT
-    from flaxgpt.train.pairs import make_row_scorer, pair_scores
-    from flaxgpt.train.sharding import logical_rules, make_mesh
-
     model_run = run.load()
     config = model_run.config
-    pm = config.train.stage == "pm"
+    pm = get_stage(config.train.stage).trains_reward_head
     seq_len = min(config.data.seq_len, model_run.model_cfg.max_len)
     arrays, _ = encode_comparisons(comps, model_run.tokenizer, seq_len, config.prefs.max_prompt_len)
     mesh = make_mesh(config.mesh, devices=jax.devices()[:1])
-    scorer = make_row_scorer(GPT(model_run.model_cfg), mesh, logical_rules(config.mesh.rules))
-    s = pair_scores(scorer, model_run.params, arrays)
+    s = RowScorer(GPT(model_run.model_cfg), mesh, logical_rules(config.mesh.rules)).pairs(model_run.params, arrays)
     if pm:
         return np.asarray(s["reward"], np.float64), "reward (preference model)"
     tokens = arrays["mask"].sum(-1)  # [N, 2]: response tokens plus the end token
     return np.asarray(s["logp_sum"], np.float64) / np.maximum(tokens, 1), "mean log-prob per token"
+
+
+def _accuracy(first_minus_second: np.ndarray, label: np.ndarray) -> float:
+    """``rl.pair_metrics`` accuracy of scores whose sign says which response is better."""
+    sums = rl.pair_sums(np.zeros_like(label), first_minus_second, label)
+    return float(rl.pair_metrics(sums)["accuracy"])
 
 
 def _judge_accuracy(judge, files: dict[str, list], key: tuple) -> tuple[float, int]:
@@ -84,8 +88,8 @@ def _judge_accuracy(judge, files: dict[str, list], key: tuple) -> tuple[float, i
         comps = [c for cs in files.values() for c in cs]
         p = judge.prefer([_as_conversation(c.prompt) for c in comps], [c.chosen for c in comps],
                          [c.rejected for c in comps])
-        right = [(pi > 0.5) == (c.label > 0.5) for pi, c in zip(p, comps, strict=True)]
-        _JUDGED[key] = (float(np.mean(right)) if right else float("nan"), len(right))
+        label = np.array([c.label for c in comps], np.float32)
+        _JUDGED[key] = (_accuracy(np.asarray(p, np.float32) - 0.5, label), len(comps))  # P(first) > 0.5: first
     return _JUDGED[key]
 
 
@@ -99,14 +103,17 @@ def comparison(run: EvalRun, ctx: EvalContext) -> SuiteResult:
     if not comps:
         return SuiteResult.missing("comparison", "no decided comparisons in " + ", ".join(map(str, ctx.comparisons)))
     scores, how = score_pairs(run, comps)  # one scorer, one pass over every file
-    sign = np.where(np.array([c.label > 0.5 for c in comps]), 1.0, -1.0)
-    margin = sign * (scores[:, 0] - scores[:, 1])
+    label = np.array([c.label for c in comps], np.float32)
+    first_minus_second = scores[:, 0] - scores[:, 1]
+    sign = np.where(label > 0.5, 1.0, -1.0)
+    margin = sign * first_minus_second  # chosen minus rejected
     right = margin > 0
-    metrics: dict[str, float] = {"comparison_accuracy": float(right.mean())}
+    metrics: dict[str, float] = {"comparison_accuracy": _accuracy(first_minus_second, label)}
     start = 0
     for stem, cs in files.items():
         if cs:
-            metrics[f"accuracy/{stem}"] = float(right[start:start + len(cs)].mean())
+            part = slice(start, start + len(cs))
+            metrics[f"accuracy/{stem}"] = _accuracy(first_minus_second[part], label[part])
         start += len(cs)
     metrics["n"] = float(len(comps))
     stems = [stem for stem, cs in files.items() for _ in cs]

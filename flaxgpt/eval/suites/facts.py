@@ -21,7 +21,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from flaxgpt.eval.suite import EvalContext, EvalRun, SuiteResult, suite
+from flaxgpt.cai.backend import GenParams
+from flaxgpt.eval.suite import EvalContext, EvalRun, SuiteResult, speaks_chat, suite
 
 CHUNK = 16  # questions per backend call (one progress step)
 # Letters NFKD does not decompose into a base letter plus accents.
@@ -75,19 +76,9 @@ def read_facts(path: str | Path) -> list[dict]:
     return out
 
 
-def _speaks_chat(backend) -> bool:
-    """False only for a local model whose tokenizer lacks the chat template's end-of-turn token."""
-    from flaxgpt.data.chat_template import END
-
-    gen = getattr(backend, "generator", None)
-    return gen is None or END in gen.tokenizer.special_ids
-
-
 def answer(backend, questions: list[str], max_tokens: int, seed: int = 0) -> list[str]:
     """Greedy answers of ``backend`` (a flaxgpt.cai backend) to ``questions``, as the module docstring says."""
-    from flaxgpt.cai.backend import GenParams
-
-    chat = _speaks_chat(backend)
+    chat = speaks_chat(backend)
     params = GenParams(max_tokens=max_tokens, temperature=0.0, seed=seed, stop=() if chat else ("\n",))
     out: list[str] = []
     for start in tqdm(range(0, len(questions), CHUNK), desc="facts", unit="chunk", leave=False, disable=None):

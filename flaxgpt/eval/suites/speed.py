@@ -25,9 +25,13 @@ from __future__ import annotations
 import statistics
 import time
 
+import jax
 import numpy as np
 
 from flaxgpt.eval.suite import EvalContext, EvalRun, SuiteResult, suite
+from flaxgpt.infer.generator import TokenDelta
+from flaxgpt.infer.sampling import SamplingParams
+from flaxgpt.model.gpt import DTYPES
 
 PROMPT_LEN = 32
 NEW_TOKENS = 100
@@ -37,8 +41,6 @@ GB = 1e9
 
 def _timed(gen, prompts: list[list[int]], n: int) -> tuple[float, list[float], float]:
     """One greedy call: (start, the time each step's tokens arrived, end)."""
-    from flaxgpt.infer.generator import SamplingParams, TokenDelta
-
     stamps: list[float] = []
 
     def on_token(delta: TokenDelta) -> None:
@@ -70,10 +72,6 @@ def time_decoding(gen, batch: int, prompt_len: int, n: int, repeats: int = REPEA
 
 def memory_bytes(gen) -> dict[str, int]:
     """{'params': bytes of the decoding params, 'cache': bytes of a batch-1 request's KV cache at max_len}."""
-    import jax
-
-    from flaxgpt.model.gpt import DTYPES
-
     params = sum(int(x.size) * x.dtype.itemsize for x in jax.tree.leaves(gen.params))
     cfg = gen.cfg
     rows = gen.batch_bucket(1, decode=True)
@@ -83,8 +81,6 @@ def memory_bytes(gen) -> dict[str, int]:
 
 
 def _device_peak() -> float | None:
-    import jax
-
     stats = jax.devices()[0].memory_stats() or {}
     peak = stats.get("peak_bytes_in_use")
     return None if peak is None else float(peak)
@@ -93,8 +89,6 @@ def _device_peak() -> float | None:
 @suite("speed")
 def speed(run: EvalRun, ctx: EvalContext) -> SuiteResult:
     """Latency, batch-8 throughput and memory of ``run`` (module docstring); missing without a local model."""
-    import jax
-
     gen = getattr(run.backend(), "generator", None)
     if gen is None:
         return SuiteResult.missing("speed", f"{run.name}: its backend is not a local model (no Generator to time)")

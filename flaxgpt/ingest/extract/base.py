@@ -15,6 +15,7 @@ reasons a user should read as expected, not as a bug.
 
 from __future__ import annotations
 
+import fnmatch
 import io
 import logging
 from collections.abc import Callable
@@ -201,8 +202,6 @@ class SourceTree:
 
     def glob(self, pattern: str) -> list[SourceFile]:
         """Files whose ``rel`` matches the fnmatch ``pattern`` ('*' also crosses '/')."""
-        import fnmatch
-
         return [f for f in self.files if fnmatch.fnmatch(f.rel, pattern)]
 
     @classmethod

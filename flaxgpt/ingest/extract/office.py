@@ -178,7 +178,7 @@ def _table(tbl, out: list[str], list_styles: frozenset[str]) -> None:
 
 
 def _header_footer_texts(doc, list_styles: frozenset[str]) -> tuple[list[str], list[str]]:
-    from docx.opc.constants import RELATIONSHIP_TYPE as RT
+    from docx.opc.constants import RELATIONSHIP_TYPE as RT  # python-docx (lxml) loads only when a DOCX is read
 
     seen: set[str] = set()
     found: dict[str, list[str]] = {RT.HEADER: [], RT.FOOTER: []}
@@ -202,7 +202,7 @@ def extract_docx(file: SourceFile, ctx: Context) -> Iterator[Document]:
     """One ``prose`` Document from a Word file: headers, then paragraphs, tables (nested too),
     content controls and text boxes in document order, then footers. Metadata: title, author, created."""
     data = _package_bytes(file, ctx, "DOCX")
-    import docx
+    import docx  # python-docx (lxml) loads only when a DOCX is read
 
     try:
         doc = docx.Document(io.BytesIO(data))
@@ -229,7 +229,7 @@ def _frame_text(text_frame) -> str:
 
 def _shape_texts(shape, out: list[str]) -> None:
     """Append the text of a shape to ``out``, recursing into groups and reading tables cell by cell."""
-    from pptx.shapes.group import GroupShape
+    from pptx.shapes.group import GroupShape  # python-pptx (lxml) loads only when a PPTX is read
 
     if isinstance(shape, GroupShape):
         for sub in shape.shapes:
@@ -270,7 +270,7 @@ def extract_pptx(file: SourceFile, ctx: Context) -> Iterator[Document]:
     """One ``slides`` Document from a PowerPoint file: every slide in order (blank line between
     slides) with grouped shapes, tables and speaker notes. Metadata: slide count, title, author."""
     data = _package_bytes(file, ctx, "PPTX")
-    import pptx
+    import pptx  # python-pptx (lxml) loads only when a PPTX is read
 
     try:
         prs = pptx.Presentation(io.BytesIO(data))

@@ -23,7 +23,7 @@ _LIGATURES = str.maketrans({"\ufb00": "ff", "\ufb01": "fi", "\ufb02": "fl", "\uf
 
 
 def _open_reader(data: bytes):
-    from pypdf import PasswordType, PdfReader
+    from pypdf import PasswordType, PdfReader  # pypdf loads only when a PDF is read
 
     try:
         reader = PdfReader(io.BytesIO(data), strict=False)

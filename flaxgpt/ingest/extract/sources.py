@@ -10,8 +10,8 @@ from collections.abc import Callable, Iterator
 
 from flaxgpt.ingest.extract.base import Context, Document, SourceTree
 from flaxgpt.ingest.extract.chat import extract_discord, extract_slack
-from flaxgpt.ingest.extract.code import extract_git
 from flaxgpt.ingest.extract.exports import extract_linkedin, extract_notion
+from flaxgpt.ingest.extract.git import extract_git
 from flaxgpt.ingest.extract.mail import extract_mbox
 
 SourceExtractor = Callable[[SourceTree, Context], Iterator[Document]]

@@ -108,7 +108,7 @@ def extract_text_file(file: SourceFile, ctx: Context) -> Iterator[Document]:
 
 @lru_cache(maxsize=1)
 def _trafilatura_config(max_bytes: int):
-    from trafilatura.settings import use_config
+    from trafilatura.settings import use_config  # trafilatura (lxml, many modules) loads only for HTML
 
     config = use_config()
     # trafilatura drops pages over its own 20 MB default without saying why; our size limit already applies.
@@ -124,7 +124,7 @@ def extract_html(file: SourceFile, ctx: Context) -> Iterator[Document]:
         raise Skip("empty")
     if b"\x00" in data[:8192] and not data.startswith(_UTF16_BOMS):
         raise Skip("binary content")
-    from trafilatura import bare_extraction
+    from trafilatura import bare_extraction  # trafilatura (lxml, many modules) loads only for HTML
 
     try:
         result = bare_extraction(data, favor_precision=True, include_comments=False, include_tables=True,

@@ -17,22 +17,21 @@ The directory is written next to its final place and renamed into it, so an inte
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
 
 from flaxgpt.data.chat_template import END
+from flaxgpt.data.outdir import atomic_output_dir
+from flaxgpt.data.tokenizer import Tokenizer
+from flaxgpt.model.gpt import DTYPES, ModelConfig
 from flaxgpt.runs.hf.gpt2 import hf_config, params_to_hf
 from flaxgpt.runs.hf.hf_files import SAFETENSORS
 from flaxgpt.runs.hf.hf_import import FLAXGPT_TOKENIZER
 from flaxgpt.runs.hf.hf_tokenizer import write_hf_tokenizer
 from flaxgpt.runs.hf.safetensors_io import write_safetensors
-from flaxgpt.data.outdir import prepare_out_dir, swap_into_place
-from flaxgpt.model.gpt import DTYPES, ModelConfig
-from flaxgpt.runs.rundir import run_tokenizer
-from flaxgpt.data.tokenizer import Tokenizer
 from flaxgpt.runs.init_from import read_run_params
+from flaxgpt.runs.rundir import run_tokenizer
 
 EXPORT_FILES = frozenset({"config.json", "generation_config.json", SAFETENSORS, FLAXGPT_TOKENIZER, "tokenizer.json",
                           "tokenizer_config.json"})
@@ -55,8 +54,7 @@ def export_hf(run_dir: str | Path, out_dir: str | Path, *, step: int | None = No
     dtype = str(np.asarray(params["wte"]["embedding"]).dtype)
 
     is_own = (lambda name: True) if overwrite else EXPORT_FILES.__contains__  # an earlier export is replaced
-    tmp = prepare_out_dir(out_dir, is_own, "flaxgpt convert export (or pass --overwrite)")
-    try:
+    with atomic_output_dir(out_dir, is_own, "flaxgpt convert export (or pass --overwrite)") as tmp:
         write_safetensors(tmp / SAFETENSORS, tensors, metadata={"format": "pt"})
         _write_json(tmp / "config.json", hf_config(mcfg, tok.vocab_size, bos_id=tok.eot_id, eos_id=tok.eot_id,
                                                    dtype=dtype if dtype in DTYPES else "float32"))
@@ -64,10 +62,6 @@ def export_hf(run_dir: str | Path, out_dir: str | Path, *, step: int | None = No
         _write_json(tmp / FLAXGPT_TOKENIZER, tok.spec())
         if tokenizer_files and not tok.personal:
             write_hf_tokenizer(tmp, tok, mcfg.max_len)
-        swap_into_place(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out_dir
 
 

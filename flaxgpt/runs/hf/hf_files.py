@@ -72,7 +72,7 @@ def _read_sharded(index_path: Path, read_one) -> dict[str, np.ndarray]:
 def read_torch_bin(path: str | Path) -> dict[str, np.ndarray]:
     """Tensors of a ``pytorch_model.bin`` (a torch pickle, loaded with ``weights_only``); needs torch."""
     try:
-        import torch
+        import torch  # optional and heavy: only .bin checkpoints need it (never a flaxgpt dependency)
     except ImportError:
         raise ImportError(f"{path} is a pickled PyTorch checkpoint and reading it needs torch "
                           "(pip install torch); or save the model as model.safetensors") from None

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -24,12 +23,15 @@ import ml_collections
 import numpy as np
 
 from flaxgpt.config import default_config, to_json, validate
-from flaxgpt.runs.hf.gpt2 import hf_to_params, model_fields_from_hf
-from flaxgpt.runs.hf.hf_files import read_hf_config, read_hf_weights
-from flaxgpt.data.outdir import prepare_out_dir, swap_into_place
-from flaxgpt.model.gpt import ModelConfig
+from flaxgpt.data.outdir import atomic_output_dir
 from flaxgpt.data.tokenizer import SPEC_FILE, Tokenizer, get_tokenizer, load_tokenizer, save_spec, tokenizer_from_spec
 from flaxgpt.data.vocab import resize_embeddings
+from flaxgpt.model.gpt import ModelConfig
+from flaxgpt.runs.hf.gpt2 import hf_to_params, model_fields_from_hf
+from flaxgpt.runs.hf.hf_files import read_hf_config, read_hf_weights
+from flaxgpt.train import checkpoint as ckpt
+from flaxgpt.train.optim import make_optimizer
+from flaxgpt.train.state import TrainState
 
 FLAXGPT_TOKENIZER = "flaxgpt_tokenizer.json"  # our tokenizer spec, written next to exported HF weights
 GPT2_VOCAB = 50257
@@ -92,10 +94,6 @@ def run_config(mcfg: ModelConfig, tokenizer: str, out_dir: Path) -> ml_collectio
 def write_run(out_dir: str | Path, config: ml_collections.ConfigDict, params: dict[str, Any],
               tokenizer: Tokenizer) -> Path:
     """Writes ``config.json`` and a step-0 checkpoint (TrainState with fresh optimizer state) to ``out_dir``."""
-    from flaxgpt.train import checkpoint as ckpt
-    from flaxgpt.train.optim import make_optimizer
-    from flaxgpt.train.state import TrainState
-
     out_dir = Path(out_dir)
     with jax.default_device(jax.devices("cpu")[0]):  # host memory, whatever accelerator is attached
         params = jax.tree.map(np.asarray, params)
@@ -126,16 +124,11 @@ def import_hf(hf_dir: str | Path, out_dir: str | Path, *, tokenizer: str | None 
     params, mcfg, src_tok = read_hf_model(hf_dir)
     tok = load_tokenizer(tokenizer) if tokenizer else src_tok
     params, mcfg = retokenize(params, mcfg, src_tok, tok)
-    tmp = prepare_out_dir(out_dir, lambda name: True, "flaxgpt convert import")
-    try:
+    with atomic_output_dir(out_dir, lambda name: True, "flaxgpt convert import") as tmp:
         if tok.personal:  # a personal vocabulary is only known from its spec: keep it with the run
             config = run_config(mcfg, str(save_spec(tmp, tok)), out_dir)  # validated while it is in tmp
             config.data.tokenizer = str((out_dir / SPEC_FILE).absolute())  # where it will be after the swap
         else:
             config = run_config(mcfg, tok.name, out_dir)
         write_run(tmp, config, params, tok)
-        swap_into_place(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out_dir

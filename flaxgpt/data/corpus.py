@@ -1,0 +1,104 @@
+"""``flaxgpt ingest SOURCES_CONFIG --out DIR``: a person's files -> clean, private, deduplicated token shards.
+
+The files -> documents stages (extract, scrub, quality, dedup) are ``flaxgpt.ingest.pipeline``'s; this
+module tokenizes the kept documents into shards per source, with a deterministic train/val split by
+document id, optionally with a personal vocabulary, and writes the mixture and the report. Everything is
+written to a hidden sibling of ``DIR`` and renamed into place at the end (``flaxgpt.data.outdir``): an
+interrupted run leaves no partial output, and rerunning it gives the same result.
+
+Output::
+
+    DIR/documents.jsonl        kept documents: id, source, kind, path, text, metadata
+    DIR/dropped.jsonl          every dropped document and skipped file: id or path, source, reason
+    DIR/shards/<source>/       token shards (train/val) of each source
+    DIR/mixture.json           source -> shard folder and weight, read by the training loader
+    DIR/tokenizer.json         the tokenizer spec the shards were written with
+    DIR/report.json, report.md per source: files read and skipped, documents kept and dropped by
+                               reason, bytes, tokens, privacy replacements, duplicates
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import ml_collections
+from tqdm import tqdm
+
+from flaxgpt.data.outdir import atomic_output_dir
+from flaxgpt.data.shards import MIXTURE_FILE, SPLITS, ShardWriter
+from flaxgpt.data.tokenize import SplitRouter, split_of
+from flaxgpt.data.tokenizer import SPEC_FILE, get_tokenizer, save_spec
+from flaxgpt.data.vocab import build_personal_vocab, personal_tokenizer
+from flaxgpt.ingest.pipeline import DOCUMENTS_FILE, extract_documents, read_documents
+from flaxgpt.ingest.quality.perplexity import ScorerFactory
+from flaxgpt.ingest.report import DROPPED_FILE, REPORT_JSON, REPORT_MD, IngestReport
+
+SHARDS_DIR = "shards"
+_OUTPUT_NAMES = {DOCUMENTS_FILE, DROPPED_FILE, REPORT_JSON, REPORT_MD, MIXTURE_FILE, SHARDS_DIR, SPEC_FILE}
+_TOKENIZE_CHARS = 4_000_000  # characters per tokenizer batch
+
+
+def _tokenize(config: ml_collections.ConfigDict, tmp: Path, report: IngestReport, progress: bool) -> dict:
+    """documents.jsonl -> shards/<source>/ with a train/val split by document id; returns the tokenizer metadata."""
+    tok = get_tokenizer(config.tokenizer)
+    if config.personal_vocab:
+        terms = build_personal_vocab((r["text"] for r in read_documents(tmp / DOCUMENTS_FILE)), tok,
+                                     max_terms=config.personal_vocab)
+        tok = personal_tokenizer(tok, terms)
+    save_spec(tmp, tok)
+    meta = tok.metadata()
+    writers, routers = {}, {}
+    for name in config.sources:
+        writers[name] = {s: ShardWriter(tmp / SHARDS_DIR / name, s, tokenizer_meta=meta, source=name) for s in SPLITS}
+        routers[name] = SplitRouter(writers[name], guarantee_both=config.val_fraction > 0)
+    total = (tmp / DOCUMENTS_FILE).stat().st_size
+    threads = os.cpu_count() or 1
+
+    def flush(batch: list[dict]) -> None:
+        for rec, ids in zip(batch, tok.encode_batch([r["text"] for r in batch], num_threads=threads), strict=True):
+            split, h = split_of(rec["id"], config.val_fraction)
+            routers[rec["source"]].add(split, h, ids)
+
+    with tqdm(total=total, unit="B", unit_scale=True, desc="tokenize", disable=not progress) as bar:
+        batch: list[dict] = []
+        chars = 0
+        for rec in read_documents(tmp / DOCUMENTS_FILE):
+            batch.append(rec)
+            chars += len(rec["text"])
+            if chars >= _TOKENIZE_CHARS:
+                flush(batch)
+                bar.update(sum(len(r["text"].encode()) for r in batch))
+                batch, chars = [], 0
+        flush(batch)
+        bar.update(bar.total - bar.n)
+    for name in config.sources:
+        routers[name].finish()
+        for split in SPLITS:
+            sidecars = writers[name][split].close()
+            report.s[name]["tokens"][split] = sum(m["num_tokens"] for m in sidecars)
+            report.s[name]["documents"][split] = sum(m["num_documents"] for m in sidecars)
+    return meta
+
+
+def ingest(config: ml_collections.ConfigDict, out_dir: str | Path, *, progress: bool = True,
+           scorer_factory: ScorerFactory | None = None) -> dict:
+    """Runs the whole ingest (see the module docstring) for a resolved sources config (``load_ingest_config``).
+
+    ``scorer_factory`` builds the perplexity scorer of ``quality.perplexity_run`` (the ``flaxgpt ingest`` command
+    passes ``flaxgpt.infer.perplexity.PerplexityScorer``). Returns the report (also written as report.json),
+    keyed by source name, plus a ``_totals`` entry.
+    """
+    out_dir = Path(out_dir).resolve()
+    report = IngestReport(list(config.sources), SPLITS)
+    with atomic_output_dir(out_dir, lambda n: n in _OUTPUT_NAMES, "ingest") as tmp:
+        extract_documents(config, tmp, report, progress=progress, scorer_factory=scorer_factory)
+        meta = _tokenize(config, tmp, report, progress)
+        result = report.write(tmp)
+        mixture = {"tokenizer": meta,
+                   "sources": {name: {"path": f"{SHARDS_DIR}/{name}", "weight": float(source.weight)}
+                               for name, source in config.sources.items()
+                               if report.s[name]["documents"]["train"] > 0}}
+        (tmp / MIXTURE_FILE).write_text(json.dumps(mixture, indent=2) + "\n")
+    return result
