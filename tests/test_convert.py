@@ -27,7 +27,8 @@ from flaxgpt.runs.hf.hf_files import read_torch_bin
 from flaxgpt.runs.hf.hf_import import read_hf_model
 from flaxgpt.runs.hf.safetensors_io import read_safetensors, write_safetensors
 from flaxgpt.runs.info import describe_run
-from flaxgpt.runs.init_from import adapt_params, read_run_params, read_source
+from flaxgpt.runs.init_from import adapt_params, read_source
+from flaxgpt.runs.rundir import read_run_params
 
 torch = pytest.importorskip("torch", reason="tests/requirements.txt (torch, transformers) is not installed")
 transformers = pytest.importorskip("transformers", reason="tests/requirements.txt is not installed")

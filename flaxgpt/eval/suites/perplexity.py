@@ -3,9 +3,10 @@
 The shards are ``ctx.data`` (each a `flaxgpt tokenize`/`tokenize-chat`/`ingest` output; ingest outputs
 expand to their sources) or, without them, the run's own ``data.sources`` from its saved config. Only
 the ``val`` split is read. The numbers are the trainer's own evaluation (``flaxgpt.train.evaluate`` over
-``build_eval_batches``), so they match the ``eval`` records of the run's metrics.jsonl. Chat shards (with a loss mask) count only the tokens SFT trains on (the
-assistant's replies and their end-of-turn), packed whole with attention kept inside each
-conversation; plain shards count every token, with the run's own ``data.document_mask``.
+``build_eval_batches``), so they match the ``eval`` records of the run's metrics.jsonl. Chat shards (with a
+loss mask) count only the tokens SFT trains on (the assistant's replies and their end-of-turn), packed whole
+with attention kept inside each conversation; plain shards count every token, with the run's own
+``data.document_mask``.
 ``ctx.limit`` (when set) caps the validation batches (of 8 rows) read per source.
 
 Metrics: ``val_ppl`` (all sources, token-weighted), ``val_loss``, then ``val_ppl/<source>`` and

@@ -30,8 +30,7 @@ from flaxgpt.runs.hf.hf_files import SAFETENSORS
 from flaxgpt.runs.hf.hf_import import FLAXGPT_TOKENIZER
 from flaxgpt.runs.hf.hf_tokenizer import write_hf_tokenizer
 from flaxgpt.runs.hf.safetensors_io import write_safetensors
-from flaxgpt.runs.init_from import read_run_params
-from flaxgpt.runs.rundir import run_tokenizer
+from flaxgpt.runs.rundir import read_run_params, run_tokenizer
 
 EXPORT_FILES = frozenset({"config.json", "generation_config.json", SAFETENSORS, FLAXGPT_TOKENIZER, "tokenizer.json",
                           "tokenizer_config.json"})
