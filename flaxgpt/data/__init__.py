@@ -15,6 +15,6 @@ May import ``flaxgpt.config`` and ``flaxgpt.ingest``. Modules:
     audit          ``flaxgpt audit``: canary strings searched for in shards and documents.jsonl
     packing        documents and conversations packed into rows, rows into the model's batch keys
     loader         the grain pipeline: shard sets -> packed, mixed, batched examples
-    preferences    comparisons for the PM and DPO stages: files -> token arrays -> batches
-    prompts        prompt sets for SL-CAI and RL-CAI
+    preferences    comparisons for the pair stages (pm, dpo, orpo): files -> token arrays -> batches
+    prompts        prompt sets (red-team, helpfulness, PPO): files -> conversations ending on a user turn
 """

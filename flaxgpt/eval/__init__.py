@@ -7,5 +7,5 @@
                  comparison accuracy, speed and memory)
     runner.py    runs suites over runs; a missing input gives a result marked missing, never a zero
     report.py    results -> report.json, report.md and a self-contained report.html with plots
-    cli.py       the `flaxgpt eval` command
+The `flaxgpt eval` command's arguments live in flaxgpt.cli.eval.
 """

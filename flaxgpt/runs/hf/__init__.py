@@ -5,8 +5,6 @@
 * ``hf_export.export_hf(run_dir, out_dir)``: a run's checkpoint -> a directory ``GPT2LMHeadModel.from_pretrained``
   loads.
 * ``gpt2``: the config and parameter mapping; ``safetensors_io``: the file format with numpy; ``hf_files``:
-  reading a HF directory; ``hf_tokenizer``: HF tokenizer files; ``cli``: ``flaxgpt convert``.
-
-Submodules are imported where used (``flaxgpt.runs.init_from`` imports ``hf_import`` and ``hf_export``
-imports ``flaxgpt.train``), so this package imports nothing itself.
+  reading a HF directory; ``hf_tokenizer``: HF tokenizer files. The ``flaxgpt convert`` command is
+  ``flaxgpt.cli.convert``.
 """
