@@ -7,12 +7,24 @@ import os
 # Every test sees 8 CPU devices (before jax is imported anywhere), so sharded code runs for real;
 # single-device tests pass jax.devices()[:1] explicitly.
 os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8").strip()
+import atexit
+import shutil
+import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
+
+# JAX's persistent compilation cache, fresh for each test session (so no result depends on an earlier run): the
+# many runs of the same tiny configs (and the subprocesses tests start, through the environment) compile each
+# program once. Loaded executables are the compiled ones, so results are bitwise the same.
+os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="flaxgpt-test-jax-cache-")
+os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
+os.environ["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "-1"
 
 import jax
 import numpy as np
 import pytest
+
+atexit.register(shutil.rmtree, os.environ["JAX_COMPILATION_CACHE_DIR"], ignore_errors=True)
 
 # Tiny models compile much faster with most XLA optimisations off; results stay exact.
 jax.config.update("jax_disable_most_optimizations", True)
