@@ -14,6 +14,8 @@ import ast
 import difflib
 import importlib.util
 import json
+import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,8 @@ REMAT_POLICIES = ("none", "full", "dots", "dots_no_batch")  # model.remat
 ATTENTION_IMPLEMENTATIONS = ("auto", "xla", "cudnn")  # model.attention
 DPO_LOSSES = ("sigmoid", "ipo", "hinge")  # dpo.loss
 KL_ESTIMATORS = ("k1", "k3", "abs", "mse")  # ppo.kl_estimator
+# run.hardware: cpu, a TPU type (v5e-8; v4/v5p names count TensorCores) or topology (v5e:2x4), gpu:KINDxN (h100x8).
+HARDWARE_PATTERN = r"cpu|(v4|v5e|v5p|v6e|v5litepod|v6litepod)(-\d+|:\d+(x\d+){1,2})|(gpu:)?[a-z]\d+(x\d+)?"
 
 
 class ConfigError(ValueError):
@@ -152,24 +156,34 @@ def default_config() -> ml_collections.ConfigDict:
         ("act_embed", ""),
     )
 
+    # Joining a multi-process job (flaxgpt/train/distributed.py); unset, the environment says (JAX_*, SLURM,
+    # Kubernetes, TPU VM). The flags --coordinator/--num-processes/--process-id of `flaxgpt train` set these.
+    c.dist = ml_collections.ConfigDict()
+    c.dist.coordinator = ""  # host:port of process 0
+    c.dist.num_processes = 0  # 0: from the environment
+    c.dist.process_id = -1  # -1: from the environment
+
     c.run = ml_collections.ConfigDict()
     c.run.name = "micro"
     c.run.dir = ""  # '' means runs/<name>
     c.run.resume = True  # continue from the latest complete checkpoint in run.dir
+    # Where this config is meant to train: `flaxgpt preflight` (and `make preflight`) checks that it fits there.
+    c.run.hardware = "cpu"  # cpu | a TPU type or topology (v5e-8, v4-8, v5e:2x4) | gpu:KINDxN (gpu:h100x8)
     return c
 
 
-def read_config_file(path: str | Path) -> ml_collections.ConfigDict:
-    """Imports a config file (experiment or ingest sources) and returns its ``get_config()``, unvalidated."""
+def read_config_file(path: str | Path, function: str = "get_config") -> Any:
+    """Imports a config file (experiment, ingest sources or sweep) and returns its ``get_config()`` (or the
+    ``function`` named, e.g. ``get_sweep``), unvalidated."""
     path = Path(path)
     if not path.exists():
         raise ConfigError(f"config file not found: {path}")
     spec = importlib.util.spec_from_file_location(f"flaxgpt_config_{path.stem}", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    if not hasattr(module, "get_config"):
-        raise ConfigError(f"{path} has no get_config()")
-    return module.get_config()
+    if not hasattr(module, function):
+        raise ConfigError(f"{path} has no {function}()")
+    return getattr(module, function)()
 
 
 def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> ml_collections.ConfigDict:
@@ -210,17 +224,26 @@ def coerce_value(key: str, old: Any, new: Any) -> Any:
 
 
 def apply_overrides(config: ml_collections.ConfigDict, overrides: list[str] | tuple[str, ...]) -> None:
-    """Applies ``a.b.c=value`` strings in place. New entries are allowed only under ``data.sources``."""
+    """Applies ``a.b.c=value`` strings in place. A new entry is made only where asked for with a leading ``+``,
+    and only under ``data.sources`` (``+data.sources.NAME.path=DIR``): a misspelt source name is an error that
+    lists the known ones, not a second source trained on silently."""
     for item in overrides:
         if "=" not in item:
             raise ConfigError(f"override {item!r} is not of the form key=value")
         key, text = item.split("=", 1)
-        parts = key.strip().split(".")
+        key = key.strip()
+        adding = key.startswith("+")
+        key = key.lstrip("+")
+        parts = key.split(".")
         node = config
         for i, part in enumerate(parts[:-1]):
             if part not in node:
-                if ".".join(parts[:i]) == "data.sources":  # a new data source: data.sources.NAME.path=...
+                if ".".join(parts[:i]) == "data.sources" and adding:  # a new data source
                     node[part] = ml_collections.ConfigDict({"path": "", "weight": 1.0})
+                elif ".".join(parts[:i]) == "data.sources":
+                    known = ", ".join(sorted(node.keys())) or "none"
+                    raise ConfigError(f"unknown data source '{part}' (in override '{key}'); this config's sources: "
+                                      f"{known}. To add a source, write +{key}=...")
                 else:
                     _unknown(key, ".".join(parts[: i + 1]), node, part)
             node = node[part]
@@ -248,8 +271,18 @@ def _check(cond: bool, key: str, message: str) -> None:
         raise ConfigError(f"config key '{key}': {message}")
 
 
+def _floats(node: ml_collections.ConfigDict, prefix: str = ""):
+    for k, v in node.items():
+        if isinstance(v, ml_collections.ConfigDict):
+            yield from _floats(v, f"{prefix}{k}.")
+        elif isinstance(v, float):
+            yield prefix + k, v
+
+
 def validate(c: ml_collections.ConfigDict) -> None:
     """Checks cross-field rules that types alone cannot; raises ConfigError naming the key."""
+    for key, value in _floats(c):
+        _check(math.isfinite(value), key, f"{value} is not a finite number")
     m, d, t = c.model, c.data, c.train
     _check(m.n_layer > 0 and m.n_head > 0 and m.d_model > 0, "model", "n_layer, n_head, d_model must be > 0")
     _check(m.d_model % m.n_head == 0, "model.d_model", f"{m.d_model} is not divisible by n_head={m.n_head}")
@@ -295,9 +328,12 @@ def validate(c: ml_collections.ConfigDict) -> None:
     _check(c.evals.every == 0 or bool(c.evals.suites.strip()), "evals.suites", "name the suites to run")
     _check(c.checkpoint.every > 0, "checkpoint.every", "must be > 0")
     _check(c.checkpoint.keep > 0, "checkpoint.keep", "must be > 0")
+    _check(c.dist.num_processes >= 0, "dist.num_processes", "must be >= 0 (0: from the environment)")
     sizes = [c.mesh.data, c.mesh.fsdp, c.mesh.tensor]
     _check(all(s == -1 or s > 0 for s in sizes) and sizes.count(-1) <= 1, "mesh",
            f"sizes {sizes}: each > 0, at most one -1")
+    _check(re.fullmatch(HARDWARE_PATTERN, c.run.hardware.lower()) is not None, "run.hardware",
+           f"{c.run.hardware!r} is not cpu, a TPU type or topology (v5e-8, v4:2x2x1) or gpu:KINDxN (gpu:h100x8)")
 
 
 def run_dir(c: ml_collections.ConfigDict) -> Path:

@@ -37,7 +37,7 @@ def test_required_experiments_exist():
 def test_overrides_set_values_with_the_fields_type():
     c = default_config()
     apply_overrides(c, ["model.n_layer=6", "train.lr=1e-3", "train.weight_decay=0", "model.dtype=bfloat16",
-                        "run.resume=false", "data.sources.general.path=/tmp/general",
+                        "run.resume=false", "+data.sources.general.path=/tmp/general",
                         "data.sources.general.weight=0.3"])
     assert c.model.n_layer == 6 and c.train.lr == 1e-3
     assert isinstance(c.train.weight_decay, float) and c.train.weight_decay == 0.0
@@ -90,6 +90,6 @@ def test_override_without_equals_is_an_error():
 
 
 def test_saved_config_reloads_identically():
-    config = load_config("experiments/gpt2_124m.py", ["train.steps=7", "data.sources.extra.path=x"])
+    config = load_config("experiments/gpt2_124m.py", ["train.steps=7", "+data.sources.extra.path=x"])
     again = from_dict(json.loads(to_json(config)))
     assert to_json(again) == to_json(config)

@@ -30,7 +30,7 @@ def test_rl_placeholder_resolves_and_commands_chain_the_stages(tmp_path):
     assert revise[:2] == ["cai", "revise"] and revise[revise.index("--policy") + 1] == str(tmp_path / "sft")
     assert tokenize[0] == "tokenize-chat" and tokenize[1] == str(cai / "revise/sft.jsonl")
     (sft_cai,) = p.command("sft_cai")
-    assert f"data.sources.revisions.path={cai / 'data/revisions'}" in sft_cai
+    assert f"+data.sources.revisions.path={cai / 'data/revisions'}" in sft_cai
     assert [a for a in sft_cai if a.startswith("train.steps=")] == ["train.steps=150"]
     (label,) = p.command("label")
     assert label[label.index("--policy") + 1] == str(cai / "sft_cai")

@@ -142,7 +142,7 @@ def test_a_run_killed_with_sigkill_resumes_exactly(shards, straight, tmp_path):
     assert_same_params(final_params(tmp_path), final_params(straight))
 
 
-def test_sigterm_saves_a_checkpoint_and_exits_cleanly(shards, tmp_path):
+def test_sigterm_saves_a_checkpoint_and_exits_143(shards, tmp_path):
     proc = _launch(shards, tmp_path, "train.steps=100000", "checkpoint.every=1000")
     deadline = time.time() + 240
     while not [r for r in read_metrics(tmp_path) if r.get("step", 0) >= 3]:
@@ -151,7 +151,7 @@ def test_sigterm_saves_a_checkpoint_and_exits_cleanly(shards, tmp_path):
         time.sleep(0.05)
     proc.send_signal(signal.SIGTERM)
     out, _ = proc.communicate(timeout=120)
-    assert proc.returncode == 0, out
+    assert proc.returncode == 128 + signal.SIGTERM, out  # requeue me: schedulers see a preempted job
     assert "stopped (SIGTERM)" in out
     steps = checkpoint_steps(tmp_path)
     assert len(steps) == 1 and steps[0] >= 3
@@ -159,7 +159,7 @@ def test_sigterm_saves_a_checkpoint_and_exits_cleanly(shards, tmp_path):
 
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(shards, tmp_path):
     train(cfg(shards, tmp_path, "checkpoint.every=2"), stop_at=4, show_progress=False)
-    with pytest.raises(NonFiniteLoss, match="Last good checkpoint: .*checkpoints/4"):
+    with pytest.raises(NonFiniteLoss, match="Latest checkpoint: .*checkpoints/4, saved before"):
         train(cfg(shards, tmp_path, "checkpoint.every=2", "train.lr=1e30"),
               show_progress=False)
     assert checkpoint_steps(tmp_path) == [2, 4]
@@ -175,7 +175,7 @@ def test_a_corrupt_latest_checkpoint_falls_back_to_the_one_before(shards, tmp_pa
     with caplog.at_level("WARNING", logger="flaxgpt"):
         summary = train(cfg(shards, tmp_path), stop_at=12, show_progress=False)
     assert summary["start_step"] == 5
-    assert "does not restore" in caplog.text
+    assert "is damaged" in caplog.text
     assert (tmp_path / "checkpoints" / "10.corrupt").exists()
 
 

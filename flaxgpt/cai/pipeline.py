@@ -98,7 +98,7 @@ STAGES: dict[str, PipelineStage] = {s.name: s for s in (
     PipelineStage("revise", "revise", _revise,
                   report=("prompts", "rounds_run", "revisions_kept", "early_stops", "pairs", "sft_examples")),
     PipelineStage("sft_cai", "sft", _train("sft_cai", lambda p: [
-        f"train.init_from={p.c.base}", f"data.sources.revisions.path={p.dir / 'data/revisions'}",
+        f"train.init_from={p.c.base}", f"+data.sources.revisions.path={p.dir / 'data/revisions'}",
         f"data.sources.revisions.weight={p.c.sft_cai_revision_weight}", f"train.steps={p.c.sft_cai_steps}"])),
     PipelineStage("label", "label", _label,
                   report=("pairs", "mean_abs_margin", "same_position_wins", "same_position_wins_by_position")),

@@ -2,7 +2,7 @@
 
 Training pipeline, per source (each source is a shard-set directory with a weight)::
 
-    ShardSet(split) -> this host's documents (strided: docs shard_index, shard_index + shard_count, ...)
+    ShardSet(split) -> its documents (all by default; or every shard_count-th, from shard_index)
       -> shuffle(seed) -> repeat(num_epochs)      a fresh permutation every epoch
       -> doc + [eot]                              shards store documents without end-of-text
       -> ConcatThenSplit into rows of seq_len + 1 tokens (segment ids and positions per row)
@@ -14,7 +14,7 @@ proportions of tokens, not of documents. grain's mix is a deterministic interlea
 draw) with weights rounded to integers relative to the smallest one (smallest -> 100), so shares
 are exact to about 1% of the smallest weight.
 
-Batch keys (numpy, batch size B is per host, T = seq_len):
+Batch keys (numpy, B = batch_size rows, T = seq_len):
   inputs       int32   [B, T]  row[:-1]
   targets      int32   [B, T]  row[1:] (next token)
   weights      float32 [B, T]  1 where the target is a real token, 0 where it is padding
@@ -175,12 +175,7 @@ def _open_sources(sources: Mapping[str, Any], split: str, eot_id: int,
     return opened
 
 
-def _host_shard(shard_index: int | None, shard_count: int | None) -> tuple[int, int]:
-    if shard_index is None or shard_count is None:
-        import jax  # only when the caller leaves host sharding to JAX
-
-        shard_index = jax.process_index() if shard_index is None else shard_index
-        shard_count = jax.process_count() if shard_count is None else shard_count
+def _host_shard(shard_index: int, shard_count: int) -> tuple[int, int]:
     if not 0 <= shard_index < shard_count:
         raise ValueError(f"shard_index must be in [0, shard_count={shard_count}), got {shard_index}")
     return int(shard_index), int(shard_count)
@@ -197,8 +192,8 @@ def _check_sizes(seq_len: int, batch_size: int) -> None:
 
 
 def build_train_iterator(sources: Mapping[str, tuple[str | Path, float]], *, seq_len: int, batch_size: int,
-                         seed: int, eot_id: int, split: str = "train", shard_index: int | None = None,
-                         shard_count: int | None = None, num_epochs: int | None = None,
+                         seed: int, eot_id: int, split: str = "train", shard_index: int = 0,
+                         shard_count: int = 1, num_epochs: int | None = None,
                          prefetch: int = 2, sft: bool = False) -> grain.DatasetIterator:
     """Returns a checkpointable iterator of training batches (keys: BATCH_KEYS).
 
@@ -209,8 +204,9 @@ def build_train_iterator(sources: Mapping[str, tuple[str | Path, float]], *, seq
       seed: shuffle seed; the same seed gives the same batches.
       eot_id: end-of-text id appended to every document (not in SFT); must match the shards' tokenizer.
       split: 'train' or 'val'.
-      shard_index, shard_count: this host's slice of every source's documents (default: JAX's
-        process index and count); hosts read disjoint documents.
+      shard_index, shard_count: read every shard_count-th document of each source, from shard_index. The
+        trainer leaves the default (all documents): every process builds the same global batch and places
+        its own devices' rows, which makes runs and checkpoints independent of the number of processes.
       num_epochs: None repeats every source forever (each epoch a new permutation); an integer
         makes a finite stream that stops when the first source has done that many epochs.
       prefetch: batches a background thread prepares ahead (0: none). The iterator's state still
@@ -263,13 +259,12 @@ def _num_eval_batches(lengths: np.ndarray, seq_len: int, batch_size: int) -> int
 
 def build_eval_batches(sources: Mapping[str, tuple[str | Path, float]], *, seq_len: int, batch_size: int,
                        eot_id: int, split: str = "val", max_batches: int | None = None,
-                       shard_index: int | None = None, shard_count: int | None = None,
-                       sft: bool = False) -> dict[str, list[Batch]]:
+                       shard_index: int = 0, shard_count: int = 1, sft: bool = False) -> dict[str, list[Batch]]:
     """Every source's documents of ``split`` as a list of batches: one pass, in order, no shuffle.
 
-    Each host gets its slice of documents (as in training). The last batch is padded with rows of
+    ``shard_index``/``shard_count`` take a slice of the documents (default: all). The last batch is padded with rows of
     weight 0, and every host returns the same number of batches per source (hosts with fewer
-    tokens get extra all-padding batches), so collective eval steps stay in lockstep. Weights in
+    tokens get extra all-padding batches), so collective eval steps would stay in lockstep. Weights in
     ``sources`` are checked but unused. All batches are held in memory: use max_batches to bound
     the first batches taken from a large validation split. With ``sft`` (chat shards), whole
     conversations are packed in order, each cut to seq_len + 1 tokens, weights from their masks.

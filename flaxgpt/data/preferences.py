@@ -33,7 +33,6 @@ from pathlib import Path
 from typing import Any
 
 import grain
-import jax
 import numpy as np
 
 from flaxgpt.data.chat import parse_hh
@@ -256,14 +255,14 @@ class _Rows(grain.sources.RandomAccessDataSource):
 
 
 def build_pair_iterator(arrays: Mapping[str, np.ndarray], *, batch_size: int, seed: int,
-                        shard_index: int | None = None, shard_count: int | None = None) -> grain.DatasetIterator:
-    """A checkpointable, endless iterator of shuffled pair batches ([batch_size, ...] per key) for this host.
+                        shard_index: int = 0, shard_count: int = 1) -> grain.DatasetIterator:
+    """A checkpointable, endless iterator of shuffled pair batches ([batch_size, ...] per key).
 
-    Each epoch is a new permutation. Raises ValueError when this host has fewer comparisons than a batch.
+    Each epoch is a new permutation. By default every process iterates all comparisons (the trainer's global
+    batch); ``shard_index``/``shard_count`` take every count-th comparison instead. Raises ValueError when there
+    are fewer comparisons than a batch.
     """
-    index = jax.process_index() if shard_index is None else shard_index
-    count = jax.process_count() if shard_count is None else shard_count
-    ds = grain.MapDataset.source(_Rows(arrays))[index::count]
+    ds = grain.MapDataset.source(_Rows(arrays))[shard_index::shard_count]
     if len(ds) < batch_size:
         raise ValueError(f"{len(ds)} training comparisons on this host, fewer than one batch of {batch_size}: "
                          "add comparisons or lower train.batch_size")

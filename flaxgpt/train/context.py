@@ -10,19 +10,24 @@ that needs it fails with an error naming the key.
 from __future__ import annotations
 
 import dataclasses
+import math
+import shutil
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
 import jax
 import ml_collections
+from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding
 
 from flaxgpt.config import ConfigError, run_dir, to_json
 from flaxgpt.data.tokenizer import Tokenizer, check_compatible, load_tokenizer
 from flaxgpt.model.gpt import GPT, ModelConfig
 from flaxgpt.train import checkpoint as ckpt
-from flaxgpt.train.logger import MetricsLogger
+from flaxgpt.train.lock import RunLock
+from flaxgpt.train.logger import METRICS_FILE, PLOT_FILE, MetricsLogger
 from flaxgpt.train.optim import lr_schedule, make_optimizer
 from flaxgpt.train.sharding import Compiled, batch_sharding, compile_fn, compile_step, logical_rules, make_mesh
 from flaxgpt.train.stages import get_stage
@@ -99,7 +104,9 @@ class RunContext:
     shardings: Any  # the TrainState's shardings
     manager: Any  # orbax CheckpointManager over run_dir/checkpoints
     main_process: bool
+    lock: RunLock | None = None  # this job's hold on run_dir, released by close()
     logger: MetricsLogger | None = None  # opened by start_logging once the resume step is known
+    resumed_from: Path | None = None  # the checkpoint this run restored
     _initial: tuple[TrainState, Any] | None = None
 
     @property
@@ -107,17 +114,18 @@ class RunContext:
         """Devices a batch is split over (mesh.data x mesh.fsdp)."""
         return self.mesh.shape["data"] * self.mesh.shape["fsdp"]
 
-    def host_batch(self) -> int:
-        """This host's rows per step, after checking train.batch_size splits over hosts, micro-batches, devices."""
+    def global_batch(self) -> int:
+        """Rows per step (``train.batch_size``), after checking they split into micro-batches over the devices.
+
+        Every process builds the same global batch and places the rows of its own devices (``put_batch``), so
+        a run computes the same on any number of processes and its data position is one for all of them.
+        """
         t = self.config.train
-        hosts = jax.process_count()
         micro = t.batch_size // t.grad_accum
-        if t.batch_size % hosts:
-            raise ValueError(f"train.batch_size={t.batch_size} must divide over {hosts} hosts")
         if micro % self.data_parallel:
             raise ValueError(f"micro-batch train.batch_size/train.grad_accum={micro} must be divisible by the "
                              f"data-parallel devices mesh.data*mesh.fsdp={self.data_parallel}")
-        return t.batch_size // hosts
+        return t.batch_size
 
     def batch_sharding(self, ndim: int, leading: int = 0) -> NamedSharding:
         """Arrays of ``ndim`` axes split over the data-parallel devices along axis ``leading``."""
@@ -179,21 +187,27 @@ class RunContext:
     def save(self, step: int, state: TrainState, data_checkpoint: Any) -> None:
         """Starts saving checkpoint ``step``: state, data iterator, resolved config, tokenizer metadata."""
         ckpt.save(self.manager, step, state, data_checkpoint, self.config.to_dict(), self.tokenizer.metadata(),
-                  force=True)
+                  force=True, wait=not self.config.checkpoint.async_save)
 
     def restore(self, data_checkpoint: Any) -> tuple[int, TrainState] | None:
         """(step, state) of the latest checkpoint that restores (moving ``data_checkpoint`` to its position), or
-        None when there is none or ``run.resume`` is off."""
-        if not (self.config.run.resume and self.manager.all_steps()):
+        None when there is none. Raises CheckpointMismatch / CheckpointsDamaged (``flaxgpt.train.checkpoint``)."""
+        restored = ckpt.restore_latest(self.manager, self.abstract_state, data_checkpoint, self.config.to_dict())
+        if restored is None:
             return None
-        return ckpt.restore_latest(self.manager, self.abstract_state, data_checkpoint)
+        self.resumed_from = restored.path
+        return restored.step, restored.state
 
     def close(self) -> None:
-        """Waits for pending checkpoint writes, then closes the manager and the logger."""
-        self.manager.wait_until_finished()
-        self.manager.close()
-        if self.logger is not None:
-            self.logger.close()
+        """Waits for pending checkpoint writes, then closes the manager and the logger and releases the lock."""
+        try:
+            self.manager.wait_until_finished()
+            self.manager.close()
+            if self.logger is not None:
+                self.logger.close()
+        finally:
+            if self.lock is not None:
+                self.lock.release()
 
 
 def build_context(config: ml_collections.ConfigDict, services: Services = Services()) -> RunContext:
@@ -205,7 +219,6 @@ def build_context(config: ml_collections.ConfigDict, services: Services = Servic
     stage = get_stage(config.train.stage)
     stage.check(config)
     rdir = run_dir(config)
-    rdir.mkdir(parents=True, exist_ok=True)
     tokenizer = load_tokenizer(config.data.tokenizer)
     if config.model.vocab_size < tokenizer.vocab_size:
         raise ValueError(f"model.vocab_size={config.model.vocab_size} is smaller than tokenizer "
@@ -213,14 +226,80 @@ def build_context(config: ml_collections.ConfigDict, services: Services = Servic
                          f"set model.vocab_size={tokenizer.vocab_size}")
     if config.evals.every > 0 and services.hooks is None:
         raise _missing("the evaluation suites", "evals.every")
+    p = build_training(config, stage, make_mesh(config.mesh))
+    rdir.mkdir(parents=True, exist_ok=True)
+    lock = RunLock(rdir)
+    lock.acquire()  # before the checkpoint manager, which clears the unfinished saves it finds
+    try:
+        if not config.run.resume:
+            _set_aside_history(rdir)
+        manager = ckpt.make_manager(rdir, keep=config.checkpoint.keep)
+    except BaseException:
+        lock.release()
+        raise
+    return RunContext(config, stage, services, rdir, tokenizer, p.model_cfg, p.model, p.mesh, p.rules, p.tx,
+                      p.schedule, p.abstract_state, p.shardings, manager, jax.process_index() == 0, lock)
+
+
+HISTORY = ("checkpoints", METRICS_FILE, "tensorboard", PLOT_FILE, "config.json")
+
+
+def _set_aside_history(rdir: Path) -> None:
+    """``run.resume=false`` (``--restart``): moves the run's checkpoints and metrics to ``previous/<time>/``
+    (process 0; nothing is deleted) so the run starts over in the same directory."""
+    found = [rdir / name for name in HISTORY if (rdir / name).exists()]
+    if found and jax.process_index() == 0:
+        dest = rdir / "previous" / time.strftime("%Y%m%d-%H%M%S")
+        dest.mkdir(parents=True, exist_ok=True)
+        for path in found:
+            shutil.move(str(path), str(dest / path.name))
+        print(f"run.resume=false: the earlier run's {', '.join(p.name for p in found)} moved to {dest}")
+    if jax.process_count() > 1:
+        multihost_utils.sync_global_devices("flaxgpt:set-aside-history")
+
+
+def check_mesh_fits(model_cfg: ModelConfig, mesh: Any, rules: Sequence[tuple[str, Any]]) -> None:
+    """Raises ConfigError naming the model key and mesh axes when a parameter dimension does not split evenly
+    over the mesh axes ``mesh.rules`` shards it on (JAX's own error names neither)."""
+    dims = {"heads": ("model.n_head", model_cfg.n_head), "mlp": ("model.d_ff", model_cfg.ffn),
+            "embed": ("model.d_model", model_cfg.d_model), "kv": ("model.d_model/model.n_head", model_cfg.head_dim),
+            "vocab": ("model.vocab_size (padded)", model_cfg.vocab_padded)}
+    for logical, axes in rules:
+        if logical not in dims or axes is None:
+            continue
+        axes = (axes,) if isinstance(axes, str) else tuple(axes)
+        size = math.prod(mesh.shape[a] for a in axes)
+        key, value = dims[logical]
+        if value % size:
+            mesh_keys = " x ".join(f"mesh.{a}={mesh.shape[a]}" for a in axes)
+            raise ConfigError(f"config key '{key}': {value} does not split over {mesh_keys} (mesh.rules shards "
+                              f"'{logical}' on {', '.join(axes)}); pick sizes that divide it")
+
+
+@dataclasses.dataclass(frozen=True)
+class Training:
+    """What a stage's step is built and compiled from (``build_training``): a RunContext holds these; preflight
+    (``flaxgpt.launch.preflight``) compiles the step from them for a TPU topology without making a run."""
+
+    model_cfg: ModelConfig
+    model: GPT
+    mesh: Any  # a Mesh, or an AbstractMesh when only the state's per-device shapes are wanted
+    rules: tuple
+    tx: Any
+    schedule: Any
+    abstract_state: Any  # shapes, dtypes and shardings of the TrainState
+    shardings: Any  # the TrainState's shardings
+
+
+def build_training(config: ml_collections.ConfigDict, stage: Stage, mesh: Any) -> Training:
+    """The model, rules, optimizer and schedule (scaled by the stage's ``updates_per_step``) of ``config`` and its
+    train state's shapes and shardings over ``mesh``; allocates nothing."""
     model_cfg = ModelConfig.from_config(config.model)
     model = GPT(model_cfg)
-    mesh = make_mesh(config.mesh)
     rules = logical_rules(config.mesh.rules)
+    check_mesh_fits(model_cfg, mesh, rules)
     updates = stage.updates_per_step(config)
     tx = make_optimizer(config.train, stage.trainable, updates_per_step=updates)
     abstract, shardings = abstract_train_state(model, tx, mesh, rules, config.data.seq_len)
-    manager = ckpt.make_manager(rdir, keep=config.checkpoint.keep, async_save=config.checkpoint.async_save)
-    return RunContext(config, stage, services, rdir, tokenizer, model_cfg, model, mesh, rules, tx,
-                      lr_schedule(config.train, updates_per_step=updates), abstract, shardings, manager,
-                      jax.process_index() == 0)
+    return Training(model_cfg, model, mesh, rules, tx, lr_schedule(config.train, updates_per_step=updates),
+                    abstract, shardings)

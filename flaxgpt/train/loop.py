@@ -134,12 +134,7 @@ def train(ctx: RunContext, *, stop_at: int | None = None, show_progress: bool = 
         fetched = jax.device_get(metrics)
         m = {k: float(np.mean([x[k] for x in fetched])) for k in fetched[0]}
         if not math.isfinite(m["loss"]):
-            ctx.manager.wait_until_finished()
-            last = ctx.manager.latest_step()
-            raise NonFiniteLoss(f"loss is {m['loss']} at step {p_step} (grad norm {m['grad_norm']:.3g}); "
-                                f"stopped without saving. Last good checkpoint: "
-                                f"{ctx.run_dir / 'checkpoints' / str(last) if last is not None else 'none'}. "
-                                f"Try a lower train.lr, more train.warmup_steps or train.grad_clip.")
+            raise NonFiniteLoss(_non_finite_message(ctx, m, p_step, start_step))
         window.append({**m, **info, "data_wait_s": wait_s})
 
     try:
@@ -190,6 +185,7 @@ def train(ctx: RunContext, *, stop_at: int | None = None, show_progress: bool = 
                     data.save(step)
                 if stopping:
                     summary["status"] = f"stopped ({stopping})"
+                    summary["signal"] = stop.requested
                     break
         finish_pending()
     finally:
@@ -202,6 +198,20 @@ def train(ctx: RunContext, *, stop_at: int | None = None, show_progress: bool = 
     data.finish(summary)
     print(f"{summary['status']} at step {step}; run directory: {ctx.run_dir}")
     return summary
+
+
+def _non_finite_message(ctx: RunContext, m: dict[str, float], step: int, start_step: int) -> str:
+    """Why the run stopped at a NaN/inf loss, naming the latest checkpoint without vouching for it: a NaN soon
+    after a resume may come from the checkpoint itself."""
+    ctx.manager.wait_until_finished()
+    last = ctx.manager.latest_step()
+    latest = ctx.run_dir / "checkpoints" / str(last) if last is not None else None
+    text = (f"loss is {m['loss']} at step {step} (grad norm {m['grad_norm']:.3g}); stopped without saving. "
+            f"Latest checkpoint: {latest or 'none'}, saved before the loss went non-finite. ")
+    if ctx.resumed_from is not None and step - start_step <= 2 * ctx.config.train.log_every:
+        text += (f"This run resumed from {ctx.resumed_from} only {step - start_step} step(s) earlier: that "
+                 "checkpoint may hold bad values; move it aside to resume from the one before. ")
+    return text + "Try a lower train.lr, more train.warmup_steps or train.grad_clip."
 
 
 class _Throughput:

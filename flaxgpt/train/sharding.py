@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -21,21 +20,6 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 MESH_AXES = ("data", "fsdp", "tensor")
 BATCH_AXES = ("data", "fsdp")
-
-
-def maybe_init_distributed() -> bool:
-    """Joins a multi-host job before any device is touched; returns whether it did.
-
-    Multi-host runs (a TPU pod slice, several GPU VMs) start one `flaxgpt train` per host. JAX finds
-    its peers from JAX_COORDINATOR_ADDRESS / JAX_NUM_PROCESSES / JAX_PROCESS_ID (GPU VMs, SLURM) or,
-    on TPU pods, from the TPU metadata (TPU_WORKER_HOSTNAMES lists several hosts). Single-host runs
-    set none of these and skip it.
-    """
-    workers = [w for w in os.environ.get("TPU_WORKER_HOSTNAMES", "").split(",") if w]
-    if os.environ.get("JAX_COORDINATOR_ADDRESS") or len(workers) > 1:
-        jax.distributed.initialize()
-        return True
-    return False
 
 
 def mesh_shape(sizes: Sequence[int], n_devices: int) -> tuple[int, ...]:
@@ -161,5 +145,7 @@ def compile_step(step_fn: Callable, state_shardings: Any, batch_shardings: Any, 
 
 
 def put_batch(batch: dict[str, np.ndarray], shardings: dict[str, NamedSharding]) -> dict[str, jax.Array]:
-    """Assembles each host's local batch into global arrays sharded over ('data','fsdp')."""
-    return {k: jax.make_array_from_process_local_data(shardings[k], v) for k, v in batch.items()}
+    """Global arrays from a global batch that every process holds whole: each process places only the rows its
+    own devices hold, so the same batch gives the same arrays on any number of processes."""
+    return {k: jax.make_array_from_callback(v.shape, shardings[k], lambda index, v=v: v[index])
+            for k, v in batch.items()}

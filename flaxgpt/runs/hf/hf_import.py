@@ -100,9 +100,9 @@ def write_run(out_dir: str | Path, config: ml_collections.ConfigDict, params: di
         opt_state = make_optimizer(config.train).init(params)
         rng = jax.random.split(jax.random.PRNGKey(config.train.seed))[1]  # as create_train_state draws it
         state = TrainState(step=np.zeros((), np.int32), params=params, opt_state=opt_state, rng=rng)
-        manager = ckpt.make_manager(out_dir, keep=config.checkpoint.keep, async_save=False)
+        manager = ckpt.make_manager(out_dir, keep=config.checkpoint.keep)
         try:
-            ckpt.save(manager, 0, state, None, config.to_dict(), tokenizer.metadata(), force=True)
+            ckpt.save(manager, 0, state, None, config.to_dict(), tokenizer.metadata(), force=True, wait=True)
             manager.wait_until_finished()
         finally:
             manager.close()

@@ -74,7 +74,7 @@ def _lm_stage(name: str, doc: str, chat: bool) -> Stage:
         _check_tokenizer(sources, ctx.tokenizer.metadata())
         if chat:
             _report_conversations(sources, config.data.seq_len)
-        batch = ctx.host_batch()
+        batch = ctx.global_batch()
         it = build_train_iterator(sources, seq_len=config.data.seq_len, batch_size=batch, seed=config.train.seed,
                                   eot_id=ctx.tokenizer.eot_id, prefetch=config.data.prefetch, sft=chat)
         return IteratorSource(it, BATCH_KEYS, config.train.grad_accum, config.train.batch_size)
@@ -83,7 +83,7 @@ def _lm_stage(name: str, doc: str, chat: bool) -> Stage:
         t = ctx.config.train
         if t.eval_every <= 0:
             return None
-        host = build_eval_batches(_sources(ctx.config), seq_len=ctx.config.data.seq_len, batch_size=ctx.host_batch(),
+        host = build_eval_batches(_sources(ctx.config), seq_len=ctx.config.data.seq_len, batch_size=ctx.global_batch(),
                                   eot_id=ctx.tokenizer.eot_id, max_batches=t.eval_batches, sft=chat)
         rows = dict.fromkeys(BATCH_KEYS, ctx.batch_sharding(2))
         batches = {name: [put_batch({k: b[k] for k in BATCH_KEYS}, rows) for b in source_batches]

@@ -54,7 +54,7 @@ class PairSource(IteratorSource):
     """Shuffled pair batches from the run's comparisons; ``pairs`` holds the train and validation arrays."""
 
     def __init__(self, ctx: RunContext, pairs: PairSets, keys: tuple[str, ...]):
-        batch = ctx.host_batch()
+        batch = ctx.global_batch()
         it = build_pair_iterator(pairs.train, batch_size=batch, seed=ctx.config.train.seed)
         super().__init__(it, keys, ctx.config.train.grad_accum, 2 * ctx.config.train.batch_size, pairs.summary)
         self.pairs = pairs
