@@ -78,10 +78,22 @@ def test_wrong_types_are_errors_naming_the_key(override, key):
     ("train.grad_accum=3", "train.batch_size"),
     ("model.remat=sometimes", "model.remat"),
     ("mesh.data=-1 mesh.fsdp=-1", "mesh"),
+    ("train.lr=1e999", "train.lr"),  # inf: NaN at step 2 before
+    ("dpo.beta=nan", "dpo.beta"),
 ])
 def test_inconsistent_values_fail_validation_naming_the_key(override, key):
     with pytest.raises(ConfigError, match=f"'{key}'"):
         load_config("experiments/micro.py", override.split())
+
+
+def test_a_misspelt_data_source_is_an_error_and_a_new_one_needs_a_plus():
+    with pytest.raises(ConfigError, match="unknown data source 'persnal' .*sources: personal.*write "
+                                          r"\+data.sources.persnal.path"):
+        load_config("experiments/micro.py", ["data.sources.persnal.path=/tmp/x"])
+    config = load_config("experiments/micro.py", ["+data.sources.blog.path=/tmp/blog", "data.sources.blog.weight=2"])
+    assert sorted(config.data.sources) == ["blog", "personal"] and config.data.sources.blog.weight == 2.0
+    with pytest.raises(ConfigError, match="unknown config key 'model.widht'"):
+        load_config("experiments/micro.py", ["+model.widht=3"])  # + adds data sources only
 
 
 def test_override_without_equals_is_an_error():

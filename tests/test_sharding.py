@@ -8,7 +8,10 @@ import pytest
 from helpers import build, random_batch, run_steps, tiny_config
 from jax.sharding import PartitionSpec as P
 
-from flaxgpt.train.sharding import logical_rules, mesh_shape
+from flaxgpt.config import ConfigError
+from flaxgpt.model.gpt import ModelConfig
+from flaxgpt.train.context import check_mesh_fits
+from flaxgpt.train.sharding import logical_rules, make_mesh, mesh_shape
 
 MESHES = [(8, 1, 1), (1, 8, 1), (2, 2, 2), (1, 2, 4)]
 
@@ -91,6 +94,16 @@ def test_mesh_shape_infers_one_axis_and_rejects_bad_products():
         mesh_shape([3, 2, 1], 8)
     with pytest.raises(ValueError, match="not divisible"):
         mesh_shape([-1, 3, 1], 8)
+
+
+def test_a_mesh_axis_that_does_not_divide_a_model_dimension_names_both_keys():
+    config = tiny_config()  # 4 heads
+    config.mesh.data, config.mesh.tensor = 1, 8
+    model_cfg = ModelConfig.from_config(config.model)
+    with pytest.raises(ConfigError, match="'model.n_head': 4 does not split over mesh.tensor=8"):
+        check_mesh_fits(model_cfg, make_mesh(config.mesh), logical_rules(config.mesh.rules))
+    config.mesh.data, config.mesh.tensor = 2, 4
+    check_mesh_fits(model_cfg, make_mesh(config.mesh), logical_rules(config.mesh.rules))
 
 
 def test_rules_reject_unknown_mesh_axes():

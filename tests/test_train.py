@@ -6,6 +6,7 @@ import gc
 import json
 import math
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -23,7 +24,7 @@ from flaxgpt.data.tokenize import tokenize_paths
 from flaxgpt.launch.train import train
 from flaxgpt.runs.info import describe_run
 from flaxgpt.runs.rundir import checkpoint_steps
-from flaxgpt.train.checkpoint import CheckpointMismatch
+from flaxgpt.train.checkpoint import CheckpointMismatch, CheckpointsDamaged
 from flaxgpt.train.logger import read_metrics
 from flaxgpt.train.loop import NonFiniteLoss
 
@@ -93,6 +94,7 @@ def test_a_run_writes_checkpoints_metrics_config_and_plot(straight):
     assert list((straight / "tensorboard").glob("events.out.tfevents.*"))
     info = describe_run(straight)
     assert f"steps: {STEPS} of {STEPS}" in info and "latest eval" in info
+    assert "mesh: data=-1 fsdp=1 tensor=1" in info and "written by 1 process(es), 8 cpu device(s)" in info
 
 
 def test_stop_and_resume_equals_the_uninterrupted_run(shards, straight, tmp_path):
@@ -159,7 +161,8 @@ def test_sigterm_saves_a_checkpoint_and_exits_143(shards, tmp_path):
 
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(shards, tmp_path):
     train(cfg(shards, tmp_path, "checkpoint.every=2"), stop_at=4, show_progress=False)
-    with pytest.raises(NonFiniteLoss, match="Latest checkpoint: .*checkpoints/4, saved before"):
+    with pytest.raises(NonFiniteLoss, match="Latest checkpoint: .*checkpoints/4, saved before.*resumed from "
+                                            ".*checkpoints/4 only 2 step"):
         train(cfg(shards, tmp_path, "checkpoint.every=2", "train.lr=1e30"),
               show_progress=False)
     assert checkpoint_steps(tmp_path) == [2, 4]
@@ -167,16 +170,79 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(shards, tmp_path):
     assert all(np.isfinite(np.asarray(x)).all() for x in jax.tree.leaves(params))
 
 
-def test_a_corrupt_latest_checkpoint_falls_back_to_the_one_before(shards, tmp_path, caplog):
-    train(cfg(shards, tmp_path), stop_at=10, show_progress=False)
-    for f in (tmp_path / "checkpoints" / "10" / "state").rglob("*"):
-        if f.is_file() and f.stat().st_size > 100:
-            f.write_bytes(b"\0" * 10)  # torn write
+@pytest.fixture(scope="module")
+def paused(shards, tmp_path_factory) -> Path:
+    """A run paused at step 10 (checkpoints 5 and 10), copied by the damage tests."""
+    run_dir = tmp_path_factory.mktemp("paused")
+    train(cfg(shards, run_dir), stop_at=10, show_progress=False)
+    return run_dir
+
+
+def _largest(folder: Path) -> Path:
+    return max((f for f in folder.rglob("*") if f.is_file()), key=lambda f: f.stat().st_size)
+
+
+def _truncate(step_dir: Path) -> None:
+    f = _largest(step_dir / "state")
+    f.write_bytes(f.read_bytes()[: f.stat().st_size // 2])  # a partial copy / full disk
+
+
+def _drop_manifest(step_dir: Path) -> None:
+    (step_dir / "state" / "manifest.ocdbt").unlink()
+
+
+def _flip(step_dir: Path) -> None:
+    f = _largest(step_dir / "state")
+    data = bytearray(f.read_bytes())
+    mid = len(data) // 2
+    data[mid:mid + 4096] = bytes(b ^ 0xFF for b in data[mid:mid + 4096])  # same size, other bytes
+    f.write_bytes(bytes(data))
+
+
+def _bad_data_state(step_dir: Path) -> None:
+    # Checksums gone (a checkpoint from before them): the state restores, then the data position fails to.
+    (step_dir / "checksums.json").unlink()
+    for f in (step_dir / "data").glob("process_*.json"):
+        f.write_text("{not json")
+
+
+@pytest.mark.parametrize("damage, reason", [(_truncate, "truncated"), (_drop_manifest, "manifest.ocdbt is missing"),
+                                            (_flip, "altered bytes"), (_bad_data_state, "JSONDecodeError")])
+def test_a_damaged_latest_checkpoint_is_set_aside_and_the_one_before_resumes(paused, shards, tmp_path, caplog,
+                                                                            damage, reason):
+    run_dir = tmp_path / "run"
+    shutil.copytree(paused, run_dir)
+    reference = tmp_path / "reference"  # the same run resumed from checkpoint 5 with nothing damaged
+    shutil.copytree(paused, reference)
+    shutil.rmtree(reference / "checkpoints" / "10")
+    damage(run_dir / "checkpoints" / "10")
     with caplog.at_level("WARNING", logger="flaxgpt"):
-        summary = train(cfg(shards, tmp_path), stop_at=12, show_progress=False)
+        summary = train(cfg(shards, run_dir), stop_at=8, show_progress=False)
     assert summary["start_step"] == 5
-    assert "is damaged" in caplog.text
-    assert (tmp_path / "checkpoints" / "10.corrupt").exists()
+    assert "is damaged" in caplog.text and reason in caplog.text
+    assert (run_dir / "checkpoints" / "10.corrupt").exists() and checkpoint_steps(run_dir) == [5, 8]
+    train(cfg(shards, reference), stop_at=8, show_progress=False)
+    # Nothing of the damaged checkpoint (its data position included) survives: steps 6-8 are checkpoint 5's.
+    assert train_losses(run_dir) == train_losses(reference)
+
+
+def test_when_every_checkpoint_is_damaged_the_run_stops_and_keeps_its_history(paused, shards, tmp_path):
+    run_dir = tmp_path / "run"
+    shutil.copytree(paused, run_dir)
+    _truncate(run_dir / "checkpoints" / "10")
+    _flip(run_dir / "checkpoints" / "5")
+    history = (run_dir / "metrics.jsonl").read_bytes()
+    with pytest.raises(CheckpointsDamaged) as err:
+        train(cfg(shards, run_dir), show_progress=False)
+    assert "checkpoints/10: OSError: " in str(err.value) and "truncated" in str(err.value)
+    assert "checkpoints/5: OSError: " in str(err.value) and "altered bytes" in str(err.value)
+    assert checkpoint_steps(run_dir) == [5, 10] and not list((run_dir / "checkpoints").glob("*.corrupt"))
+    assert (run_dir / "metrics.jsonl").read_bytes() == history
+    # --restart (run.resume=false) starts over, the earlier run set aside, not deleted
+    summary = train(cfg(shards, run_dir, "run.resume=false"), stop_at=2, show_progress=False)
+    assert summary["start_step"] == 0 and checkpoint_steps(run_dir) == [2]
+    (previous,) = (run_dir / "previous").iterdir()
+    assert (previous / "metrics.jsonl").read_bytes() == history and (previous / "checkpoints" / "10").is_dir()
 
 
 # orbax's async array reads that fail on the shape mismatch are garbage-collected unretrieved: noise, not a bug here.

@@ -29,6 +29,7 @@ def describe_run(run_dir: str | Path) -> str:
         f"{gpt2_param_count(mcfg):,} parameters (GPT-2 count), dtype {mcfg.dtype}",
         f"steps: {steps[-1] if steps else 0} of {config.train.steps} (checkpoints: {steps or 'none'})",
         "data: " + ", ".join(f"{n} ({s.path}, weight {s.weight})" for n, s in config.data.sources.items()),
+        _mesh_line(config, run_dir / "checkpoints" / str(steps[-1]) / "meta" / "metadata" if steps else None),
     ]
     if last_train:
         lines.append("latest train: " + _fmt(last_train))
@@ -40,6 +41,17 @@ def describe_run(run_dir: str | Path) -> str:
     lines.append("config:")
     lines.extend("  " + line for line in config.to_json(indent=2).splitlines())
     return "\n".join(lines)
+
+
+def _mesh_line(config, meta_file: Path | None) -> str:
+    """The mesh the config asks for and the processes and devices that wrote the latest checkpoint."""
+    m = config.mesh
+    line = f"mesh: data={m.data} fsdp={m.fsdp} tensor={m.tensor} (-1: the devices left)"
+    if meta_file is not None and meta_file.exists():
+        t = json.loads(meta_file.read_text())
+        line += (f"; latest checkpoint written by {t['process_count']} process(es), {t['device_count']} "
+                 f"{t['platform']} device(s)")
+    return line + f"; intended hardware: {config.run.hardware}"
 
 
 def _fmt(record: dict) -> str:
