@@ -4,8 +4,9 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 RUN    ?= runs/demo
+SWEEP  ?= experiments/sweeps/micro_lr.py
 
-.PHONY: setup demo test lint bench bench-train bench-ingest bench-decode clean
+.PHONY: setup setup-tpu demo test lint sweep preflight bench bench-train bench-ingest bench-decode clean
 
 setup: $(STAMP)
 
@@ -45,12 +46,39 @@ demo: setup
 lint: setup
 	$(BIN)/ruff check .
 
+# One experiment over a grid of overrides (experiments/sweeps/), one run after another, finished runs skipped ->
+# runs/sweeps/NAME/results.md, results.csv, sweep.png. The bundled sweeps train on the demo's ingest, made first if missing.
+sweep: setup $(RUN)/data/persona/mixture.json
+	$(BIN)/flaxgpt sweep $(SWEEP)
+
+$(RUN)/data/persona/mixture.json: | setup
+	$(BIN)/flaxgpt ingest examples/persona/sources.py --out $(RUN)/data/persona
+
 # Tests also compare against HuggingFace transformers (PyTorch CPU): installed for tests only, never for users.
 $(VENV)/.test-installed: tests/requirements.txt $(STAMP)
 	$(BIN)/pip install --quiet -r tests/requirements.txt
 	touch $@
 
-test: lint $(VENV)/.test-installed
+# Compiling for TPUs on this machine (`flaxgpt preflight`) needs libtpu, kept out of $(VENV): with it installed, every
+# JAX start-up probes for a TPU (and libtpu prints warnings). Its own environment, the same pinned set plus jax[tpu].
+TPU_VENV  := .venv-tpu
+TPU_STAMP := $(TPU_VENV)/.installed
+JAX_PIN   := $(shell sed -n 's/^jax==//p' requirements.lock)
+
+setup-tpu: $(TPU_STAMP)
+
+$(TPU_STAMP): pyproject.toml requirements.lock
+	$(PYTHON) -m venv $(TPU_VENV)
+	$(TPU_VENV)/bin/pip install --quiet --upgrade pip
+	$(TPU_VENV)/bin/pip install --quiet -r requirements.lock "jax[tpu]==$(JAX_PIN)"
+	$(TPU_VENV)/bin/pip install --quiet --no-deps -e .
+	touch $@
+
+# Every experiment config on its run.hardware: TPU configs compiled for their slice (minutes each on 2 cores).
+preflight: $(TPU_STAMP)
+	$(TPU_VENV)/bin/flaxgpt preflight experiments/*.py
+
+test: lint $(VENV)/.test-installed $(TPU_STAMP)
 	$(BIN)/pytest -q
 
 bench: bench-train bench-ingest bench-decode
@@ -70,4 +98,4 @@ bench-decode: setup
 	$(BIN)/python -m bench.decode_bench
 
 clean:
-	rm -rf $(VENV) runs
+	rm -rf $(VENV) $(TPU_VENV) runs

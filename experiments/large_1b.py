@@ -6,6 +6,7 @@ from flaxgpt.config import default_config
 def get_config():
     c = default_config()
     c.run.name = "large_1b"
+    c.run.hardware = "v5e-8"  # fits v4-8 too
     c.model.n_layer = 24
     c.model.n_head = 14
     c.model.d_model = 1792

@@ -6,6 +6,7 @@ from flaxgpt.config import default_config
 def get_config():
     c = default_config()
     c.run.name = "medium_750m"
+    c.run.hardware = "v5e-8"
     c.model.n_layer = 36
     c.model.n_head = 20
     c.model.d_model = 1280

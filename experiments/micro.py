@@ -13,6 +13,7 @@ from flaxgpt.config import default_config
 def get_config():
     c = default_config()
     c.run.name = "micro"
+    c.run.hardware = "cpu"  # a laptop CPU (`flaxgpt preflight` checks it fits there)
     c.model.n_layer = 4
     c.model.n_head = 4
     c.model.d_model = 128

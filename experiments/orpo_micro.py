@@ -14,6 +14,7 @@ from flaxgpt.config import read_config_file
 def get_config():
     c = read_config_file(Path(__file__).with_name("dpo_micro.py"))
     c.run.name = "orpo_micro"
+    c.run.hardware = "cpu"  # a laptop CPU (`flaxgpt preflight` checks it fits there)
     c.train.stage = "orpo"
     c.orpo.beta = 0.1
     c.train.lr = 1e-4

@@ -19,6 +19,7 @@ def get_config():
     # The micro shapes, tokenizer and context of the chat model every RL stage starts from.
     c = read_config_file(Path(__file__).with_name("sft_micro.py"))
     c.run.name = "ppo_micro"
+    c.run.hardware = "cpu"  # a laptop CPU (`flaxgpt preflight` checks it fits there)
     c.data.sources = {}  # comparisons or prompts instead of chat shards
     c.model.dropout = 0.0  # off in every RL stage (PM, reference, policy, value), as TRL and N+ do
     c.train.stage = "ppo"

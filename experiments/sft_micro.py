@@ -17,6 +17,7 @@ from flaxgpt.config import default_config
 def get_config():
     c = default_config()
     c.run.name = "sft_micro"
+    c.run.hardware = "cpu"  # a laptop CPU (`flaxgpt preflight` checks it fits there)
     c.train.stage = "sft"
     # The micro model (experiments/micro.py): the shapes must match the run SFT starts from.
     c.model.n_layer = 4

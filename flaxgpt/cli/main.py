@@ -7,6 +7,8 @@
     flaxgpt convert import|export ...         HuggingFace GPT-2 checkpoint <-> flaxgpt run
     flaxgpt train CONFIG [key=value ...]      train (resumes from the run directory by default)
     flaxgpt run PIPELINE [key=value ...]      run a pipeline's stages in order (SFT, CAI, PM, PPO/DPO, eval)
+    flaxgpt sweep SWEEP [key=value ...]       one config over a grid of overrides -> results table and plot
+    flaxgpt preflight CONFIG [--topology T]   will the train step fit its hardware (compiled for TPUs), how fast
     flaxgpt info RUN_DIR                      config, parameters, steps done, latest metrics
     flaxgpt sample RUN_DIR --prompt TEXT      continue a prompt (KV-cache decoding, streamed)
     flaxgpt chat RUN_DIR                      chat in the terminal
@@ -51,6 +53,10 @@ COMMANDS = (
     Command("train", "train", "add_train_arguments", "run_train", "train a model from an experiment config"),
     Command("run", "train", "add_run_arguments", "run_pipeline",
             "run a pipeline config (stages in order, done ones skipped) or a training config"),
+    Command("sweep", "sweep", "add_arguments", "run",
+            "train one config over a grid or list of overrides (finished runs skipped) -> results table and plot"),
+    Command("preflight", "preflight", "add_arguments", "run",
+            "per-device memory and step time of configs on their hardware (TPU: the real step compiled ahead)"),
     Command("info", "train", "add_info_arguments", "run_info", "describe a run directory"),
     Command("sample", "sample", "add_arguments_sample", "run_sample",
             "continue a prompt with a trained model (streamed)"),
