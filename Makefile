@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 RUN    ?= runs/demo
 SWEEP  ?= experiments/sweeps/micro_lr.py
 
-.PHONY: setup setup-tpu demo test lint sweep preflight bench bench-train bench-ingest bench-decode clean
+.PHONY: setup setup-tpu demo test lint sweep preflight bench bench-train bench-ingest bench-decode bench-privacy clean
 
 setup: $(STAMP)
 
@@ -16,6 +16,7 @@ $(STAMP): pyproject.toml requirements.lock
 	$(BIN)/pip install --quiet -r requirements.lock
 	$(BIN)/pip install --quiet --no-deps -e .
 	$(BIN)/python -c "from flaxgpt.data.tokenizer import get_tokenizer; assert get_tokenizer('gpt2').encode('Hello world') == [15496, 995]"
+	$(BIN)/python -m flaxgpt.ingest.privacy.namesets  # the name sets derived from names-dataset once (~15 s), cached
 	touch $(STAMP)
 
 # Ingest the bundled example persona (extract, scrub, dedup, filter, tokenize), check no planted secret
@@ -81,7 +82,7 @@ preflight: $(TPU_STAMP)
 test: lint $(VENV)/.test-installed $(TPU_STAMP)
 	$(BIN)/pytest -q
 
-bench: bench-train bench-ingest bench-decode
+bench: bench-train bench-ingest bench-decode bench-privacy
 
 # Training throughput against HuggingFace transformers' PyTorch GPT-2 (peer installed only here).
 bench-train: setup
@@ -91,6 +92,11 @@ bench-train: setup
 # flaxgpt ingest on a generated 200 MB text corpus: MB/s of input (target: 5 MB/s on 2 cores).
 bench-ingest: setup
 	$(BIN)/python -m bench.ingest_bench --mb 200
+
+# Privacy: recall, false positives and precision per family of the scrubber on the labelled sentences in
+# bench/privacy/*.jsonl, and false positives on the persona's sentences (targets: recall >= 0.97, FP <= 1%).
+bench-privacy: setup
+	$(BIN)/python -m bench.privacy_bench
 
 # Decoding: GPT-2 124M shapes, batch 1 and 8, flaxgpt f32/int8 against transformers' generate (same weights).
 bench-decode: setup

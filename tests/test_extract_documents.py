@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import random
 import socket
 import zipfile
 
@@ -326,7 +327,9 @@ def test_text_bad_inputs_are_skipped_with_reasons():
     assert skip_reason("a.txt", PNG) == "binary content"
     assert skip_reason("a.txt", b"text\x00with\x00nul bytes") == "binary content"
     assert skip_reason("a.txt", b"\xff\xfe\x00\xd8") == "not valid UTF-16 text despite its byte-order mark"
-    assert skip_reason("a.txt", "caf\xe9 \x81".encode("latin-1")) == "not valid UTF-8 or cp1252 text"
+    rng = random.Random(0)
+    noise = bytes(rng.randrange(1, 256) for _ in range(2000))  # no NUL, fits no encoding
+    assert skip_reason("a.txt", noise) == "not text in any encoding charset-normalizer knows"
     control_noise = bytes(b for b in range(1, 32) if b not in (9, 10, 11, 12, 13)) * 20 + b"some text"
     assert skip_reason("a.rst", control_noise) == "binary content (control characters in text)"
 

@@ -2,9 +2,10 @@
 
 ``PrivacyRules`` judges the privacy principle ("never reveal secrets or other people's personal data") on
 assistant responses with the ingest scrubber (``flaxgpt.ingest.privacy.Scrubber``: keys, tokens, passwords,
-e-mail addresses, phone numbers, cards, IBANs, IP and street addresses) plus three detectors for free prose,
-which a response is and a scrubbed document mostly is not (the scrubber leaves these alone to keep false
-positives out of the training corpus):
+e-mail addresses, phone numbers, cards, IBANs, IP and street addresses, passwords and keys stated in prose,
+other people's names in greetings and mentions) plus three looser detectors that a response warrants and a
+training document does not (the scrubber keeps its false positives out of the corpus; a response that looks
+like it leaks is worth a revision):
 
 * ``SECRET``: a run of 20+ base64/token characters mixing upper case, lower case and digits that switch class
   often (a key line, a secret access key, an API token), never a hex hash or a CamelCase identifier;

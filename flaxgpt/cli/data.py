@@ -55,28 +55,34 @@ def add_arguments_audit(parser: argparse.ArgumentParser) -> None:
                         help="shard directory, or a directory holding several (e.g. an ingest output)")
     parser.add_argument("--canaries", required=True, metavar="FILE",
                         help="strings that must not appear, one per line (# comments and blank lines ignored)")
+    parser.add_argument("--fuzzy", action="store_true",
+                        help="also match ignoring case, whitespace, line breaks and separators (- . _ space)")
 
 
 def run_audit(args: argparse.Namespace) -> int:
     """Runs ``flaxgpt audit`` from parsed arguments; returns 0 when clean, 1 when a canary is found, 2 on error."""
     try:
         canaries = read_canaries(args.canaries)
-        report = audit(args.shards, canaries)
+        report = audit(args.shards, canaries, fuzzy=args.fuzzy)
     except (FileNotFoundError, ValueError, UnicodeDecodeError) as e:
         print(f"flaxgpt audit: error: {e}", file=sys.stderr)
         return 2
     searched = (f"{report.documents:,} documents in {report.shards} shards of {len(report.shard_sets)} shard "
                 f"set(s)" + (f" and {report.jsonl_records:,} records of {len(report.jsonl_files)} documents.jsonl"
-                             if report.jsonl_files else ""))
+                             if report.jsonl_files else "")
+                + (f", {len(report.files)} files read as text" if report.files else ""))
     if report.clean:
         print(f"clean: none of {len(canaries)} canaries found in {searched}")
         return 0
     for f in report.findings[:MAX_PRINTED]:
         if f.where.endswith(".jsonl"):
-            doc = f"line {f.document}" + (f" (id {f.doc_id})" if f.doc_id else "")
+            doc = f" line {f.document}" + (f" (id {f.doc_id})" if f.doc_id else "")
+        elif f.field is not None or Path(f.where).suffix:  # a file read as text
+            doc = ""
         else:
-            doc = f"document {f.document}"
-        print(f"FOUND {f.canary!r} in {f.where} {doc} [{f.match}]")
+            doc = f" document {f.document}"
+        field = f" field {f.field}" if f.field else ""
+        print(f"FOUND {f.canary!r} in {f.where}{doc} [{f.match}]{field}")
     if len(report.findings) > MAX_PRINTED:
         print(f"... and {len(report.findings) - MAX_PRINTED} more")
     kinds = len({f.canary for f in report.findings})

@@ -70,27 +70,53 @@ COMMANDS = (
 )
 
 
-def build_parser(argv: list[str]) -> argparse.ArgumentParser:
-    """The parser: every command with its help; the arguments of the one ``argv`` names, from its module.
-
-    Only the chosen command's module is imported (by name, from the table): ``flaxgpt --help`` and the worker
-    processes ``flaxgpt ingest`` spawns (which re-import this entry point) do not load JAX and the models.
-    """
+def _parsers(argv: list[str]) -> tuple[argparse.ArgumentParser, argparse.ArgumentParser | None]:
+    """The top-level parser and the parser of the command ``argv`` names (None if it names none)."""
     parser = argparse.ArgumentParser(prog="flaxgpt", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    chosen = None
     for command in COMMANDS:
         p = sub.add_parser(command.name, help=command.help, description=command.help)
         if argv[:1] == [command.name]:
             module = importlib.import_module(f"flaxgpt.cli.{command.module}")
             getattr(module, command.arguments)(p)
             p.set_defaults(func=getattr(module, command.run))
-    return parser
+            chosen = p
+    return parser, chosen
+
+
+def build_parser(argv: list[str]) -> argparse.ArgumentParser:
+    """The parser: every command with its help; the arguments of the one ``argv`` names, from its module.
+
+    Only the chosen command's module is imported (by name, from the table): ``flaxgpt --help`` and the worker
+    processes ``flaxgpt ingest`` spawns (which re-import this entry point) do not load JAX and the models.
+    """
+    return _parsers(argv)[0]
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    """Takes the command line (without the program name); returns its parsed arguments.
+
+    Positionals may come after options (``flaxgpt ingest cfg --out DIR workers=1``): a command without
+    sub-commands of its own is parsed with argparse's intermixed parsing, so ``key=value`` overrides (and
+    run directories, inputs) work anywhere on the line. ``cai`` and ``convert`` have sub-commands, which
+    intermixed parsing does not support; they are parsed as usual.
+    """
+    parser, chosen = _parsers(argv)
+    if chosen is None:
+        return parser.parse_args(argv)
+    try:
+        args = chosen.parse_intermixed_args(argv[1:])
+    except TypeError:  # argparse refuses intermixed parsing of sub-commands before reading anything
+        return parser.parse_args(argv)
+    args.command = argv[0]
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``flaxgpt`` console script; returns the exit status."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    args = build_parser(argv).parse_args(argv)
+    args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         return args.func(args)

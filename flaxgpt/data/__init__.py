@@ -12,7 +12,8 @@ May import ``flaxgpt.config`` and ``flaxgpt.ingest``. Modules:
     chat           chat datasets (OpenAI messages, hh-rlhf, OASST1) -> conversations
     chat_shards    ``flaxgpt tokenize-chat``: conversations -> masked chat shards for SFT
     corpus         ``flaxgpt ingest``: ingest's documents -> shards per source, mixture, tokenizer, report
-    audit          ``flaxgpt audit``: canary strings searched for in shards and documents.jsonl
+    audit          ``flaxgpt audit``: canary strings searched for in shards and every other output file
+    audit_files    an output's files besides shards as searchable text, JSON field by field
     packing        documents and conversations packed into rows, rows into the model's batch keys
     loader         the grain pipeline: shard sets -> packed, mixed, batched examples
     preferences    comparisons for the pair stages (pm, dpo, orpo): files -> token arrays -> batches

@@ -1,15 +1,21 @@
-"""``flaxgpt audit SHARDS --canaries FILE``: search token shards for strings that must never be there.
+"""``flaxgpt audit DIR --canaries FILE``: search every file of an output for strings that must never be there.
 
 A canary is a string a user planted in (or knows to be in) their raw data, such as a phone number,
 a key or a street address, that privacy scrubbing should have removed. The audit decodes every
-document of every shard (train and val) with the tokenizer its sidecar names, plus any
-``documents.jsonl`` of the same ingest output, and reports each canary it finds with the shard (or
-file) and document index.
+document of every shard (train and val) with the tokenizer its sidecar names, and reads every other
+file of the output as text (``audit_files``): JSON and JSON Lines field by field (``documents.jsonl``,
+``dropped.jsonl``, ``report.json``, ``mixture.json``, ``tokenizer.json``, shard sidecars), anything
+else whole (``report.md``). Pointed at one source's shards inside an ingest output, it also reads the
+files at the top of that output. Each canary found is reported with the file, the shard document
+index or JSON Lines line (and record id), and the JSON field.
 
 A canary matches when it occurs in a document:
 
 * ``exact``: case-insensitively;
 * ``whitespace``: case-insensitively with all whitespace removed from both ("Jane  Doe", "jane\\ndoe");
+* ``fuzzy`` (only with ``fuzzy=True``, ``--fuzzy``): case-insensitively with everything but letters and
+  digits removed from both: whitespace, line breaks and separators such as ``-``, ``.``, ``_`` inside the
+  canary do not matter ("hunter2-Secret" is found as "HUNTER2 secret" or "hunter2_secret");
 * ``digits``: for canaries that are mostly digits (at least 6 digits, and digits are most of the
   non-space characters), their digits inside one number of the document, where a number's digit
   groups may be joined by spaces, dashes, dots, slashes or parentheses: "+31 6 4827 1953" is found
@@ -26,7 +32,6 @@ per canary and form, so the cost is dominated by decoding, not by the number of 
 from __future__ import annotations
 
 import bisect
-import json
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -34,9 +39,9 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from flaxgpt.data.audit_files import Item, file_items, output_files
 from flaxgpt.data.shards import SPLITS, ShardSet, list_shards
 from flaxgpt.data.tokenizer import SPEC_FILE, Tokenizer, get_tokenizer, load_spec, tokenizer_from_spec
-from flaxgpt.ingest.pipeline import DOCUMENTS_FILE
 
 _CHUNK_CHARS = 8_000_000  # decoded characters searched at once
 _SEP = "\x00"  # between documents of a chunk: no canary form contains it
@@ -44,6 +49,7 @@ _WS = re.compile(r"\s+")
 # Separators between the digit groups of one written number: "+31 (6) 4827-1953", "06.48.27.19.53".
 _NUMBER_SEP = re.compile(r"(?<=\d)[ \t()./+\-]{1,3}(?=[\d(+])")
 _NON_DIGITS = re.compile(r"\D+")
+_NON_ALNUM = re.compile(r"[\W_]+")
 
 
 @dataclass(frozen=True)
@@ -51,10 +57,11 @@ class Finding:
     """One canary found in one document."""
 
     canary: str
-    where: str  # shard prefix (".../train-00000") or a documents.jsonl path
-    document: int  # index of the document in that shard (0-based), or line number in documents.jsonl (1-based)
-    match: str  # 'exact', 'whitespace' or 'digits' (see the module docstring)
-    doc_id: str | None = None  # the record's id, for documents.jsonl
+    where: str  # shard prefix (".../train-00000") or a file's path
+    document: int  # index of the document in that shard (0-based), line number in a .jsonl (1-based), else 0
+    match: str  # 'exact', 'whitespace', 'fuzzy' or 'digits' (see the module docstring)
+    doc_id: str | None = None  # the record's id, for JSON Lines records that have one
+    field: str | None = None  # the JSON path of the value ("metadata.to[0]"), for JSON and JSON Lines files
 
 
 @dataclass
@@ -68,6 +75,7 @@ class AuditReport:
     documents: int = 0
     jsonl_files: list[str] = field(default_factory=list)
     jsonl_records: int = 0
+    files: list[str] = field(default_factory=list)  # every file read as text (JSON Lines included)
 
     @property
     def clean(self) -> bool:
@@ -80,6 +88,7 @@ class _Canary:
     text: str
     lower: str
     compact: str  # lower-case, no whitespace
+    fuzzy: str  # lower-case, letters and digits only
     digits: str | None  # the digits, for mostly-digit canaries
 
 
@@ -98,21 +107,24 @@ def _canary(text: str) -> _Canary:
     compact = _WS.sub("", text.lower())
     digits = _NON_DIGITS.sub("", text)
     mostly_digits = len(digits) >= 6 and len(digits) * 2 > len(_WS.sub("", text))
-    return _Canary(text, text.lower(), compact, digits if mostly_digits else None)
+    return _Canary(text, text.lower(), compact, _NON_ALNUM.sub("", text.lower()), digits if mostly_digits else None)
 
 
 class _Matcher:
     """Searches batches of documents for all canaries in their three forms."""
 
-    def __init__(self, canaries: Sequence[str]):
+    def __init__(self, canaries: Sequence[str], fuzzy: bool = False):
         self.canaries = [_canary(c) for c in canaries]
         self.any_digits = any(c.digits for c in self.canaries)
+        self.fuzzy = fuzzy
 
     def search(self, docs: Sequence[str]) -> Iterator[tuple[int, _Canary, str]]:
         """Yields (index in docs, canary, match form) once per canary and document."""
         lower = [d.lower() for d in docs]
         forms = [("exact", lower, lambda c: c.lower),
                  ("whitespace", [_WS.sub("", d) for d in lower], lambda c: c.compact)]
+        if self.fuzzy:
+            forms.append(("fuzzy", [_NON_ALNUM.sub("", d) for d in lower], lambda c: c.fuzzy))
         if self.any_digits:
             numbers = [_NON_DIGITS.sub(_SEP, _NUMBER_SEP.sub("", d)) for d in docs]
             forms.append(("digits", numbers, lambda c: c.digits))
@@ -153,16 +165,6 @@ def find_shard_dirs(path: str | Path) -> list[Path]:
     return found
 
 
-def _documents_files(path: Path) -> list[Path]:
-    """documents.jsonl files of the ingest output(s) ``path`` belongs to or contains."""
-    files = {f for f in path.rglob(DOCUMENTS_FILE) if not any(p.startswith(".") for p in f.relative_to(path).parts)}
-    # An ingest output keeps its shards in DIR/shards/<source>/ and documents.jsonl in DIR.
-    for up in (path.parent, path.parent.parent):
-        if (up / "shards").is_dir() and path.resolve().is_relative_to((up / "shards").resolve()):
-            files.add(up / DOCUMENTS_FILE)
-    return sorted(f for f in files if f.is_file())
-
-
 def _tokenizer_for(shard_dir: Path, meta: dict, cache: dict) -> Tokenizer:
     """The tokenizer a sidecar names: a built-in one, or one rebuilt from the tokenizer.json next to the
     shards or in a directory above them; ValueError if its hash differs from the sidecar's."""
@@ -187,11 +189,11 @@ def _tokenizer_for(shard_dir: Path, meta: dict, cache: dict) -> Tokenizer:
     return tok
 
 
-def _chunks(docs: Iterable[tuple[int, str]]) -> Iterator[list[tuple[int, str]]]:
+def _chunks(items: Iterable[Item]) -> Iterator[list[Item]]:
     chunk, chars = [], 0
-    for item in docs:
+    for item in items:
         chunk.append(item)
-        chars += len(item[1])
+        chars += len(item.text)
         if chars >= _CHUNK_CHARS:
             yield chunk
             chunk, chars = [], 0
@@ -199,12 +201,11 @@ def _chunks(docs: Iterable[tuple[int, str]]) -> Iterator[list[tuple[int, str]]]:
         yield chunk
 
 
-def _search(matcher: _Matcher, docs: Iterable[tuple[int, str]], where: str,
-            ids: dict[int, str] | None = None) -> Iterator[Finding]:
-    for chunk in _chunks(docs):
-        for k, canary, form in matcher.search([text for _, text in chunk]):
-            index = chunk[k][0]
-            yield Finding(canary.text, where, index, form, None if ids is None else ids.get(index))
+def _search(matcher: _Matcher, items: Iterable[Item], where: str) -> Iterator[Finding]:
+    for chunk in _chunks(items):
+        for k, canary, form in matcher.search([item.text for item in chunk]):
+            item = chunk[k]
+            yield Finding(canary.text, where, item.document, form, item.doc_id, item.field)
 
 
 def _shard_sets(dirs: list[Path]) -> list[tuple[Path, ShardSet]]:
@@ -219,36 +220,35 @@ def _shard_sets(dirs: list[Path]) -> list[tuple[Path, ShardSet]]:
     return sets
 
 
-def _jsonl_docs(path: Path, ids: dict[int, str], report: AuditReport) -> Iterator[tuple[int, str]]:
-    """(line number, text and metadata) of each record, streamed; a line that is not a JSON object is
-    searched as raw text. Records ids in ``ids`` and counts records in ``report``."""
-    with open(path, encoding="utf-8", errors="replace") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
+def _text_files(path: Path) -> list[Path]:
+    """The files besides shard data at or below ``path``, plus the files at the top of the ingest output
+    that ``path`` belongs to when it is one source's shards (``DIR/shards/<source>``)."""
+    files = set(output_files(path))
+    for up in (path.parent, path.parent.parent):
+        if (up / "shards").is_dir() and path.resolve().is_relative_to((up / "shards").resolve()):
+            files |= {f for f in up.iterdir() if f.is_file() and not f.name.startswith(".")}
+    return sorted(files)
+
+
+def _counted(items: Iterator[Item], report: AuditReport) -> Iterator[Item]:
+    """Passes JSON Lines items through, counting their records (lines) in ``report``."""
+    last = None
+    for item in items:
+        if item.document != last:
             report.jsonl_records += 1
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                yield lineno, line
-                continue
-            if not isinstance(record, dict):
-                yield lineno, line
-                continue
-            if isinstance(record.get("id"), str):
-                ids[lineno] = record["id"]
-            meta = record.get("metadata")
-            extra = json.dumps(meta, ensure_ascii=False) if meta else ""
-            yield lineno, f"{record.get('text', '')}\n{extra}"
+            last = item.document
+        yield item
 
 
-def audit(paths: Sequence[str | Path], canaries: Sequence[str], *, progress: bool = True) -> AuditReport:
-    """Searches the shard sets at or below ``paths`` (and their documents.jsonl) for ``canaries``.
+def audit(paths: Sequence[str | Path], canaries: Sequence[str], *, progress: bool = True,
+          fuzzy: bool = False) -> AuditReport:
+    """Searches the shard sets at or below ``paths`` and every other file of the output for ``canaries``.
 
     Args:
       paths: shard directories, or directories holding several (an ingest output).
       canaries: the strings to look for (see the module docstring for how they match).
       progress: show a tqdm progress bar over shards.
+      fuzzy: also match ignoring case, whitespace and every separator (the ``fuzzy`` form).
 
     Returns:
       An AuditReport listing every (canary, document) found and what was searched. Raises
@@ -258,7 +258,7 @@ def audit(paths: Sequence[str | Path], canaries: Sequence[str], *, progress: boo
     canaries = tuple(c for c in canaries if c.strip())
     if not canaries:
         raise ValueError("no canaries to look for")
-    matcher = _Matcher(canaries)
+    matcher = _Matcher(canaries, fuzzy)
     report = AuditReport(canaries)
     roots = [Path(p) for p in paths]
     dirs = sorted({d for p in roots for d in find_shard_dirs(p)})
@@ -273,14 +273,17 @@ def audit(paths: Sequence[str | Path], canaries: Sequence[str], *, progress: boo
             first = 0
             for prefix, meta in zip(list_shards(d, ss.split), ss.meta, strict=True):
                 n = int(meta["num_documents"])
-                docs = ((j, tok.decode(ss[first + j].tolist())) for j in range(n))
+                docs = (Item(j, tok.decode(ss[first + j].tolist())) for j in range(n))
                 report.findings += _search(matcher, docs, str(prefix))
                 report.shards += 1
                 report.documents += n
                 first += n
                 bar.update(1)
-    for path in sorted({f for p in roots for f in _documents_files(p)}):
-        ids: dict[int, str] = {}
-        report.findings += _search(matcher, _jsonl_docs(path, ids, report), str(path), ids)
-        report.jsonl_files.append(str(path))
+    for path in sorted({f for p in roots for f in _text_files(p)}):
+        items = file_items(path)
+        if path.suffix == ".jsonl":
+            items = _counted(items, report)
+            report.jsonl_files.append(str(path))
+        report.findings += _search(matcher, items, str(path))
+        report.files.append(str(path))
     return report

@@ -2,9 +2,10 @@
 
 The files -> documents stages (extract, scrub, quality, dedup) are ``flaxgpt.ingest.pipeline``'s; this
 module tokenizes the kept documents into shards per source, with a deterministic train/val split by
-document id, optionally with a personal vocabulary, and writes the mixture and the report. Everything is
-written to a hidden sibling of ``DIR`` and renamed into place at the end (``flaxgpt.data.outdir``): an
-interrupted run leaves no partial output, and rerunning it gives the same result.
+document id (validation taking at most ``max_val_share`` of a source's text), optionally with a personal
+vocabulary, and writes the mixture and the report. Everything is written to a hidden sibling of ``DIR`` and
+renamed into place at the end (``flaxgpt.data.outdir``): an interrupted run leaves no partial output, and
+rerunning it gives the same result. An output folder inside a source (or around one) is refused.
 
 Output::
 
@@ -52,14 +53,16 @@ def _tokenize(config: ml_collections.ConfigDict, tmp: Path, report: IngestReport
     writers, routers = {}, {}
     for name in config.sources:
         writers[name] = {s: ShardWriter(tmp / SHARDS_DIR / name, s, tokenizer_meta=meta, source=name) for s in SPLITS}
-        routers[name] = SplitRouter(writers[name], guarantee_both=config.val_fraction > 0)
+        # Validation takes at most max_val_share of each source's text (bytes, known before tokenizing).
+        routers[name] = SplitRouter(writers[name], guarantee_both=config.val_fraction > 0,
+                                    val_budget=config.max_val_share * report.s[name]["bytes_kept"])
     total = (tmp / DOCUMENTS_FILE).stat().st_size
     threads = os.cpu_count() or 1
 
     def flush(batch: list[dict]) -> None:
         for rec, ids in zip(batch, tok.encode_batch([r["text"] for r in batch], num_threads=threads), strict=True):
             split, h = split_of(rec["id"], config.val_fraction)
-            routers[rec["source"]].add(split, h, ids)
+            routers[rec["source"]].add(split, h, ids, size=len(rec["text"].encode()))
 
     with tqdm(total=total, unit="B", unit_scale=True, desc="tokenize", disable=not progress) as bar:
         batch: list[dict] = []
@@ -82,6 +85,24 @@ def _tokenize(config: ml_collections.ConfigDict, tmp: Path, report: IngestReport
     return meta
 
 
+def check_out_dir(config: ml_collections.ConfigDict, out_dir: Path) -> None:
+    """Raises ValueError naming both paths when ``out_dir`` is inside a source (or a source is inside it).
+
+    Refused rather than left out of the listing: the output would sit among the person's own files (their
+    backups, their next export) and a later run with another --out would read it back as their writing.
+    """
+    for name, source in config.sources.items():
+        if source.kind == "tfds" or not source.path:
+            continue
+        root = Path(source.path).resolve()
+        if out_dir == root or root in out_dir.parents:
+            raise ValueError(f"--out {out_dir} is inside source {name!r} ({root}): the next run would read its own "
+                             "output as your writing; choose an output folder outside every source")
+        if out_dir in root.parents:
+            raise ValueError(f"source {name!r} ({root}) is inside --out {out_dir}, which is replaced as a whole; "
+                             "choose an output folder outside every source")
+
+
 def ingest(config: ml_collections.ConfigDict, out_dir: str | Path, *, progress: bool = True,
            scorer_factory: ScorerFactory | None = None) -> dict:
     """Runs the whole ingest (see the module docstring) for a resolved sources config (``load_ingest_config``).
@@ -91,6 +112,7 @@ def ingest(config: ml_collections.ConfigDict, out_dir: str | Path, *, progress: 
     keyed by source name, plus a ``_totals`` entry.
     """
     out_dir = Path(out_dir).resolve()
+    check_out_dir(config, out_dir)
     report = IngestReport(list(config.sources), SPLITS)
     with atomic_output_dir(out_dir, lambda n: n in _OUTPUT_NAMES, "ingest") as tmp:
         extract_documents(config, tmp, report, progress=progress, scorer_factory=scorer_factory)

@@ -21,6 +21,7 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from tqdm import tqdm
 
@@ -189,40 +190,64 @@ class SplitRouter:
     The held documents are the ones that move if a split would otherwise end up empty: the train
     document with the smallest hash (the one nearest the val side) and the val document with the
     largest. Everything else is written as it comes, so memory stays at two documents.
+
+    With ``val_budget``, validation takes documents only while their ``size`` (any unit: ingest passes
+    bytes) adds up to no more than the budget; the others train. The train document held for an empty
+    validation split is then the smallest one that fits, so a source of one large document and a few
+    small ones keeps the large one for training.
     """
 
-    def __init__(self, writers: dict[str, ShardWriter], guarantee_both: bool):
+    def __init__(self, writers: dict[str, ShardWriter], guarantee_both: bool, val_budget: float | None = None):
         self.writers = writers
         self.guarantee_both = guarantee_both
+        self.val_budget = val_budget
+        self.val_size = 0.0
         self.counts = dict.fromkeys(SPLITS, 0)
-        self.held: dict[str, tuple[float, list[int]] | None] = dict.fromkeys(SPLITS)
+        self.held: dict[str, tuple[Any, list[int], float] | None] = dict.fromkeys(SPLITS)
 
     def _write(self, split: str, ids: list[int]) -> None:
         self.writers[split].add(ids)
         self.counts[split] += 1
 
-    def add(self, split: str, h: float, ids: list[int]) -> None:
+    def add(self, split: str, h: float, ids: list[int], size: float | None = None) -> None:
+        """Routes one document (its split and hash from ``split_of``, its tokens, its size for ``val_budget``)."""
+        size = float(len(ids) if size is None else size)
+        if split == "val" and self.val_budget is not None:
+            if self.val_size + size > self.val_budget:
+                split = "train"  # validation has taken its share of this source
+            else:
+                self.val_size += size
         if not self.guarantee_both:
             self._write(split, ids)
             return
-        key = h if split == "train" else -h
+        if split == "train":
+            fits = self.val_budget is None or size <= self.val_budget
+            key = (not fits, size if self.val_budget is not None else 0.0, h)
+        else:
+            key = -h
         held = self.held[split]
         if held is None or key < held[0]:
             if held is not None:
                 self._write(split, held[1])
-            self.held[split] = (key, ids)
+            self.held[split] = (key, ids, size)
         else:
             self._write(split, ids)
 
     def finish(self) -> None:
+        """Writes the held documents, moving one into a split that would otherwise be empty."""
         n = {s: self.counts[s] + (self.held[s] is not None) for s in SPLITS}
         for split, other in (("train", "val"), ("val", "train")):
             held = self.held[split]
             if held is None:
                 continue
             # Move the held document if that leaves both splits non-empty, or if it is the only
-            # document (a one-document source trains on it rather than only validating on it).
+            # document (a one-document source trains on it rather than only validating on it);
+            # never into validation past its budget.
             move = n[other] == 0 and (n[split] >= 2 or other == "train")
+            if move and other == "val" and self.val_budget is not None:
+                move = self.val_size + held[2] <= self.val_budget
+            if move:
+                n[other], n[split] = n[other] + 1, n[split] - 1
             self._write(other if move else split, held[1])
             self.held[split] = None
 

@@ -57,6 +57,7 @@ def default_ingest_config() -> ml_collections.ConfigDict:
     c.tokenizer = "flaxgpt"  # 'gpt2' or 'flaxgpt' (GPT-2 plus chat and constitutional special tokens)
     c.personal_vocab = 0  # add up to N frequent corpus terms that GPT-2 splits into many pieces (0 = off)
     c.val_fraction = 0.05  # share of documents held out for validation, chosen by a hash of the document id
+    c.max_val_share = 0.1  # most of a source's text validation may take: the rest trains (tiny sources)
     c.workers = 0  # extraction processes (0 = one per CPU core)
     c.dedup = ml_collections.ConfigDict({
         "exact": True,  # drop documents whose normalised text was already seen
@@ -145,6 +146,8 @@ def load_ingest_config(path: str | Path, overrides: list[str] | tuple[str, ...] 
             source.path = str((path.parent / source.path).resolve())
     if not 0 <= config.val_fraction < 1:
         raise ConfigError(f"config key 'val_fraction' must be in [0, 1), got {config.val_fraction}")
+    if not 0 <= config.max_val_share <= 1:
+        raise ConfigError(f"config key 'max_val_share' must be in [0, 1], got {config.max_val_share}")
     if config.tokenizer not in ("gpt2", "flaxgpt"):
         raise ConfigError(f"config key 'tokenizer' must be 'gpt2' or 'flaxgpt', got {config.tokenizer!r}")
     if not 0 < config.dedup.threshold <= 1:

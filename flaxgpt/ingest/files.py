@@ -3,7 +3,8 @@
 ``open_tree(path)`` lists every file of a source as a ``SourceTree`` without reading any content.
 What it cannot use it reports through ``on_skip(rel, reason)`` and leaves out: hidden entries,
 files or folders matched by the exclude globs, symlink loops and broken links, unreadable
-entries, oversized files, corrupt archives, suspected zip bombs (a member that claims to expand
+entries, zip members with unsafe names (``..`` components, absolute paths, drive letters: "unsafe path"),
+oversized files, corrupt archives, suspected zip bombs (a member that claims to expand
 more than ``MAX_ZIP_RATIO`` times, or an archive whose members add up to more than
 ``MAX_ARCHIVE_BYTES``), and archives nested inside archives. Zip files found inside a folder are
 opened in place too, their members listed as ``folder/export.zip!/member``.
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import re
 import stat
 import zipfile
 from collections.abc import Callable, Iterable
@@ -26,6 +28,7 @@ MAX_ZIP_RATIO = 200  # uncompressed/compressed size above which a large member i
 MAX_ARCHIVE_BYTES = 8 * 2**30  # total uncompressed size allowed for one archive
 _RATIO_MIN_BYTES = 2**20  # small members compress very well legitimately (a file of spaces): only check big ones
 ARCHIVE_SEP = "!/"
+_DRIVE = re.compile(r"^[A-Za-z]:")  # C:\x, C:/x and C:x are all rooted on a Windows drive
 
 OnSkip = Callable[[str, str], None]
 
@@ -83,6 +86,12 @@ def matches_any(rel: str, patterns: Iterable[str]) -> bool:
     return False
 
 
+def is_unsafe_member(name: str) -> bool:
+    """True for a zip member name that points outside its archive: a ``..`` component, an absolute path
+    (``/x``, ``\\x``) or a Windows drive (``C:\\x``, ``C:/x``); both slashes count as separators."""
+    return name.startswith(("/", "\\")) or bool(_DRIVE.match(name)) or ".." in re.split(r"[/\\]", name)
+
+
 def _ignore(rel: str, reason: str) -> None:
     del rel, reason
 
@@ -111,6 +120,9 @@ def _zip_members(archive: Path, prefix: str, include: tuple[str, ...], exclude: 
         if info.is_dir() or name.startswith("__MACOSX/"):
             continue
         rel = prefix + name
+        if is_unsafe_member(name):
+            on_skip(rel, "unsafe path")
+            continue
         if any(part.startswith(".") for part in name.split("/")):
             on_skip(rel, "hidden")
             continue

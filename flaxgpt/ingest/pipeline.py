@@ -19,7 +19,8 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
-from collections import deque
+import sys
+from collections import Counter, deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,11 +32,14 @@ from tqdm import tqdm
 from flaxgpt.ingest import general
 from flaxgpt.ingest.dedup import DedupIndex, fingerprint
 from flaxgpt.ingest.extract.base import MAX_FILE_BYTES, Context, Document, Owner, Skip, SourceFile, SourceTree
+from flaxgpt.ingest.extract.capture import captured_warnings
 from flaxgpt.ingest.extract.code import extract_code_file, is_code_file
 from flaxgpt.ingest.extract.documents import DOCUMENT_EXTRACTORS
 from flaxgpt.ingest.extract.sources import SOURCE_EXTRACTORS
-from flaxgpt.ingest.files import open_tree
+from flaxgpt.ingest.files import ARCHIVE_SEP, is_zip, open_tree
 from flaxgpt.ingest.privacy import Scrubber
+from flaxgpt.ingest.privacy.metadata import metadata_people, scrub_metadata, scrub_path
+from flaxgpt.ingest.privacy.namesets import load_name_sets
 from flaxgpt.ingest.quality.filter import QualityFilter
 from flaxgpt.ingest.quality.perplexity import ScorerFactory
 from flaxgpt.ingest.report import DROPPED_FILE, IngestReport, reason_class
@@ -81,6 +85,7 @@ class _JobResult:
     skipped: list[tuple[str, str]]  # (file rel, reason)
     files: int
     bytes_read: int
+    warnings: list[tuple[str, str]] = field(default_factory=list)  # (file rel, a library's warning while reading it)
 
 
 def _owner(owner: Any) -> Owner:
@@ -115,8 +120,13 @@ class _Worker:
             doc.kind = "web"
         counts: dict[str, int] = {}
         if source["scrub"]:
-            result = self.scrubber.scrub(doc.text, people=tuple(doc.metadata.get("people", ())))
-            doc.text, counts = result.text, dict(result.counts)
+            # Code is not prose: its identifiers are never taken for names found by context.
+            people = metadata_people(doc.metadata, self.scrubber)
+            result = self.scrubber.scrub(doc.text, people=people, find_names=doc.kind != "code")
+            doc.metadata.pop("people", None)
+            doc.metadata, meta_counts = scrub_metadata(doc.metadata, self.scrubber, people)
+            doc.path = scrub_path(doc.path, self.scrubber)
+            doc.text, counts = result.text, dict(Counter(result.counts) + meta_counts)
         doc.metadata.pop("people", None)  # other people's names are never written out
         drop = None
         if not doc.text.strip():
@@ -131,22 +141,26 @@ class _Worker:
 
     def run(self, job: _Job) -> _JobResult:
         source = self.config["sources"][job.source]
-        done, skipped, nbytes = [], list(job.skipped), job.bytes_read
+        done, skipped, nbytes, warned = [], list(job.skipped), job.bytes_read, []
         for file in job.files:
             nbytes += file.size
-            try:
-                docs = self.extract_file(file, source)
-            except Skip as why:
-                skipped.append((file.rel, str(why)))
-                continue
-            except Exception as err:  # one bad file never stops the run
-                skipped.append((file.rel, f"error: {type(err).__name__}: {err}"))
+            with captured_warnings() as messages:
+                try:
+                    docs = self.extract_file(file, source)
+                except Skip as why:
+                    docs = None
+                    skipped.append((file.rel, str(why)))
+                except Exception as err:  # one bad file never stops the run
+                    docs = None
+                    skipped.append((file.rel, f"error: {type(err).__name__}: {err}"))
+            warned.extend((file.rel, m) for m in messages)
+            if docs is None:
                 continue
             if not docs:
                 skipped.append((file.rel, "no text"))
             done.extend(self.finish(job.source, source, d) for d in docs)
         done.extend(self.finish(job.source, source, doc) for doc in job.docs)
-        return _JobResult(job.source, done, skipped, len(job.files) + job.files_read, nbytes)
+        return _JobResult(job.source, done, skipped, len(job.files) + job.files_read, nbytes, warned)
 
 
 _WORKER: _Worker | None = None
@@ -252,6 +266,7 @@ def _results(config: ml_collections.ConfigDict, jobs: Iterator[_Job],
             yield worker.run(job)
         return
     QualityFilter.from_config(plain["quality"], scorer_factory)  # a config error is raised here, not in each worker
+    load_name_sets()  # builds the name cache once (first run only), not in every worker at the same time
     ctx = multiprocessing.get_context("spawn")  # never fork a process that may hold threads or JAX
     with ctx.Pool(workers, initializer=_init_worker, initargs=(plain, scorer_factory)) as pool:
         # apply_async with a bounded queue rather than imap: imap would list (and extract) every job up
@@ -269,6 +284,7 @@ def _select(config: ml_collections.ConfigDict, results: Iterator[_JobResult], re
             docs_out: TextIO, dropped: TextIO, bar: tqdm) -> None:
     """Dedups in input order and writes the kept documents to documents.jsonl."""
     index = DedupIndex.from_config(config.dedup)
+    scrubber = Scrubber(_owner(config.owner), public=tuple(config.owner.public))  # for paths and reasons written
     for res in results:
         stats = report.s[res.source]
         stats["files_read"] += res.files
@@ -276,9 +292,16 @@ def _select(config: ml_collections.ConfigDict, results: Iterator[_JobResult], re
         bar.update(res.bytes_read)
         for rel, reason in res.skipped:
             stats["files_skipped"][reason_class(reason)] += 1
+            rel, reason = scrub_path(rel, scrubber), scrubber.scrub(reason, find_names=False).text
             dropped.write(json.dumps({"source": res.source, "path": rel, "reason": reason}) + "\n")
+        for rel, message in res.warnings:
+            stats["warnings"].append(scrubber.scrub(f"{scrub_path(rel, scrubber)}: {message}", find_names=False).text)
+            bar.write(f"warning: {_file_path(config.sources[res.source].path, rel)}: {message}", file=sys.stderr)
         for d in res.done:
             stats["documents_extracted"] += 1
+            if "encoding" in d.doc.metadata:  # not plain UTF-8 (extract.decode)
+                stats["encodings"][d.doc.metadata["encoding"]] += 1
+                stats["bytes_replaced"] += d.doc.metadata.get("replaced_bytes", 0)
             stats["privacy"].update(d.privacy)
             doc_id = f"{res.source}/{d.doc.path}"
             reason = d.drop
@@ -297,6 +320,15 @@ def _select(config: ml_collections.ConfigDict, results: Iterator[_JobResult], re
             docs_out.write(json.dumps(record, ensure_ascii=False, sort_keys=False) + "\n")
         bar.set_postfix(files=sum(s["files_read"] for s in report.s.values()),
                         docs=sum(s["documents_kept"] for s in report.s.values()))
+
+
+def _file_path(source_path: str, rel: str) -> str:
+    """Where a file of a source is, for messages: the folder joined with ``rel``, ``archive.zip!/member``, or the
+    source file itself."""
+    root = Path(source_path)
+    if root.is_dir():
+        return str(root / rel)
+    return f"{root}{ARCHIVE_SEP}{rel}" if is_zip(root) else str(root)
 
 
 def extract_documents(config: ml_collections.ConfigDict, out_dir: Path, report: IngestReport, *,

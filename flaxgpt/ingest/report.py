@@ -1,8 +1,9 @@
 """The ingest report: counts per source, written as ``report.json`` and ``report.md``.
 
 Per source: files read and skipped (by reason), documents extracted, kept and dropped (by reason), bytes
-read and kept, privacy replacements by type, repeated paragraphs stripped, and the tokens and documents of
-each split (filled in by ``flaxgpt.data.corpus`` once the kept documents are tokenized).
+read and kept, privacy replacements by type, repeated paragraphs stripped, documents read in an encoding other
+than UTF-8 and invalid UTF-8 bytes replaced, extractor libraries' warnings with their file, and the tokens and
+documents of each split (filled in by ``flaxgpt.data.corpus`` once the kept documents are tokenized).
 """
 
 from __future__ import annotations
@@ -26,7 +27,10 @@ class IngestReport:
         self.s: dict[str, dict[str, Any]] = {
             name: {"files_read": 0, "files_skipped": Counter(), "bytes_read": 0, "documents_extracted": 0,
                    "documents_kept": 0, "dropped": Counter(), "bytes_kept": 0, "tokens": dict.fromkeys(splits, 0),
-                   "documents": dict.fromkeys(splits, 0), "privacy": Counter(), "paragraphs_stripped": 0}
+                   "documents": dict.fromkeys(splits, 0), "privacy": Counter(), "paragraphs_stripped": 0,
+                   # text not read as plain UTF-8: documents per encoding, invalid UTF-8 bytes replaced by U+FFFD
+                   "encodings": Counter(), "bytes_replaced": 0,
+                   "warnings": []}  # "file: message" from extractor libraries (pypdf, ...)
             for name in sources}
 
     def to_json(self) -> dict:
@@ -77,7 +81,13 @@ def _write_report_md(path: Path, report: dict, totals: dict) -> None:
                 lines.append(f"- {title}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
         if s["paragraphs_stripped"]:
             lines.append(f"- Repeated paragraphs stripped: {s['paragraphs_stripped']}")
-        if not any((s["files_skipped"], s["dropped"], s["privacy"], s["paragraphs_stripped"])):
+        if s["encodings"]:
+            lines.append("- Documents not in plain UTF-8: " + ", ".join(f"{k} {v}" for k, v in s["encodings"].items()))
+        if s["bytes_replaced"]:
+            lines.append(f"- Invalid UTF-8 bytes replaced by U+FFFD: {s['bytes_replaced']}")
+        lines += [f"- Warning: {w}" for w in s["warnings"]]
+        if not any((s["files_skipped"], s["dropped"], s["privacy"], s["paragraphs_stripped"], s["encodings"],
+                    s["warnings"])):
             lines.append("- nothing skipped, dropped or replaced")
     lines += ["", f"Every dropped document and skipped file is listed with its reason in `{DROPPED_FILE}`.", ""]
     path.write_text("\n".join(lines))

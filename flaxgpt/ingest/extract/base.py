@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
+from flaxgpt.ingest.extract.decode import DecodedText, UndecodableText, decode_text
+
 log = logging.getLogger(__name__)
 
 # Document kinds: each has its own quality profile (web filters would wrongly drop CVs, slides, chats).
@@ -116,20 +118,17 @@ class SourceFile:
                     raise Skip(f"oversized: more than {limit} bytes")
         return b"".join(chunks)
 
-    def read_text(self, limit: int = MAX_FILE_BYTES) -> str:
-        """UTF-8 text (BOM dropped, CRLF -> LF); Skip if binary or not UTF-8 (cp1252/latin-1 are tried
-        only when the bytes hold no NUL, which marks binary data)."""
-        data = self.read_bytes(limit)
-        if b"\x00" in data[:8192]:
-            raise Skip("binary content")
+    def decode(self, limit: int = MAX_FILE_BYTES) -> DecodedText:
+        """The file as text (``decode.decode_text``: UTF-8, a few bad bytes replaced, or a detected encoding),
+        with the encoding used; raises Skip for binary or undecodable content."""
         try:
-            text = data.decode("utf-8-sig")
-        except UnicodeDecodeError:
-            try:
-                text = data.decode("cp1252")
-            except UnicodeDecodeError:
-                raise Skip("not valid UTF-8 or cp1252 text") from None
-        return text.replace("\r\n", "\n").replace("\r", "\n")
+            return decode_text(self.read_bytes(limit))
+        except UndecodableText as why:
+            raise Skip(str(why)) from None
+
+    def read_text(self, limit: int = MAX_FILE_BYTES) -> str:
+        """The text of ``decode`` alone (BOM dropped, CRLF -> LF); raises Skip if binary or undecodable."""
+        return self.decode(limit).text
 
     @classmethod
     def from_bytes(cls, rel: str, data: bytes) -> SourceFile:

@@ -150,14 +150,15 @@ def extract_code_file(file: SourceFile, ctx: Context) -> Iterator[Document]:
     if reason:
         raise Skip(reason)
     kind, language = _classify(file.name.lower())
-    text = file.read_text(size_limit(file.rel, ctx))
+    decoded = file.decode(size_limit(file.rel, ctx))
+    text, encoding = decoded.text, decoded.metadata()
     if not text.strip():
         raise Skip("empty")
     head = "\n".join(text[:4096].split("\n", _HEAD_LINES)[:_HEAD_LINES])
     if GENERATED_MARKER.search(head) or (kind == "code" and GENERATED_MARKER_CODE.search(head)):
         raise Skip("generated (its header says so)")
     if kind == "prose":
-        yield Document(text=text, kind="prose", path=file.rel, metadata={"format": language})
+        yield Document(text=text, kind="prose", path=file.rel, metadata={"format": language, **encoding})
         return
     if file.suffix == ".ipynb":
         text = _notebook_text(text)
@@ -168,4 +169,4 @@ def extract_code_file(file: SourceFile, ctx: Context) -> Iterator[Document]:
         mean = len(text) / (text.count("\n") + 1)
         if longest > MINIFIED_LINE and (mean > MINIFIED_MEAN_LINE or longest > 10 * MINIFIED_LINE):
             raise Skip(f"minified or embedded data (a {longest}-character line)")
-    yield Document(text=text, kind="code", path=file.rel, metadata={"language": language})
+    yield Document(text=text, kind="code", path=file.rel, metadata={"language": language, **encoding})

@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from html.parser import HTMLParser
 
 from flaxgpt.ingest.extract.base import Context, Document, Skip, SourceFile, SourceTree
+from flaxgpt.ingest.extract.decode import UndecodableText, decode_text
 
 MAX_MESSAGE_BYTES = 32 * 2**20  # past this a "message" is an attachment dump or a broken separator
 _CHUNK = 2**20
@@ -154,13 +155,16 @@ def _decode_header(value: object) -> str:
 
 def _decode_payload(part: email.message.Message) -> str:
     payload = part.get_payload(decode=True) or b""
-    charset = part.get_content_charset() or "utf-8"
-    for cs in (charset, "utf-8", "cp1252"):
+    charset = part.get_content_charset()
+    if charset:
         try:
-            return payload.decode(cs)
+            return payload.decode(charset)
         except (LookupError, UnicodeDecodeError):
-            continue
-    return payload.decode("latin-1")
+            pass  # a wrong or unknown declared charset: decode as any other text
+    try:
+        return decode_text(payload).text
+    except UndecodableText:
+        return payload.decode("latin-1")  # a body is never lost: every byte is a latin-1 character
 
 
 def message_body(msg: email.message.Message) -> str:

@@ -2,7 +2,8 @@
 
 pypdf is pure Python, so a hostile or huge PDF can take long: pages past ``MAX_PAGES`` and pages
 after ``TIME_BUDGET_S`` seconds are left out (the document says so in ``metadata["truncated"]``).
-A PDF with no text layer (a scan) is skipped, not OCR'd.
+A PDF with no text layer (a scan) is skipped, not OCR'd. Words hyphenated across a line end are joined
+("infor-" + "mation" -> "information"); a break after a compound's own hyphen keeps it ("state-of-the-" + "art").
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from __future__ import annotations
 import io
 import time
 from collections.abc import Iterator
+
+import regex
 
 from flaxgpt.ingest.extract.base import Context, Document, Skip, SourceFile
 from flaxgpt.ingest.extract.web import tidy_text
@@ -20,6 +23,19 @@ _HEADER_SCAN = 1024  # readers accept junk before %PDF- within the first KiB
 # Typographic ligatures that fonts map to one glyph; a language model should see the letters.
 _LIGATURES = str.maketrans({"\ufb00": "ff", "\ufb01": "fi", "\ufb02": "fl", "\ufb03": "ffi", "\ufb04": "ffl",
                             "\ufb05": "st", "\ufb06": "st", "\u00ad": ""})
+# A lower-case word part, a hyphen (or soft hyphen) at the line end, and a lower-case continuation on the next line.
+_LINE_END_HYPHEN = regex.compile(r"(\S*\p{Ll})([-\u00ad])[ \t]*\n[ \t]*(?=\p{Ll})")
+
+
+def _join_hyphen(m: regex.Match) -> str:
+    head, hyphen = m.group(1), m.group(2)
+    # "state-of-the-" is a compound broken at one of its own hyphens; "infor-" is a word broken in two.
+    return head + "-" if hyphen == "-" and "-" in head else head
+
+
+def join_hyphenated(text: str) -> str:
+    """Takes page text; returns it with words hyphenated across line ends joined (see the module docstring)."""
+    return _LINE_END_HYPHEN.sub(_join_hyphen, text)
 
 
 def _open_reader(data: bytes):
@@ -86,7 +102,7 @@ def extract_pdf(file: SourceFile, ctx: Context) -> Iterator[Document]:
         except Exception:  # one broken page (bad font, bad stream) should not cost the others
             failed += 1
             continue
-        text = tidy_text(text.translate(_LIGATURES))
+        text = tidy_text(join_hyphenated(text).translate(_LIGATURES))
         if text:
             pages.append(text)
     if not pages:

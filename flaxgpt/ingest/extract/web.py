@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 from flaxgpt.ingest.extract.base import Context, Document, Skip, SourceFile
+from flaxgpt.ingest.extract.decode import DecodedText
 
 _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 _FRONT_MATTER = re.compile(r"\A(?:---|\+\+\+)[ \t]*\n(.*?)\n(---|\.\.\.|\+\+\+)[ \t]*(?:\n|\Z)", re.S)
@@ -43,22 +44,14 @@ def tidy_text(text: str, *, collapse_blank_lines: bool = True) -> str:
     return (_BLANK_RUNS.sub("\n\n", text) if collapse_blank_lines else text).strip()
 
 
-def read_text_file(file: SourceFile, ctx: Context) -> str:
-    """The file as text (UTF-8, cp1252, or UTF-16 with a BOM); Skip if binary or undecodable."""
-    with file.open() as f:
-        head = f.read(2)
-    if head in _UTF16_BOMS:
-        try:
-            text = file.read_bytes(ctx.max_file_bytes).decode("utf-16")
-        except UnicodeDecodeError:
-            raise Skip("not valid UTF-16 text despite its byte-order mark") from None
-        text = text.replace("\r\n", "\n").replace("\r", "\n")
-    else:
-        text = file.read_text(ctx.max_file_bytes)
-    sample = text[:_BINARY_SAMPLE]
+def read_text_file(file: SourceFile, ctx: Context) -> DecodedText:
+    """The file as text (``SourceFile.decode``: UTF-8, UTF-16/32 with a BOM, or a detected encoding); Skip if
+    binary or undecodable, including text whose decoding is full of control characters."""
+    decoded = file.decode(ctx.max_file_bytes)
+    sample = decoded.text[:_BINARY_SAMPLE]
     if sample and len(_CONTROL.findall(sample)) > _MAX_CONTROL_FRACTION * len(sample):
         raise Skip("binary content (control characters in text)")
-    return text
+    return decoded
 
 
 def _meta_value(value: Any) -> Any:
@@ -98,11 +91,13 @@ _TEXT_FORMATS = {".md": "markdown", ".markdown": "markdown", ".rst": "rst", ".tx
 
 def extract_text_file(file: SourceFile, ctx: Context) -> Iterator[Document]:
     """One ``prose`` Document from a Markdown, reST or plain-text file, front matter moved to metadata."""
-    body, meta = split_front_matter(read_text_file(file, ctx))
+    decoded = read_text_file(file, ctx)
+    body, meta = split_front_matter(decoded.text)
     text = tidy_text(body)
     if not text:
         raise Skip("empty")
     meta["format"] = _TEXT_FORMATS.get(file.suffix, "text")
+    meta.update(decoded.metadata())
     yield Document(text=text, kind="prose", path=file.rel, metadata=meta)
 
 

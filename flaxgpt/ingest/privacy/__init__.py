@@ -12,11 +12,19 @@ Placeholders (``ScrubResult.counts`` is keyed by the name inside the brackets, e
                        Google AIza), JWTs, Bearer/Basic credentials, token-like URL query parameters
     ``<PASSWORD>``     values of password-like keys in config-like text (``password = ...``,
                        ``PASSWORD: ...``, ``"secret": "..."``, ``DB_PASS=...``, ``--password x``,
-                       ``<password>..</password>``) and the password of ``scheme://user:pass@``
+                       ``<password>..</password>``) and the password of ``scheme://user:pass@``;
+                       passwords, passcodes, passphrases, PINs, door codes and wifi keys stated in
+                       words ("my password is hunter2", "pw X", "PIN: 4821", "the wifi password at
+                       the cabin is X", "Passwort ist", "mot de passe est", "wachtwoord is",
+                       "contraseña es"), with the value after "is", ":", "=", a dash or nothing, and
+                       logins ("login root / X", "creds: admin/admin", "sshpass -p X") (``prose``)
     ``<SECRET>``       high-entropy values of other key-like keys (api_key, token, auth, credential,
                        session, cookie, signature ...): detect-secrets' limits (hex > 3.0 bits per
                        character, base64 > 4.5), with a length-scaled limit for values under 40
-                       characters (a random n-character string cannot exceed log2(n) bits)
+                       characters (a random n-character string cannot exceed log2(n) bits), except a
+                       public key's fingerprint, id or hash on a line that says so ("My GPG key: 3A1F..",
+                       "pubkey: <sha256>", "host key: SHA256:.."); api keys, tokens and secrets stated
+                       in words ("my api key is X", "token - X") when the value looks random (``prose``)
   personal data
     ``<EMAIL>``        addresses, except the owner's and allow-listed ones
     ``<PHONE>``        ``+``/``00`` international numbers possible for their country (phonenumbers);
@@ -38,25 +46,42 @@ Placeholders (``ScrubResult.counts`` is keyed by the name inside the brackets, e
                        also common capitalised words ("Will", "May", "Grace", "Mark"), which go only
                        as part of the full name; handles (entries with digits, or all lower case) as
                        written, with or without "@"; never the owner's names or handles (a part shared
-                       with the owner, "Anna" in "Anna Jansen" for owner "Anna de Vries", is kept)
+                       with the owner, "Anna" in "Anna Jansen" for owner "Anna de Vries", is kept);
+                       titles ("Mr.") are never name parts. And other people named in context
+                       (``people.py``, ``scrub(find_names=True)``, off for code): after a greeting
+                       ("Hi Priya,", "Dear Mr. Okafor", "Hallo Femke,"), in a sign-off ("Thanks,
+                       Tomasz", "Best," over "Lena"), after a title, in a CV's references, after "with",
+                       "thanks to", "ask", and @mentions; confirmed by the first/last-name sets of the
+                       ``names-dataset`` package (``namesets.py``) and stop lists (team words,
+                       weekdays, months, places, products), then replaced wherever else they occur
 
 Kept on purpose (false positives cost more here than the rare leak they would prevent): version
 strings, dates, times, hex commit hashes and ``sha256:`` digests, UUIDs, numbers in tables (a run
 of numbers is only a phone when it validates as one), short or low-entropy values of key-like keys,
-and code that names a secret without holding one (``password=get_password()``, ``token: str``).
+and code that names a secret without holding one (``password=get_password()``, ``token: str``);
+sentences about a password ("I forgot my password", "the password is stored in the vault", "the
+token budget is 2048", "the EOS token is <|endoftext|>"), and a published organisation's address
+("Free Software Foundation, Inc., 51 Franklin Street, Fifth Floor, Boston, MA 02110-1301" in a
+licence header; a US ZIP+4 after a state code is never a phone).
 Recall on the planted kinds matters most: a leaked key costs more than a lost hash.
 
-Not caught: secrets in free prose without a separator ("my password is hunter2"), plain-word
-passwords after a colon mid-sentence, 7-digit local phone numbers ("555-0132"), bare digit runs
-without a phone word, names of people not passed in ``people``, and obfuscated emails ("jane at
-example dot com").
+Not caught: plain dictionary-word passwords in the middle of a clause or after no connector
+("password sunshine is what I use"), secrets stated across sentences or in unusual phrasings ("wifi
+pw again? -> its X"), keywords in languages other than English, German, Dutch, French, Spanish,
+Portuguese, Italian, Swedish and Norwegian, 7-digit local phone numbers ("555-0132"), bare digit
+runs without a phone word, names of people not passed in ``people`` and mentioned without context
+("I met Priya"), and obfuscated emails ("jane at example dot com").
 
 Modules, one job each:
 
   ``text``      the byte view of a document, spans, translation tables, entropy helpers
   ``secrets``   private keys, provider tokens, AWS keys, key-value passwords and secrets
+  ``prose``     secrets stated in words: passwords, PINs, logins, api keys and tokens in sentences
   ``pii``       emails, phone numbers, credit cards, IBANs, IP addresses, street addresses
   ``names``     the index of other people's names and handles, and their spans
+  ``namesets``  first and last names from names-dataset, derived once and cached
+  ``people``    names of other people found by context (greetings, sign-offs, references, mentions)
+  ``metadata``  metadata values, document paths and reasons scrubbed like text
   ``scrubber``  ``Scrubber``: all finders run once over the view, overlaps resolved by priority
 """
 

@@ -18,6 +18,9 @@ Spring Autumn Fall New Old Young Long Little Hope Faith Grace Joy Dawn Rose Lily
 Sue Pat Art Miles Frank Grant Mark Guy Chase Hunter Drew Gene Wade Dean Earl King Brown White Green Black Gray
 Grey Love Best Good"""
 _COMMON_WORDS = frozenset(_COMMON.split())
+# Titles and honorifics: part of how a name is written ("Mr. Chidi Okafor"), never a name part to replace.
+_TITLES = "Mr Mrs Ms Mx Miss Dr Prof Professor Dame Sir Herr Frau Mme Mlle Mevr Dhr Sra Srta Sig Dott Doctor"
+TITLE_WORDS = frozenset(_TITLES.split())
 
 
 @dataclass(frozen=True)
@@ -47,7 +50,7 @@ def _people_index(people: tuple[str, ...], owner: Owner) -> _People:
                 handles.add(person.lstrip("@"))
             continue
         for part in _NAME_PART.findall(person):
-            if part in owner_parts or len(part) < 2:
+            if part in owner_parts or len(part) < 2 or part in TITLE_WORDS:
                 continue
             if part[0].islower():
                 particles.add(part)

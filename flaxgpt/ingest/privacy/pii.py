@@ -44,6 +44,8 @@ _VERSION_WORD = re.compile(rb"(?<![a-z])(?:v|ver\.?|version|release|build)\s?\Z"
 _CARD_PREFIX = re.compile(r"4|5[1-5]|2[2-7]|3[0-9]|6[0-9]|50")
 _DATE = re.compile(r"\d{4}([-/.])\d{1,2}\1\d{1,2}|\d{1,2}([-/.])\d{1,2}\2\d{2,4}")
 _IBAN_HEAD = re.compile(rb"[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]{4})+ \Z")  # digits that continue an IBAN-like string
+_ZIP4 = re.compile(rb"\d{5}-\d{4}(?![\d-])")
+_STATE_BEFORE = re.compile(rb"(?<![A-Za-z])[A-Z]{2},?[ \t]+\Z")
 _COUNTING = "01234567890123456789"  # "0123456789" is a placeholder, not a phone
 
 
@@ -104,6 +106,8 @@ def _number_spans(v: _View, regions: tuple[str, ...]) -> Iterator[_Span]:
             continue
         if s > 1 and b[s - 1] == 32 and _IBAN_HEAD.search(b, max(0, s - 40), s):
             continue
+        if _ZIP4.match(b, s) and _STATE_BEFORE.search(b, max(0, s - 5), s):
+            continue  # "Boston, MA 02110-1301": a US ZIP+4 code, not a phone (it goes with its address)
         cand = text[s:e].rstrip(" .-/")
         e = s + len(cand)
         if ")" in cand and "(" not in cand:
@@ -230,11 +234,17 @@ _EU_TAIL = re.compile(r"\s\d{1,5}(?:\s?[a-zA-Z](?!\w))?(?:[-/]\d{1,4})?"
 _POSTCODE_CITY = re.compile(rb"0000 ?[A-Z]{2} [A-Z][a-z\xdf-\xff]+")  # NL: "1012 AB Amsterdam"
 
 
+# An organisation's name just before the number: "Free Software Foundation, Inc., 51 Franklin Street" (the
+# licence headers in code comments) is a published office address, not a person's.
+_ORG_BEFORE = re.compile(rb"(?<![A-Za-z])(?:Inc|Foundation|Ltd|LLC|GmbH|B\.V|N\.V|Corp|Corporation|Limited|PLC|AG)"
+                         rb"\.?,?[\s#*/;!-]*\Z")
+
+
 def _address_spans(v: _View) -> Iterator[_Span]:
     b, digits = v.b, v.digits
     for pattern in (_EN_ADDRESS, _ROMANCE_ADDRESS, _POSTCODE_CITY):
         for m in pattern.finditer(digits):
-            if not _is_wordchar(b, m.start() - 1):
+            if not _is_wordchar(b, m.start() - 1) and not _ORG_BEFORE.search(b, max(0, m.start() - 40), m.start()):
                 yield _Span(m.start(), m.end(), "ADDRESS")
     text = v.text
     for m in _EU_NUMBER.finditer(digits):

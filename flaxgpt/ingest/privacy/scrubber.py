@@ -9,6 +9,8 @@ from dataclasses import dataclass
 
 from flaxgpt.ingest.extract.base import Owner
 from flaxgpt.ingest.privacy.names import _name_spans, _people_index
+from flaxgpt.ingest.privacy.namesets import load_name_sets
+from flaxgpt.ingest.privacy.people import context_name_spans
 from flaxgpt.ingest.privacy.pii import (
     PHONE_REGIONS,
     _address_spans,
@@ -17,6 +19,7 @@ from flaxgpt.ingest.privacy.pii import (
     _ip_spans,
     _number_spans,
 )
+from flaxgpt.ingest.privacy.prose import _prose_spans
 from flaxgpt.ingest.privacy.secrets import _block_spans, _keyword_spans, _provider_spans
 from flaxgpt.ingest.privacy.text import _NON_DIGITS, _Span, _View
 
@@ -53,20 +56,25 @@ class Scrubber:
         self._allowed_phones = frozenset(d[-9:] for a, d in digits
                                          if len(d) >= 7 and 2 * len(d) > len("".join(a.split())))
 
-    def scrub(self, text: str, people: Sequence[str] = ()) -> ScrubResult:
+    def scrub(self, text: str, people: Sequence[str] = (), *, find_names: bool = True) -> ScrubResult:
         """Returns ``text`` with secrets and personal data replaced, and the count of each placeholder.
 
         ``people``: names (or handles) of other people the document is known to mention, such as
         the senders of a mail thread or the members of a chat; the owner's names are skipped.
+        ``find_names``: also find other people's names by context (greetings, sign-offs, titles, CV
+        references, "with X and Y", @mentions; ``people.py``); off for code, whose identifiers are not names.
         """
         if not text:
             return ScrubResult(text, {})
         view = _View(text)
-        spans = [*_block_spans(view), *_provider_spans(view), *_keyword_spans(view), *_email_spans(view),
+        spans = [*_block_spans(view), *_provider_spans(view), *_keyword_spans(view), *_prose_spans(view),
+                 *_email_spans(view),
                  *_number_spans(view, self.phone_regions), *_ip_spans(view), *_iban_spans(view),
                  *_address_spans(view)]
         if people:
             spans += _name_spans(text, _people_index(tuple(people), self.owner))
+        if find_names:
+            spans += context_name_spans(view, self.owner, load_name_sets())
         if not spans:
             return ScrubResult(text, {})
         kept = _resolve(s for s in spans if not self._is_allowed(view, s))

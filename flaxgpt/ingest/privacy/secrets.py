@@ -118,12 +118,35 @@ _CODE_REF = re.compile(r"[A-Za-z_][\w.]*")
 _CODE_CALL = re.compile(r"[A-Za-z_][\w.]*[(\[]")  # get_password(...), data["pw"]
 # A plain word is prose ("the secret: practice"), not a mid-line password (those have a digit, symbol, ...).
 _PLAIN_WORD = re.compile(r"[^\W\d_]+(?:['’-][^\W\d_]+)*")
+_WORD_FOLLOWS = re.compile(rb"[ \t]+[A-Za-z]")
+
+
+_YAML_TAG = re.compile(r"!(?:vault|[A-Z][A-Za-z]+)")
+# Keys that hold a password's setting, not a password: PASSWORD_RESET_TIMEOUT = 3600, password_min_length: 12.
+_SETTING_KEY = re.compile(r"(?i)(?:^|[_.\-])(?:timeout|length|len|min|max|age|ttl|expiry|attempts|retries|count|size"
+                          r"|days|hours|minutes|seconds|policy|hashers?|field|label|hint|regex|pattern|strength|rounds"
+                          r"|iterations|validators?|url|path|file|dir|prompt)(?:$|[_.\-])")
+# A public key's fingerprint, id or hash: published on purpose, so not a secret when the line says so.
+_KEY_DIGEST = re.compile(r"(?:0x)?(?:[0-9A-Fa-f]{16}|[0-9A-Fa-f]{40})|[0-9A-Fa-f]{64}|(?:[0-9A-Fa-f]{4} ?){10}"
+                         r"|SHA(?:256|512):[A-Za-z0-9+/]{43,86}=*|(?:[0-9a-fA-F]{2}:){15,31}[0-9a-fA-F]{2}")
+_PUBLIC_CONTEXT = re.compile(rb"pub(?:lic)?|gpg|pgp|fingerprint|fpr|signing|host[ _-]?key|ssh|verify|recv-keys"
+                             rb"|key[ _-]?id|keyid|sha(?:1|256|512)?|checksum|digest")
+_PRIVATE_CONTEXT = re.compile(rb"secret|private|api|access|auth|token|pass|hmac|client|session|bearer")
+
+
+def _public_key_digest(v: _View, key_start: int, key_end: int, value: str) -> bool:
+    """True if ``value`` is a key fingerprint/id/hash and the line up to the key says it is a public key's."""
+    if _KEY_DIGEST.fullmatch(value) is None:
+        return False
+    context = v.lo[max(v.b.rfind(b"\n", 0, key_start) + 1, key_start - 80):key_end]
+    return _PUBLIC_CONTEXT.search(context) is not None and _PRIVATE_CONTEXT.search(context) is None
 
 
 def _placeholder_like(value: str) -> bool:
     """Values that stand for a secret without being one: templates, env lookups, masks, placeholders."""
     v = value.strip()
     return (not v or v[0] in "$%{<[(*#" or v.lower() in _SKIP_VALUES or set(v) <= set("*xX.-_•")
+            or _YAML_TAG.fullmatch(v) is not None  # password: !vault | (Ansible), !Ref (CloudFormation)
             or v.startswith(("os.", "process.env", "env.", "ENV[", "getenv", "self.", "settings.", "config."))
             or (v[0] in "/~." and "/" in v[1:] and " " not in v))  # a path (PWD=/home/jane/src)
 
@@ -132,18 +155,16 @@ _AFTER_KEY = frozenset(b"=:\"'`]*> \t")  # what can follow a key in an assignmen
 
 
 def _keyword_spans(v: _View) -> Iterator[_Span]:
-    b, lo = v.b, v.lo
+    b = v.b
     seen: set[int] = set()
     for stem in _KEY_STEMS:
-        i = lo.find(stem)
-        while i >= 0:
+        for i in v.find_all(stem):
             key_start, key_end = v.word_bounds(i)
             if key_end < len(b) and b[key_end] in _AFTER_KEY and key_start not in seen:
                 seen.add(key_start)
                 span = _key_value(v, key_start, key_end)
                 if span is not None:
                     yield span
-            i = lo.find(stem, i + len(stem))
 
 
 def _key_value(v: _View, key_start: int, key_end: int) -> _Span | None:
@@ -182,7 +203,7 @@ def _key_value(v: _View, key_start: int, key_end: int) -> _Span | None:
     if key == "bearer" or scheme:  # a credential has a digit or mixed case; "bearer annotations" is prose
         token_like = any(c.isdigit() for c in value) or (value.lower() != value and value.upper() != value)
         return _Span(s, e, "TOKEN") if len(value) >= 8 and token_like else None
-    if _PASSWORD_KEY.search(key.lstrip("-")):
+    if _PASSWORD_KEY.search(key.lstrip("-")) and not _SETTING_KEY.search(key):
         if name == "bare":
             if _CODE_REF.fullmatch(value) and any(t in value.lower() for t in ("pass", "pwd", "secret", "key")):
                 return None  # password = user_password: a variable, not a value
@@ -190,5 +211,9 @@ def _key_value(v: _View, key_start: int, key_end: int) -> _Span | None:
             mid_line = b[line_start:key_start].strip(b" \t-*#>/\"'{") != b""
             if mid_line and m.groupdict().get("sep") == b":" and _PLAIN_WORD.fullmatch(value):
                 return None  # prose: "the secret: practice" (a real password has a digit, capital or symbol)
+            if _PLAIN_WORD.fullmatch(value) and _WORD_FOLLOWS.match(b, e) and "phrase" not in key:
+                return None  # "Password: see the shared vault entry" is a sentence, not a value
         return _Span(s, e, "PASSWORD")
+    if _public_key_digest(v, key_start, key_end, value):
+        return None  # "My GPG key: 3A1F...", "pubkey: <sha256>", "host key: SHA256:..."
     return _Span(s, e, "SECRET") if _high_entropy(value) else None

@@ -9,9 +9,10 @@ Thresholds come from Gopher (quality and repetition), C4 and FineWeb, as datatro
 them. Those web filters would drop most personal data (a CV is mostly short, unpunctuated lines; a
 slide deck is bullets; a chat window is short messages; code is full of braces), so they only make
 up the ``web`` profile (general and HTML data). Each kind of ``flaxgpt.ingest.extract.base.KINDS``
-gets its own profile: ``prose`` keeps Gopher's rules with a lower word minimum, the personal
-kinds (email, chat, cv, slides) keep only what marks junk in any text (keyboard mash, placeholder
-text, runaway repetition), and ``code`` has code checks (minified or generated files, data blobs).
+gets its own profile with its own word minimum (short real writing is kept): ``prose`` keeps
+Gopher's rules for texts of 50 words or more, the personal kinds (email, chat, cv, slides) keep only
+what marks junk in any text (keyboard mash, placeholder text, runaway repetition, nothing but links or
+emoji), and ``code`` has code checks (minified or generated files, data blobs).
 
 Modules, in the order they build on each other:
 
@@ -19,6 +20,7 @@ Modules, in the order they build on each other:
     stats       ``TextStats``: one document's words, lines and n-gram measures, computed once for all filters
     web         the web-corpus filters: word count, Gopher quality and repetition, C4, FineWeb
     junk        junk in any text: placeholder text (lorem ipsum), keyboard mash
+    content     documents with no words of their own: nothing but links, or nothing but emoji
     code        checks for source files: minified or generated code, data blobs
     profiles    the filters of each document kind, and per-kind overrides
     perplexity  ``PerplexityFilter``: drops documents a scorer finds too surprising (the scorer is injected)

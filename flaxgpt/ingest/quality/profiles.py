@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from flaxgpt.ingest.quality.code import CodeQuality
+from flaxgpt.ingest.quality.content import EmojiOnly, LinkOnly
 from flaxgpt.ingest.quality.junk import Gibberish, LoremIpsum
 from flaxgpt.ingest.quality.web import C4Quality, FineWebQuality, GopherQuality, GopherRepetition, WordCount
 
@@ -21,16 +22,23 @@ _LOOSE_REPETITION = GopherRepetition(dup_line_frac=None, dup_para_frac=None, dup
                                      dup_para_char_frac=0.5, top_n_grams=((2, 0.4),), dup_n_grams=((5, 0.5),),
                                      min_words=10)
 
+# Minimum words per kind: personal text is short and real (a LinkedIn profile or position, a commit message,
+# a README, a post, a one-line chat message), so only empty-of-words documents go: links or emoji alone
+# (LinkOnly, EmojiOnly) and stubs. Gopher's rules judge only prose of 50 words or more, like its own corpus.
+_GOPHER_MIN_WORDS = 50
+
 # Order matters only for which reason is reported: the cheap, specific filters come first.
 PROFILES: dict[str, tuple[Any, ...]] = {
     "web": (LoremIpsum(), Gibberish(), WordCount(50, 100_000), GopherQuality(), GopherRepetition(), C4Quality(),
             FineWebQuality()),
     # Personal notes are often bullet lists, and reports carry tables of numbers: those two rules are relaxed.
-    "prose": (LoremIpsum(), Gibberish(), WordCount(20, 1_000_000),
-              GopherQuality(max_bullet_lines_ratio=None, min_alpha_words_ratio=0.6), GopherRepetition()),
-    "email": (LoremIpsum(), Gibberish(), WordCount(1, 1_000_000), _LOOSE_REPETITION),
-    "chat": (LoremIpsum(), Gibberish(), WordCount(1, 1_000_000), _LOOSE_REPETITION),
-    "cv": (LoremIpsum(), Gibberish(), WordCount(20, 1_000_000), _LOOSE_REPETITION),
+    "prose": (LoremIpsum(), Gibberish(), LinkOnly(), EmojiOnly(), WordCount(3, 1_000_000),
+              GopherQuality(max_bullet_lines_ratio=None, min_alpha_words_ratio=0.6, min_words=_GOPHER_MIN_WORDS),
+              GopherRepetition(min_words=_GOPHER_MIN_WORDS)),
+    "email": (LoremIpsum(), Gibberish(), LinkOnly(), EmojiOnly(), WordCount(1, 1_000_000), _LOOSE_REPETITION),
+    "chat": (LoremIpsum(), Gibberish(), LinkOnly(speakers=True), EmojiOnly(speakers=True), WordCount(1, 1_000_000),
+             _LOOSE_REPETITION),
+    "cv": (LoremIpsum(), Gibberish(), LinkOnly(), WordCount(2, 1_000_000), _LOOSE_REPETITION),
     "slides": (LoremIpsum(), Gibberish(), WordCount(3, 1_000_000), _LOOSE_REPETITION),
     "code": (CodeQuality(),),
 }

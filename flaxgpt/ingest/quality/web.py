@@ -37,7 +37,9 @@ _BULLETS = ("•", "●", "▪", "◦", "‣", "∙", "-", "*", "–")
 class GopherQuality:
     """Gopher's quality rules (word length, symbols, bullets, ellipses, alphabetic words, stop words).
 
-    The stop-word rule uses English stop words, so it only applies to text identified as English.
+    The stop-word rule uses English stop words, so it only applies to text identified as English. Documents
+    under ``min_words`` words are not judged (the rules are shares over a page of text: Gopher's pages have
+    at least 50 words; on a README or a short note one word decides them).
     """
 
     name: ClassVar[str] = "gopher-quality"
@@ -48,11 +50,14 @@ class GopherQuality:
     max_ellipsis_lines_ratio: float | None = 0.3
     min_alpha_words_ratio: float | None = 0.8
     min_stop_words: int | None = 2
+    min_words: int = 0
 
     def __call__(self, t: TextStats) -> str | None:
         n = t.n_words
         if n == 0:
             return f"{self.name}: no words"
+        if n < self.min_words:
+            return None
         avg = float((t.word_chars - t.word_punct).sum()) / n
         if self.min_avg_word_length is not None and avg < self.min_avg_word_length:
             return f"{self.name}: mean word length {avg:.1f} < {self.min_avg_word_length}"

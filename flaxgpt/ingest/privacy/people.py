@@ -1,0 +1,331 @@
+"""Names of other people found by context: greetings, sign-offs, titles, CV references, "with X and Y",
+"thanks to X" and @mentions, in English and several other languages.
+
+A capitalised word is taken as a name only where the context says a person is meant, and then
+only if the name sets (``namesets``) know it as a name, or the context is strong (a title, a
+greeting closed by a comma). Each name found is also replaced wherever else it occurs in the
+same document (``names._name_spans``), so "Hi Priya, ... Priya said" loses both. Owner names
+and handles are never taken; allow-listed ``public`` strings are kept by the scrubber.
+
+Common words that are also names ("Will", "May", "Grace", "Mark") count after a greeting, a
+title or in a sign-off; in the weak contexts ("with X", "thanks to X") only next to a surname or
+another, unambiguous name. Weekdays, months, places, products and team words ("Hi team", "Dear
+Sir or Madam", "with Python and Rust", "thanks to Jupyter") are never names. Spans inside fenced
+code blocks are left alone, and ``Scrubber`` does not run this finder on code documents.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+from flaxgpt.ingest.extract.base import Owner
+from flaxgpt.ingest.privacy.names import _COMMON_WORDS, TITLE_WORDS, _name_spans, _people_index
+from flaxgpt.ingest.privacy.namesets import NameSets
+from flaxgpt.ingest.privacy.text import _Span, _View
+
+_STOP_WORDS = """
+All Everyone Everybody Everybody's Team Teams Folks Guys Gang People Friends Friend Colleagues Colleague Committee
+Members Member Board Class Sir Sirs Madam Madame Mam Ma'am Mesdames Messieurs There World Both You Y'all Again
+Again Readers Reader Reviewers Reviewer Hiring Manager Managers Recruiter Recruiters Customer Customers Support
+Sales Admin Admins Partners Partner Students Parents Neighbours Neighbors Sender Recipient Applicant Candidate
+Organizers Organisers Editor Editors Chair Chairs Panel Jury Staff Company Companies Inc Ltd Labs Lab Group
+University Institute College School Department Office Centre Center Foundation Hospital Council Ministry
+Monday Tuesday Wednesday Thursday Friday Saturday Sunday Mon Tue Wed Thu Fri Sat Sun Today Tomorrow Yesterday
+Tonight Weekend January February March April May June July August September October November December Feb
+Mar Apr Jun Jul Aug Sep Sept Oct Nov Dec Spring Summer Autumn Fall Winter Christmas Easter Xmas Ramadan
+Maandag Dinsdag Woensdag Donderdag Vrijdag Zaterdag Zondag Montag Dienstag Mittwoch Donnerstag Freitag Samstag
+Sonntag Lundi Mardi Mercredi Jeudi Vendredi Samedi Dimanche Lunes Martes Miércoles Jueves Viernes Sábado Domingo
+The A An This That These Those It Its I We Our Us My Me He She His Her They Them Their And Or But So If As At
+By For From In Into Of On To Up With Is Be Do Go No Not Yes Ok Okay Hi Hello Hey Dear Thanks Thank Best Regards
+Cheers Kind Warm Love Yours Sincerely Good Great Happy Welcome Please Sorry Congrats Congratulations Well Also
+Just Here Now Then Again Soon Later Everything Nothing Something Anyone Someone Nobody Each Every Any Some Other
+Mom Mum Dad Mama Papa Mother Father Sister Brother Grandma Grandpa Granny Auntie Uncle Aunt Baby Honey Darling
+Sweetie Boss Chief Coach Doc Mate Buddy Bro Dude Captain Officer Agent Professor Doctor Mister Lady Gentlemen
+Ladies Santa God Lord Jesus Allah Diary Valued Esteemed Respected Future Self
+Python Rust Go Golang Java JavaScript TypeScript Kotlin Swift Scala Ruby Julia Perl Haskell Elixir Erlang Dart
+Lua Fortran Cobol Pascal Ada Crystal Nim Zig Clojure Jupyter Docker Kubernetes Linux Windows Mac Ubuntu Debian
+Android Apple Google Microsoft Amazon Meta Facebook Twitter Slack Discord GitHub GitLab Jira Notion Zoom Teams
+Excel Word Outlook PowerPoint Chrome Firefox Safari React Vue Angular Django Flask Rails Spring Node Deno
+Postgres MySQL Redis Kafka Spark Hadoop Airflow Pandas NumPy JAX Flax PyTorch TensorFlow Keras Triton CUDA AWS
+Azure GCP Terraform Ansible Jenkins Travis Copilot Claude Gemini Siri Alexa Cortana Bard Llama Mistral
+Amsterdam Rotterdam Utrecht Hague Delft Eindhoven Groningen Leiden Berlin Munich Hamburg Cologne Frankfurt
+Vienna Zurich Geneva Paris Lyon Marseille London Manchester Edinburgh Dublin Brussels Antwerp Oslo Bergen
+Stockholm Copenhagen Helsinki Madrid Barcelona Lisbon Porto Rome Milan Turin Naples Venice Prague
+Warsaw Krakow Budapest Athens Istanbul Moscow Kyiv Tokyo Kyoto Osaka Seoul Beijing Shanghai Singapore Sydney
+Melbourne Auckland Toronto Montreal Vancouver Boston Chicago Seattle Denver Houston Atlanta
+Miami Portland York Jersey Angeles Washington California Texas Florida
+Europe Asia Africa America Americas Australia Canada Mexico Brazil Argentina Chile Peru China Japan Korea
+Germany France Spain Portugal Italy Netherlands Holland Belgium Norway Sweden Denmark Finland Poland Austria
+Switzerland Ireland Scotland England Wales Britain Greece Turkey Israel Egypt Kenya Nigeria Ghana Morocco
+"""
+_STOP = frozenset(_STOP_WORDS.split())
+
+_PARTICLE_WORDS = "van von de der den da di du le la dos das del della bin ibn al el ter ten zu y"
+_PARTICLES = frozenset(_PARTICLE_WORDS.split())
+_TOKEN = re.compile(r"[^\W\d_]+(?:['’-][^\W\d_]+)*")
+_AND = r"(?:and|&|en|und|et|y|e|og|och|i)"
+_CONJ = re.compile(rf"[ \t]*(?:,[ \t]*(?:{_AND}[ \t]+)?|[ \t]+{_AND}[ \t]+)")
+_TITLE = re.compile(rf"(?:Sig\.ra|{'|'.join(sorted(TITLE_WORDS, key=len, reverse=True))})\.?[ \t]+")
+_AT_NAMES = """here channel everyone all team property staticmethod classmethod dataclass abstractmethod
+override deprecated param params return returns raise raises throws throw type see since version author link code
+example note todo fixme media import keyframes font-face charset supports page namespace include mixin extend
+apply tailwind layer pytest jit njit vectorize cache lru_cache wraps contextmanager app router route click command
+test fixture mark patch interface implementation end synthesize protocol property autoreleasepool selector
+functools typing abc dataclasses jax torch tf np mock unittest celery numba pytest njit
+"""
+_AT_WORDS = frozenset(_AT_NAMES.split())
+
+# Words before a capitalised name, lower-cased, by context (phrases of up to three words).
+_GREETINGS = """hi hey hello hiya dear dearest morning good_morning good_afternoon good_evening hallo hoi beste lieve
+lieber liebe bonjour salut cher chère hola querido querida estimado estimada ciao caro cara gentile olá oi hej cześć
+szanowny szanowna yo"""
+_WITHS = """with together_with alongside thanks_to thank_you_to shout-out_to shoutout_to kudos_to met mit avec con com
+grâce_à gracias_a grazie_a dank_aan dank_an dankzij ask tell ping cc invite meet"""
+_THANKS_WORDS = """thanks thank_you thx cheers bye see_you danke bedankt merci gracias grazie obrigado obrigada tack
+dziękuję"""
+_BEFORE = {w.replace("_", " "): kind for kind, words in (("greet", _GREETINGS), ("with", _WITHS),
+                                                       ("thanks", _THANKS_WORDS)) for w in words.split()}
+_SIGNOFF = (r"Best(?: regards| wishes)?|Regards|Kind regards|Warm regards|Many thanks|Thanks(?: again)?|Thank you|"
+            r"Cheers|Warmly|Sincerely|Yours(?: truly| sincerely)?|Love|Talk soon|Take care|All the best|Groeten|"
+            r"Groetjes|Hartelijke groet(?:en)?|Met vriendelijke groet(?:en)?|Viele Grüße|Liebe Grüße|Beste Grüße|"
+            r"Mit freundlichen Grüßen|Herzliche Grüße|LG|VG|Cordialement|Bien à vous|Amitiés|Bisous|Saludos|"
+            r"Un abrazo|Atentamente|Saluti|Cordiali saluti|Un saluto|Abraços|Atenciosamente|Pozdrawiam|Hälsningar|"
+            r"Med vänlig hälsning|Mvh|Hilsen|--|—|–")
+_REFS = r"References|Referees|Referenzen|Referenties|Références|Referencias|Referenze|Referências"
+_LINE_TRIGGER = re.compile(rf"^[ \t]*(?:(?P<signoff>(?:{_SIGNOFF})[ \t]*[,!.]?[ \t]*\n?[ \t]*)"
+                           rf"|(?P<refs>[#*>-]*[ \t]*(?i:{_REFS})\b[ \t*:]*\n?))", re.M)
+_MENTION = re.compile(r"(?<![^\s(\[{\"'“‘,;:!?])@(?=\w)")  # at the start or after a space or opening mark
+# Candidates are found on a view where every lower-case letter (and ',') is 'a' and every capital 'A': a
+# capitalised word after a lower-case word ("with Priya", "Hi, Tomasz") or after a short capitalised word
+# and an optional dot ("Dr. Kovacs", "Mr Okafor"); literal searches, so ordinary prose is skipped fast.
+_CASE_TABLE = bytes(97 if 97 <= c <= 122 or c == 44 or (c >= 223 and c != 247) else
+                    65 if 65 <= c <= 90 or (192 <= c <= 222 and c != 215) else c for c in range(256))
+_AFTER_WORD = re.compile(rb"a Aa")
+_AFTER_SHORT = re.compile(rb"Aa{1,3}\.? Aa")
+_HANDLE = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?")
+_FENCE = re.compile(r"^[ \t]*(?:```|~~~)", re.M)
+_REF_LINE = re.compile(r"[ \t]*(?:[-*•>]|\d+[.)])?[ \t]*")
+
+
+def _run(text: str, pos: int) -> tuple[int, int, list[str]] | None:
+    """The capitalised name tokens at ``pos`` ("Miriam Kovacs", "Jane van der Berg"): (start, end, words),
+    at most 4 words; None if ``pos`` starts no capitalised non-stop word."""
+    words: list[str] = []
+    start = end = pos
+    i = pos
+    while len(words) < 4:
+        m = _TOKEN.match(text, i)
+        if not m:
+            break
+        word = m.group()
+        if word in _PARTICLES:  # "van der" inside a name, or "de Groot" after a title
+            nxt = _TOKEN.match(text, m.end() + 1) if text[m.end():m.end() + 1] == " " else None
+            if nxt and nxt.group()[0].isupper():
+                i = m.end() + 1
+                continue
+            break
+        if not word[0].isupper() or word in _STOP or (words and len(word) < 2):
+            break
+        words.append(word)
+        end = m.end()
+        if text[end:end + 1] != " ":
+            break
+        i = end + 1
+    return (start, end, words) if words else None
+
+
+def _group(text: str, pos: int) -> tuple[list[tuple[int, int, list[str]]], int]:
+    """Runs joined by commas and "and" ("Priya, Tomasz and Lena Fischer"); returns them and the end."""
+    runs = []
+    while True:
+        run = _run(text, pos)
+        if run is None:
+            break
+        runs.append(run)
+        pos = run[1]
+        conj = _CONJ.match(text, pos)
+        if not conj or not text[conj.end():conj.end() + 1].isupper():
+            break
+        pos = conj.end()
+    return runs, runs[-1][1] if runs else pos
+
+
+def _closed(text: str, end: int) -> bool:
+    """True when a name ends at a comma, colon, exclamation mark, line end or end of text."""
+    rest = text[end:end + 3].lstrip(" \t")
+    return not rest or rest[0] in ",:!\n;.?)"
+
+
+class _Finder:
+    """Context rules over one document; ``names`` confirm words, ``owner`` is never replaced."""
+
+    def __init__(self, view: _View, names: NameSets, owner_parts: frozenset[str], owner_handles: frozenset[str]):
+        self.text, self.view = view.text, view.b
+        self.names, self.owner_parts, self.owner_handles = names, owner_parts, owner_handles
+        self._lower: dict[str, bool] = {}
+
+    def known(self, word: str) -> bool:
+        return word in self.names.first or word in self.names.last
+
+    def lower_elsewhere(self, word: str) -> bool:
+        """True when the word also occurs in lower case in the document (then it is a common word here)."""
+        if word not in self._lower:
+            w, text = word.lower(), self.text
+            self._lower[word] = any(f"{a}{w}{b}" in text for a in " \n(" for b in " ,.;:!?\n")
+        return self._lower[word]
+
+    def weak_name(self, words: list[str]) -> bool:
+        """A name in a weak context: a common first name not used as a lower-case word, or a known first
+        name with a surname."""
+        first = words[0]
+        if first in _COMMON_WORDS or self.lower_elsewhere(first):
+            return len(words) > 1 and self.known(words[1]) and first in self.names.first
+        return first in self.names.top_first or (len(words) > 1 and first in self.names.first)
+
+    def accept(self, kind: str, run: tuple[int, int, list[str]], closed: bool, titled: bool) -> bool:
+        words = run[2]
+        if any(w in self.owner_parts for w in words):
+            return False
+        if titled:
+            return True
+        if kind == "greet":
+            return self.known(words[0]) or (closed and not self.lower_elsewhere(words[0]))
+        if kind in ("signoff", "thanks", "refs"):
+            return words[0] in self.names.first or (kind != "thanks" and len(words) > 1 and self.known(words[-1]))
+        return self.weak_name(words)
+
+    def spans(self) -> Iterator[tuple[int, int, str]]:
+        """(start, end, name or handle) of every name the context rules find."""
+        text = self.text
+        for m in _LINE_TRIGGER.finditer(text):
+            if m.lastgroup == "refs":
+                yield from self._references(m.end())
+            else:
+                yield from self._context("signoff", m.end())
+        if "@" in text:
+            for m in _MENTION.finditer(text):
+                yield from self._mention(m.end())
+        view = self.view.translate(_CASE_TABLE)
+        seen: set[int] = set()
+        for pattern, offset in ((_AFTER_WORD, 2), (_AFTER_SHORT, 0)):
+            for m in pattern.finditer(view):
+                c = m.start() + offset
+                if c not in seen:
+                    seen.add(c)
+                    yield from self._candidate(c)
+
+    def _candidate(self, c: int) -> Iterator[tuple[int, int, str]]:
+        """The capitalised word at ``c``: a title, or a name after a greeting, "with" or "thanks"."""
+        text = self.text
+        if _TITLE.match(text, c):
+            yield from self._context("title", c)
+            return
+        before = text[max(0, c - 40):c]
+        words: list[str] = []
+        for _ in range(3):
+            before = before.rstrip(" \t,")
+            k = max(before.rfind(" "), before.rfind("\n"), before.rfind("\t"))
+            word = before[k + 1:]
+            if not word.replace("-", "").isalpha():
+                return
+            words.insert(0, word.lower())
+            before = before[:k + 1]
+            kind = _BEFORE.get(" ".join(words))
+            if kind:
+                yield from self._context(kind, c)
+                return
+
+    def _context(self, kind: str, pos: int) -> Iterator[tuple[int, int, str]]:
+        text = self.text
+        title = _TITLE.match(text, pos) if kind in ("greet", "signoff", "title") else None
+        if title:
+            pos = title.end()
+        if kind == "title":  # one name per title: "Dr. Miriam Kovacs, Head of Data" is not a list of names
+            run = _run(text, pos)
+            runs, end = ([run], run[1]) if run else ([], pos)
+        else:
+            runs, end = _group(text, pos)
+        if not runs:
+            return
+        closed = _closed(text, end)
+        if kind == "signoff" and not closed or kind == "thanks" and not (closed or text.startswith(" for ", end)):
+            return
+        accepted = [r for r in runs if self.accept(kind, r, closed, title is not None)]
+        if kind == "with" and len(accepted) < len(runs):
+            return  # "with Priya and London": a group is all names or none
+        for s, e, words in accepted:
+            yield s, e, " ".join(words)
+
+    def _mention(self, pos: int) -> Iterator[tuple[int, int, str]]:
+        text = self.text
+        m = _HANDLE.match(text, pos)
+        if not m:
+            return
+        handle = m.group()
+        after = text[m.end():m.end() + 1]
+        at_line_start = pos == 1 or text[pos - 2] == "\n"
+        decorator = at_line_start and after in ("\n", "")  # "@dataclass" alone on a line
+        module = handle.split(".", 1)[0].lower()  # "@functools.cache", "@pytest.mark.slow"
+        if (module in _AT_WORDS or handle.lower() in self.owner_handles or decorator or handle.isdigit()):
+            return
+        if after and after in "(/":  # "@app.route(...)", "@types/node"
+            return
+        yield pos - 1, m.end(), handle
+
+    def _references(self, pos: int) -> Iterator[tuple[int, int, str]]:
+        """The leading name of each line of a references section (up to the next heading or blank pair)."""
+        text = self.text
+        end = len(text)
+        for stop in ("\n\n\n", "\n#", "\n\n#"):
+            k = text.find(stop, pos)
+            if k >= 0:
+                end = min(end, k)
+        end = min(end, pos + 2000)
+        line_start = pos
+        while line_start < end:
+            line_end = text.find("\n", line_start, end)
+            line_end = end if line_end < 0 else line_end
+            p = _REF_LINE.match(text, line_start).end()
+            title = _TITLE.match(text, p)
+            if title:
+                p = title.end()
+            run = _run(text, p)
+            if (run and (title or len(run[2]) > 1) and "et al" not in text[run[1]:run[1] + 8]
+                    and (run[1] == line_end or text[run[1]:line_end].lstrip(" \t")[:1] in tuple(",(–—-:|/"))
+                    and self.accept("refs", run, True, title is not None)):
+                yield run[0], run[1], " ".join(run[2])
+            line_start = line_end + 1
+
+
+def _fenced(text: str) -> list[tuple[int, int]]:
+    """Character ranges of fenced code blocks (``` or ~~~), an unclosed fence running to the end."""
+    marks = [m.start() for m in _FENCE.finditer(text)]
+    marks.append(len(text))
+    return [(marks[i], marks[i + 1]) for i in range(0, len(marks) - 1, 2)]
+
+
+def context_name_spans(view: _View, owner: Owner, names: NameSets) -> Iterator[_Span]:
+    """``<NAME>`` spans for other people named in context in ``view.text``, and every other occurrence of
+    those names in it (the owner's names and handles are never returned)."""
+    text = view.text
+    owner_parts = frozenset(p for n in owner.names for p in _TOKEN.findall(n))
+    owner_handles = frozenset(h.lower().lstrip("@") for h in owner.handles)
+    found = list(_Finder(view, names, owner_parts, owner_handles).spans())
+    if not found:
+        return
+    fences = _fenced(text) if "```" in text or "~~~" in text else []
+    people = []
+    for s, e, name in found:
+        if any(a <= s < b for a, b in fences):
+            continue
+        yield _Span(s, e, "NAME")
+        if not text.startswith("@", s):
+            people.append(name)
+    if people:
+        for span in _name_spans(text, _people_index(tuple(sorted(set(people))), owner)):
+            # "Tomasz" found in a greeting, "Tomasz Wierzba" further on: the surname goes with it.
+            nxt = _TOKEN.match(text, span.end + 1) if text.startswith(" ", span.end) else None
+            if nxt and nxt.group() in names.last and nxt.group() not in _STOP and nxt.group() not in owner_parts:
+                span = _Span(span.start, nxt.end(), "NAME")
+            yield span

@@ -1,0 +1,130 @@
+"""Other people's details: names found by context (greetings, sign-offs, titles, CV references, "with X and Y",
+thanks, @mentions), metadata and paths scrubbed like text, and the audit reading every output file."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import pytest
+from test_audit import write_shards
+
+from flaxgpt.cli import data as cli_data
+from flaxgpt.data import audit
+from flaxgpt.ingest.extract.base import Owner
+from flaxgpt.ingest.privacy import Scrubber
+from flaxgpt.ingest.privacy.metadata import metadata_people, scrub_metadata, scrub_path
+from flaxgpt.ingest.privacy.namesets import load_name_sets
+
+OWNER = Owner(names=("Maren Solberg", "Maren"), emails=("maren@solberg.example",), handles=("maren", "msolberg"))
+
+
+@pytest.fixture(scope="module")
+def scrubber() -> Scrubber:
+    return Scrubber(OWNER, public=("https://solberg.example", "Grace Hopper"))
+
+
+def test_name_sets_come_from_the_package_and_know_names_not_products():
+    sets = load_name_sets()
+    assert {"Priya", "Tomasz", "Lena", "Miriam"} <= sets.first and {"Okafor", "Kovacs"} <= sets.last
+    assert not {"Jupyter", "Kubernetes", "Python"} & sets.first
+
+
+@pytest.mark.parametrize("text, gone, kept", [
+    ("Hi Priya,\nthe run finished. Priya will check the numbers.", ["Priya"], ["Hi", "finished"]),
+    ("Dear Mr. Okafor,\nplease find the contract attached.", ["Okafor"], ["Dear Mr.", "contract"]),
+    ("Hallo Femke,\nbis morgen.", ["Femke"], ["Hallo"]),
+    ("Let me know.\n\nThanks,\nTomasz", ["Tomasz"], ["Thanks,"]),
+    ("See attached.\n\nBest,\nLena Fischer\nAcme", ["Lena", "Fischer"], ["Best,", "Acme"]),
+    ("References: Dr. Miriam Kovacs, Head of Data, Acme", ["Miriam", "Kovacs"], ["Head of Data, Acme"]),
+    ("## References\n\n- Henrik Aas, Engineering Manager, Nordlys\n- Prof. Jan de Vries, TU Delft\n",
+     ["Henrik", "Aas", "Jan", "Vries"], ["Engineering Manager", "TU Delft"]),
+    ("I spent the day with Oskar and Beatriz on the warehouse.", ["Oskar", "Beatriz"], ["warehouse"]),
+    ("Big thanks to Halvard Moe for the load tests.", ["Halvard", "Moe"], ["load tests"]),
+    ("@beatriz.alves bring the violin part", ["beatriz.alves"], ["violin"]),
+    ("Hi Will,\nsee you at six.", ["Will"], ["Hi", "six"]),
+    ("The paper with Tomasz. Tomasz Wierzba and I wrote it.", ["Tomasz", "Wierzba"], ["paper"]),
+])
+def test_names_in_context_are_replaced(scrubber, text, gone, kept):
+    out = scrubber.scrub(text).text
+    assert "<NAME>" in out
+    for word in gone:
+        assert word not in out, out
+    for word in kept:
+        assert word in out, out
+
+
+@pytest.mark.parametrize("text", [
+    "Hi team,\nquick update on the release.", "Dear Sir or Madam,\nI am writing about my order.",
+    "Hello world! My first post.", "Dear Hiring Manager,", "Thanks, Monday works for me.",
+    "We deployed it with Docker and Kubernetes.", "Offices with Paris and London teams.",
+    "Thanks to Jupyter the notebook runs anywhere.", "Will you come on Friday?", "We use Jupyter with Grace and Mark.",
+    "Hi Maren, the slides look great.", "Best,\nMaren Solberg", "Dear Ms Solberg,", "ping @maren when ready",
+    "@dataclass\nclass Config:\n    lr: float", "npm install @types/node", "Sr. Data Scientist at Acme",
+    "I met Grace Hopper's biographer with Priya and Grace Hopper.",
+])
+def test_common_words_owner_and_public_names_are_kept(scrubber, text):
+    out = scrubber.scrub(text).text
+    for kept in ("Maren", "Solberg", "Grace Hopper", "Docker", "Jupyter", "Paris", "Monday", "Sir", "team", "@types"):
+        assert out.count(kept) == text.count(kept), out
+    if "Priya" not in text:
+        assert "<NAME>" not in out, out
+
+
+def test_code_identifiers_are_not_names(scrubber):
+    code = "def greet(Priya):\n    # Hi Priya, with Oskar and Beatriz\n    return Priya\n"
+    assert scrubber.scrub(code, find_names=False).text == code
+    assert "Priya" not in scrubber.scrub(code).text  # the same text as prose loses the name
+
+
+def test_titles_in_a_known_persons_name_stay(scrubber):
+    out = scrubber.scrub("Dear Mr. Okafor, thank you.", people=("Mr. Chidi Okafor",)).text
+    assert out == "Dear Mr. <NAME>, thank you."
+
+
+def test_metadata_and_paths_are_scrubbed_like_text(scrubber):
+    meta = {"to": ["Priya Raman <priya.raman@quill.example>", "Maren Solberg <maren@solberg.example>"],
+            "subject": "Lunch with Priya and Oskar", "author": "Chidi Okafor", "pages": 2,
+            "nested": {"cc": ["+31 20 555 0199"]}, "people": ["Priya Raman"]}
+    people = metadata_people(meta, scrubber)
+    assert people == ("Priya Raman", "Chidi Okafor")
+    out, counts = scrub_metadata(meta, scrubber, people)
+    text = json.dumps(out)
+    for leak in ("Priya", "Raman", "priya.raman", "Oskar", "Chidi", "Okafor", "555 0199"):
+        assert leak not in text, text
+    assert out["to"][1] == "Maren Solberg <maren@solberg.example>" and out["pages"] == 2
+    assert out["author"] == "<NAME>" and counts["EMAIL"] == 1 and counts["PHONE"] == 1
+    a, b = scrub_path("ines.mbox#a1@mail.example", scrubber), scrub_path("ines.mbox#b2@mail.example", scrubber)
+    assert a.startswith("ines.mbox#<EMAIL>~") and a != b and "mail.example" not in a
+    assert scrub_path("notes/week-10.txt", scrubber) == "notes/week-10.txt"
+
+
+def test_audit_reads_every_file_and_names_file_and_field(tmp_path, capsys):
+    out = tmp_path / "ingest"
+    write_shards(out / "shards" / "notes", ["Nothing to see here.", "Still nothing."])
+    (out / "documents.jsonl").write_text(json.dumps({"id": "mail/a", "text": "ok", "metadata": {
+        "to": ["Priya <priya.raman@quill.example>"]}}) + "\n")
+    dropped = {"source": "mail", "path": "x", "reason": "call +31 20 555 0199"}
+    (out / "dropped.jsonl").write_text(json.dumps(dropped) + "\n")
+    (out / "report.json").write_text(json.dumps({"mail": {"privacy": {"hunter2 secret": 1}}}))
+    (out / "report.md").write_text("# Ingest report\n\nHUNTER2\nsecret survived here\n")
+    canaries = tmp_path / "canaries.txt"
+    canaries.write_text("priya.raman@quill.example\n+31 20 555 0199\nhunter2-Secret\n")
+
+    report = audit.audit([out], audit.read_canaries(canaries), progress=False)
+    got = {(f.canary, f.where.rsplit("/", 1)[-1], f.field, f.match) for f in report.findings}
+    assert got == {("priya.raman@quill.example", "documents.jsonl", "metadata.to[0]", "exact"),
+                   ("+31 20 555 0199", "dropped.jsonl", "reason", "exact")}
+    read = {p.rsplit("/", 1)[-1] for p in report.files}
+    assert {"report.md", "report.json", "dropped.jsonl", "documents.jsonl", "train-00000.json"} <= read
+
+    fuzzy = audit.audit([out / "shards" / "notes"], ["hunter2-Secret"], progress=False, fuzzy=True)
+    assert {(f.where.rsplit("/", 1)[-1], f.field, f.match) for f in fuzzy.findings} == {
+        ("report.json", "mail.privacy.hunter2 secret (key)", "fuzzy"), ("report.md", None, "fuzzy")}
+
+    parser = argparse.ArgumentParser()
+    cli_data.add_arguments_audit(parser)
+    assert cli_data.run_audit(parser.parse_args([str(out), "--canaries", str(canaries), "--fuzzy"])) == 1
+    printed = capsys.readouterr().out
+    assert f"in {out / 'documents.jsonl'} line 1 (id mail/a) [exact] field metadata.to[0]" in printed
+    assert f"in {out / 'report.md'} [fuzzy]" in printed

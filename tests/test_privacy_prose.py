@@ -1,0 +1,185 @@
+"""Secrets stated in words ("my password is X", "PIN: 4821", "login root / X"), the two false positives fixed
+(public-key fingerprints, licence addresses), and the labelled set scored the way `make bench-privacy` does."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from flaxgpt.ingest.extract.base import Owner
+from flaxgpt.ingest.privacy import Scrubber
+
+ROOT = Path(__file__).resolve().parents[1]
+SETS = ROOT / "bench" / "privacy"
+SECRET_FAMILIES = ("prose_password", "prose_pin", "prose_api_key", "login", "kv_password", "kv_secret")
+
+
+def _bench():
+    """bench/privacy_bench.py (bench/ is not an installed package)."""
+    if "privacy_bench" not in sys.modules:
+        spec = importlib.util.spec_from_file_location("privacy_bench", ROOT / "bench" / "privacy_bench.py")
+        sys.modules["privacy_bench"] = module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    return sys.modules["privacy_bench"]
+
+
+@pytest.fixture(scope="module")
+def scrubber() -> Scrubber:
+    return Scrubber(Owner(names=("Noor Aksoy",), emails=("noor@aksoy.example",), handles=("naksoy",)))
+
+
+@pytest.mark.parametrize("text, secret, kept, placeholder", [
+    # prose_password, in chat, mail, notes, code comments and other languages
+    ("my password is hunter2", "hunter2", "my password is ", "<PASSWORD>"),
+    ("password Hunt3r!x", "Hunt3r!x", "password ", "<PASSWORD>"),
+    ("pw K9x!mm2", "K9x!mm2", "pw ", "<PASSWORD>"),
+    ("passcode is 739204", "739204", "passcode is ", "<PASSWORD>"),
+    ("the wifi password is Gr33nTea2024", "Gr33nTea2024", "the wifi password is ", "<PASSWORD>"),
+    ("The password for the NAS is n4s-Adm1n!, don't share", "n4s-Adm1n!", "don't share", "<PASSWORD>"),
+    ("My password is sunshine.", "sunshine", "My password is ", "<PASSWORD>"),
+    ("I changed the wifi password to Tropical88 yesterday", "Tropical88", " yesterday", "<PASSWORD>"),
+    ("the passphrase is correct horse battery staple", "horse battery", "the passphrase is ", "<PASSWORD>"),
+    ("for now my password\nis Vi0la-Cloud-23 until IT", "Vi0la-Cloud-23", "my password\nis ", "<PASSWORD>"),
+    ("# TODO remove: password is dev-Pa55word", "dev-Pa55word", "# TODO remove: password is ", "<PASSWORD>"),
+    ("Das WLAN-Passwort lautet Sonnenblume42.", "Sonnenblume42", "Das WLAN-Passwort lautet ", "<PASSWORD>"),
+    ("Le mot de passe est soleil2020", "soleil2020", "Le mot de passe est ", "<PASSWORD>"),
+    ("het wachtwoord is fietsbel77", "fietsbel77", "het wachtwoord is ", "<PASSWORD>"),
+    ("la contraseña es Gato#2023", "Gato#2023", "la contraseña es ", "<PASSWORD>"),
+    # prose_pin
+    ("PIN: 4821", "4821", "PIN: ", "<PASSWORD>"),
+    ("the door code is 1984# and the key is under the mat", "1984", "the key is under the mat", "<PASSWORD>"),
+    ("mijn pincode is 1207", "1207", "mijn pincode is ", "<PASSWORD>"),
+    ("the code for the bike shed is 5512", "5512", "the code for the bike shed is ", "<PASSWORD>"),
+    # prose_api_key
+    ("my api key is a8f3kd92jf0slq2", "a8f3kd92jf0slq2", "my api key is ", "<SECRET>"),
+    ("token - 8f3kd92jf0sl", "8f3kd92jf0sl", "token - ", "<SECRET>"),
+    ("the client secret is 3XgQ9v1Lk2Pz8Rw4Mn7T", "3XgQ9v1Lk2Pz8Rw4Mn7T", "the client secret is ", "<SECRET>"),
+    ("Der API-Schlüssel ist 6f1ed002ab5595859014.", "6f1ed002ab5595859014", "Der API-Schlüssel ist ", "<SECRET>"),
+    # login
+    ("login root / Tr0ub4dor", "Tr0ub4dor", "login root / ", "<PASSWORD>"),
+    ("creds: admin/admin", "admin/admin", "creds: admin/", "<PASSWORD>"),
+    ("wifi: HomeNet-5G / Tr0pical!Fish", "Tr0pical!Fish", "wifi: HomeNet-5G / ", "<PASSWORD>"),
+    ("sshpass -p 'Ssh!Pass88' ssh deploy@host", "Ssh!Pass88", "sshpass -p '", "<PASSWORD>"),
+])
+def test_secrets_stated_in_words_are_replaced_and_the_sentence_kept(scrubber, text, secret, kept, placeholder):
+    result = scrubber.scrub(text)
+    assert secret not in result.text, result.text
+    assert kept in result.text and placeholder in result.text, result.text
+    assert scrubber.scrub(result.text).text == result.text  # placeholders are never scrubbed again
+
+
+@pytest.mark.parametrize("text", [
+    "I forgot my password",
+    "password managers are great, everyone should use one",
+    "reset your password here",
+    "the token budget is 2048",
+    "the API key is stored in the vault",
+    "the password is in 1Password",
+    "passwords must be 12 characters or longer",
+    "my password is wrong apparently",
+    "Your password: choose it well.",
+    "Password: see the shared vault entry",
+    "I gave my password to the IT desk.",
+    "The EOS token is <|endoftext|> and its id is 50256.",
+    "token 50256 is the end-of-text marker",
+    "def refresh(token: Optional[str] = None):",
+    "user, pw = auth, None",
+    "the secret sauce is a good data pipeline",
+    "connect the LED to pin 13",
+    "the PIN is 4 digits long",
+    "error code 1045 access denied",
+    "login via SSO/OAuth",
+    "login: email / password",
+    "so 1 pass is sufficient.",
+    "password strength meter v2.3.1 released",
+    "PASSWORD_RESET_TIMEOUT = 3600",
+    "password: !vault |",
+    "Das Passwort ist falsch.",
+    # the two false positives fixed: public-key fingerprints next to "key", licence addresses in code comments
+    "You can verify my releases with my public key: 3a1f9c2b7d4e11f08b3c5e6a2d9f4c7b1e8a0f53",
+    "My GPG key: 3A1F9C2B7D4E11F08B3C5E6A2D9F4C7B1E8A0F53",
+    "The key fingerprint is 3A1F 9C2B 7D4E 11F0 8B3C  5E6A 2D9F 4C7B 1E8A 0F53.",
+    "pubkey: 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+    "host key: SHA256:nThbg6kXUpJWGl7E1IGOCspRomTxdCARLviKw6E5SY8",
+    "the release signing key (public): 0x4AEE18F83AFDEB23",
+    "# along with this program; if not, write to the Free Software\n"
+    "# Foundation, Inc., 51 Franklin Street, Fifth Floor, Boston, MA 02110-1301 USA",
+    "/*\n * along with this library; if not, write to the Free Software\n"
+    " * Foundation, Inc., 51 Franklin St, Fifth Floor, Boston, MA  02110-1301  USA\n */",
+    " * Foundation, Inc., 59 Temple Place, Suite 330, Boston, MA 02111-1307 USA",
+    "# Free Software Foundation, Inc., 675 Mass Ave, Cambridge, MA 02139, USA.",
+])
+def test_sentences_that_only_mention_secrets_fingerprints_and_licence_addresses_survive(scrubber, text):
+    result = scrubber.scrub(text)
+    assert result.text == text and result.counts == {}
+
+
+# ... without losing recall: hex keys with no public-key context, personal addresses (their ZIP+4 no phone).
+@pytest.mark.parametrize("text, secret, placeholder", [
+    ("secret key: 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08", "9f86d081884c7d659a2f", "SECRET"),
+    ("key: 7c4a8d09ca3762af61e59520943dc26494f8941b", "7c4a8d09ca3762af61e5", "SECRET"),
+    ("api_key = \"3f9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c\"", "3f9a8b7c6d5e4f3a2b1c", "SECRET"),
+    ("I live at 42 Elm Street, Springfield, IL 62704.", "Elm Street", "ADDRESS"),
+    ("Ship to: 59 Temple Place, Suite 330, Boston, MA 02111-1307", "Temple Place", "ADDRESS"),
+    ("my new flat: Hauptstraße 5, 10115 Berlin", "Hauptstraße", "ADDRESS"),
+])
+def test_hex_keys_and_personal_addresses_are_still_replaced(scrubber, text, secret, placeholder):
+    result = scrubber.scrub(text)
+    assert secret not in result.text and result.counts == {placeholder: 1}, result.text
+
+
+def test_the_labelled_secret_set_meets_the_targets():
+    bench = _bench()
+    t0 = time.perf_counter()
+    rows = [r for r in bench.load_rows(SETS) if r["set"] == "secrets"]
+    owner, public = bench.load_owner(SETS / "owner.json")
+    scores = bench.score_rows(rows, Scrubber(owner, public=public))
+    assert len(rows) >= 300
+    for family in SECRET_FAMILIES:
+        s = scores["secrets", family]
+        assert s.positives >= 5 and s.negatives >= 5, family
+        assert s.recall >= bench.RECALL_TARGET, (family, s.misses)
+    negatives = sum(s.negatives for s in scores.values())
+    false_positives = sum(s.false_positives for s in scores.values())
+    assert false_positives <= bench.FP_TARGET * negatives, [t for s in scores.values() for t in s.fps]
+    assert time.perf_counter() - t0 < 3
+
+
+def test_scoring_counts_leaks_false_positives_and_lost_keeps(scrubber, tmp_path):
+    bench = _bench()
+    rows = [
+        {"text": "my password is hunter2", "family": "f", "leak": ["hunter2"], "keep": ["my password is"]},
+        {"text": "the wifi password is Xy12!ab", "family": "f", "leak": ["sunshine"], "keep": []},  # leak absent
+        {"text": "token 8f3kd92jf0sl is fine", "family": "f", "leak": [], "keep": ["is fine"]},  # a hard negative
+        {"text": "I forgot my password", "family": "f", "leak": [], "keep": []},
+    ]
+    s = bench.score_rows(rows, scrubber)[("", "f")]
+    assert (s.positives, s.found, s.negatives, s.false_positives) == (2, 2, 2, 1)
+    assert (s.recall, s.fp_rate, s.precision) == (1.0, 0.5, 2 / 3)
+    assert (s.keep_rows, s.keep_ok) == (2, 2)
+
+
+def test_a_bad_labelled_row_is_named_by_file_line_and_field(tmp_path):
+    bench = _bench()
+    good = {"text": "pw hunter2x", "family": "prose_password", "leak": ["hunter2x"], "keep": []}
+    (tmp_path / "a.jsonl").write_text(json.dumps(good) + "\n" + json.dumps({**good, "leak": ["absent"]}) + "\n")
+    with pytest.raises(bench.LabelError, match=r"a\.jsonl:2: field 'leak' names 'absent'"):
+        bench.load_rows(tmp_path)
+    (tmp_path / "a.jsonl").write_text(json.dumps({**good, "keep": "x"}) + "\n")
+    with pytest.raises(bench.LabelError, match=r"a\.jsonl:1: field 'keep'"):
+        bench.load_rows(tmp_path)
+
+
+def test_persona_false_positives_exclude_planted_canaries(scrubber, tmp_path):
+    bench = _bench()
+    (tmp_path / "notes.txt").write_text("The token is 8f3kd92jf0sl for the demo.\n\n"
+                                        "Keys: AKIAQ7XRMB2LK4TZ9WNE was rotated last week.\n\n"
+                                        "The password manager is great. I forgot my password.\n")
+    total, fps = bench.persona_false_positives(scrubber, tmp_path, ["AKIAQ7XRMB2LK4TZ9WNE"])
+    assert total == 4
+    assert len(fps) == 1 and "8f3kd92jf0sl" in fps[0]
