@@ -183,3 +183,31 @@ def test_persona_false_positives_exclude_planted_canaries(scrubber, tmp_path):
     total, fps = bench.persona_false_positives(scrubber, tmp_path, ["AKIAQ7XRMB2LK4TZ9WNE"])
     assert total == 4
     assert len(fps) == 1 and "8f3kd92jf0sl" in fps[0]
+
+
+# Held-out misses' patterns, rephrased: the value a few words after its keyword, past qualifiers.
+@pytest.mark.parametrize(("text", "secret"), [
+    ("login for jenkins is admin admin", "admin admin"),
+    ("psswrd for the tablet is now Heron-Dusk-4", "Heron-Dusk-4"),
+    ("apikey for the tiles service (trial) 9b2d4f6a8c0e1a3b5d7f", "9b2d4f6a8c0e1a3b5d7f"),
+    ("the gate code is 7-3-1-8, close it behind you", "7-3-1-8"),
+    ("shed combo is 45-12-09", "45-12-09"),
+    ("curl -u deploy:Xp7qR2mZ9w https://ci.internal/status", "Xp7qR2mZ9w"),
+    ("for the NAS it's root:toor", "toor"),
+    ("keep the db password (swordfish9) out of the repo", "swordfish9"),
+])
+def test_prose_window_finds_values_past_qualifiers(scrubber: Scrubber, text: str, secret: str) -> None:
+    out = scrubber.scrub(text, find_names=False).text
+    assert all(part not in out for part in secret.split()), out
+
+
+@pytest.mark.parametrize("text", [
+    "We hash passwords with argon2id and a per-user salt.",
+    "Pass `--verbose` to see every step.",
+    "the password is in 1Password",
+    "login: email / password",
+    "the first token is 'The' and the second is ' cat'",
+    "Chip and PIN arrived in the UK around 2006.",
+])
+def test_prose_window_leaves_descriptions(scrubber: Scrubber, text: str) -> None:
+    assert scrubber.scrub(text, find_names=False).text == text

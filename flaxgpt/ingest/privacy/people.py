@@ -59,14 +59,45 @@ Europe Asia Africa America Americas Australia Canada Mexico Brazil Argentina Chi
 Germany France Spain Portugal Italy Netherlands Holland Belgium Norway Sweden Denmark Finland Poland Austria
 Switzerland Ireland Scotland England Wales Britain Greece Turkey Israel Egypt Kenya Nigeria Ghana Morocco
 """
+# Capitalised prose words that the name sets also hold (seen in package READMEs): never a bare name.
+_PROSE_WORDS = """See Grave Land Libya Yemen Bolivia Jamaica Uruguay Chinese Hong None States Cloud Russian Len Data
+India German Bishop Ninja Dev Hill Bell File Nano Roman Kong Kit Stanford Luxembourg Git Moi Mean
+Lean Theano Real Ring Tamil Sri Duke Leaf Bean Portal Image House Wild Zen Sony Fish Rich Key Anti
+Caffe Forest Win Vim Emacs Atom Sublime Rider Ihr Your Votre Uw Je Su Lea Ja Nee Si Oui Non Da Net
+Eu Ok Victoria Santiago Florence Sydney Paris Jordan Georgia Chelsea Lincoln Austin Dallas Phoenix
+Orlando Madison Aurora Nova Apache Linux Python Unix Mint Arch Gentoo Tor Swift Echo Alpha Beta
+Gamma Delta Sigma Omega Atlas Apollo Orion Luna Max Min Sum Mode Mac Ray Dash Flask Pepper Robot Who
+Strange Seuss Evil Oz Floor Chip Fifth Adam Jan Vila Bispo"""
 _STOP = frozenset(_STOP_WORDS.split())
+_PROSE = frozenset(_PROSE_WORDS.split())
+# Words after which a capitalised word is a place or thing, not a person ("the Bishop", "in Florence").
+_NOT_BEFORE_WORDS = """the a an this that these those in at of from into onto via near le la les el los las
+het een der die das den dem des du au aux en im am zum zur nach naar bij"""
+_NOT_BEFORE = frozenset(_NOT_BEFORE_WORDS.split())
+# Family and household titles: a name follows only if the name sets know it ("Aunt Philippa", "Coach Renata").
+_SOFT_TITLES = """Aunt Auntie Uncle Grandma Grandpa Granny Nana Oma Opa Tante Onkel Tía Tío Tia Tio Coach Pastor
+Officer Nurse Sister Brother Cousin"""
+_SOFT = frozenset(_SOFT_TITLES.split())
+_MORE_TITLES = "Mevrouw Meneer Dra Dr Sgt Sergeant Rev Revd Capt Cpt Insp Det Lt Cmdr Rabbi Imam"
+# Relations before a name ("my sister Yasmin", "our landlord, Vikram Malhotra").
+_RELATIONS = """sister brother mum mom dad mother father son daughter wife husband partner boyfriend girlfriend fiancé
+fiancée cousin niece nephew aunt uncle grandma grandpa granny grandmother grandfather friend mate colleague coworker
+co-worker boss manager landlord landlady neighbour neighbor flatmate roommate housemate teacher dentist therapist
+tutor supervisor zus broer vriend vriendin collega buurman buurvrouw schwester bruder freund freundin kollege kollegin
+nachbar nachbarin sœur frère ami amie collègue voisin voisine hermana hermano amigo amiga vecino vecina"""
+# Words after a name at a sentence start that make it a person ("Rosa said", "Anders calls").
+_VERB_WORDS = """said says is was has had called calls rang texted thinks thought told asked asks wants wanted
+will would can could just also and hat ist sagt sagte war heeft is zei belde dit a est était dijo ha"""
+_VERBS = frozenset(_VERB_WORDS.split())
 
 _PARTICLE_WORDS = "van von de der den da di du le la dos das del della bin ibn al el ter ten zu y"
 _PARTICLES = frozenset(_PARTICLE_WORDS.split())
 _TOKEN = re.compile(r"[^\W\d_]+(?:['’-][^\W\d_]+)*")
-_AND = r"(?:and|&|en|und|et|y|e|og|och|i)"
+_AND = r"(?:and|&|\+|en|und|et|y|e|og|och|i)"
 _CONJ = re.compile(rf"[ \t]*(?:,[ \t]*(?:{_AND}[ \t]+)?|[ \t]+{_AND}[ \t]+)")
-_TITLE = re.compile(rf"(?:Sig\.ra|{'|'.join(sorted(TITLE_WORDS, key=len, reverse=True))})\.?[ \t]+")
+_TITLES = sorted(TITLE_WORDS | _SOFT | frozenset(_MORE_TITLES.split()), key=len, reverse=True)
+_TITLE = re.compile(rf"(?:Sig\.ra|{'|'.join(_TITLES)})\.?[ \t]+")
+_TITLE_ANY = re.compile(rf"(?<![\w.])(?:{'|'.join(_TITLES)})\.?[ \t]+(?=[^\W\d_])")
 _AT_NAMES = """here channel everyone all team property staticmethod classmethod dataclass abstractmethod
 override deprecated param params return returns raise raises throws throw type see since version author link code
 example note todo fixme media import keyframes font-face charset supports page namespace include mixin extend
@@ -81,18 +112,24 @@ _GREETINGS = """hi hey hello hiya dear dearest morning good_morning good_afterno
 lieber liebe bonjour salut cher chère hola querido querida estimado estimada ciao caro cara gentile olá oi hej cześć
 szanowny szanowna yo"""
 _WITHS = """with together_with alongside thanks_to thank_you_to shout-out_to shoutout_to kudos_to met mit avec con com
-grâce_à gracias_a grazie_a dank_aan dank_an dankzij ask tell ping cc invite meet"""
+grâce_à gracias_a grazie_a dank_aan dank_an dankzij ask tell ping cc invite meet me_and w"""
 _THANKS_WORDS = """thanks thank_you thx cheers bye see_you danke bedankt merci gracias grazie obrigado obrigada tack
 dziękuję"""
 _BEFORE = {w.replace("_", " "): kind for kind, words in (("greet", _GREETINGS), ("with", _WITHS),
-                                                       ("thanks", _THANKS_WORDS)) for w in words.split()}
+                                                       ("thanks", _THANKS_WORDS), ("rel", _RELATIONS))
+          for w in words.split()}
 _SIGNOFF = (r"Best(?: regards| wishes)?|Regards|Kind regards|Warm regards|Many thanks|Thanks(?: again)?|Thank you|"
             r"Cheers|Warmly|Sincerely|Yours(?: truly| sincerely)?|Love|Talk soon|Take care|All the best|Groeten|"
             r"Groetjes|Hartelijke groet(?:en)?|Met vriendelijke groet(?:en)?|Viele Grüße|Liebe Grüße|Beste Grüße|"
             r"Mit freundlichen Grüßen|Herzliche Grüße|LG|VG|Cordialement|Bien à vous|Amitiés|Bisous|Saludos|"
             r"Un abrazo|Atentamente|Saluti|Cordiali saluti|Un saluto|Abraços|Atenciosamente|Pozdrawiam|Hälsningar|"
-            r"Med vänlig hälsning|Mvh|Hilsen|--|—|–")
-_REFS = r"References|Referees|Referenzen|Referenties|Références|Referencias|Referenze|Referências"
+            r"Med vänlig hälsning|Mvh|Hilsen|Ta|--|—|–")
+_REFS = (r"References?|Referees?(?:[ \t]+\d+)?|Referenzen|Referenties|Références|Referencias|Referenze|Referências|"
+         r"(?:Co-authored|Signed-off|Reviewed|Reported|Suggested|Acked|Tested)-by")
+_INLINE_REFS = re.compile(rf"(?<=[.;] )(?:{_REFS}):[ \t]*")
+_TAIL = re.compile(r"(?:^|(?<=\n)|[—–]|\s-|\bxx?\b|,)[ \t]*(?=[^\W\d_])([^\n,—–]{2,60}?)[ \t]*"
+                   r"(?:\([^)\n]*\))?[ \t.!]*\Z")  # the last line's closing name, after a line start or a dash
+_SENTENCE_START = re.compile(rb"(?:^|(?<=\n)|(?<=[.!?] ))Aa+(?:'a)? ")
 _LINE_TRIGGER = re.compile(rf"^[ \t]*(?:(?P<signoff>(?:{_SIGNOFF})[ \t]*[,!.]?[ \t]*\n?[ \t]*)"
                            rf"|(?P<refs>[#*>-]*[ \t]*(?i:{_REFS})\b[ \t*:]*\n?))", re.M)
 _MENTION = re.compile(r"(?<![^\s(\[{\"'“‘,;:!?])@(?=\w)")  # at the start or after a space or opening mark
@@ -103,8 +140,11 @@ _CASE_TABLE = bytes(97 if 97 <= c <= 122 or c == 44 or (c >= 223 and c != 247) e
                     65 if 65 <= c <= 90 or (192 <= c <= 222 and c != 215) else c for c in range(256))
 _AFTER_WORD = re.compile(rb"a Aa")
 _AFTER_SHORT = re.compile(rb"Aa{1,3}\.? Aa")
+_AFTER_INITIAL = re.compile(rb"a A\. Aa")  # "with M. Lindqvist"
+_AFTER_SLASH = re.compile(rb"a/ Aa")  # "w/ Kasia"
 _HANDLE = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?")
 _FENCE = re.compile(r"^[ \t]*(?:```|~~~)", re.M)
+_REF_SPLIT = re.compile(r"[;,][ \t]*")
 _REF_LINE = re.compile(r"[ \t]*(?:[-*•>]|\d+[.)])?[ \t]*")
 
 
@@ -125,10 +165,21 @@ def _run(text: str, pos: int) -> tuple[int, int, list[str]] | None:
                 i = m.end() + 1
                 continue
             break
+        if len(word) == 1 and word.isupper() and text.startswith(". ", m.end()):  # "M. Lindqvist"
+            nxt = _TOKEN.match(text, m.end() + 2)
+            if nxt and nxt.group()[0].isupper():
+                words.append(word)
+                i = m.end() + 2
+                continue
+        possessive = word.endswith(("'s", "’s")) and len(word) > 3
+        if possessive:  # "Yasmin's wedding": the name ends here
+            word = word[:-2]
         if not word[0].isupper() or word in _STOP or (words and len(word) < 2):
             break
         words.append(word)
-        end = m.end()
+        end = m.start() + len(word)
+        if possessive:
+            break
         if text[end:end + 1] != " ":
             break
         i = end + 1
@@ -139,6 +190,9 @@ def _group(text: str, pos: int) -> tuple[list[tuple[int, int, list[str]]], int]:
     """Runs joined by commas and "and" ("Priya, Tomasz and Lena Fischer"); returns them and the end."""
     runs = []
     while True:
+        title = _TITLE.match(text, pos)  # "with Aunt Philippa and Uncle Roderick"
+        if title and runs:
+            pos = title.end()
         run = _run(text, pos)
         if run is None:
             break
@@ -154,7 +208,7 @@ def _group(text: str, pos: int) -> tuple[list[tuple[int, int, list[str]]], int]:
 def _closed(text: str, end: int) -> bool:
     """True when a name ends at a comma, colon, exclamation mark, line end or end of text."""
     rest = text[end:end + 3].lstrip(" \t")
-    return not rest or rest[0] in ",:!\n;.?)"
+    return not rest or rest[0] in ",:!\n;.?)(<"
 
 
 class _Finder:
@@ -179,19 +233,33 @@ class _Finder:
         """A name in a weak context: a common first name not used as a lower-case word, or a known first
         name with a surname."""
         first = words[0]
+        if len(first) == 1:  # an initial: "M. Lindqvist"
+            return len(words) > 1 and words[-1] in self.names.last
         if first in _COMMON_WORDS or self.lower_elsewhere(first):
             return len(words) > 1 and self.known(words[1]) and first in self.names.first
         return first in self.names.top_first or (len(words) > 1 and first in self.names.first)
 
-    def accept(self, kind: str, run: tuple[int, int, list[str]], closed: bool, titled: bool) -> bool:
+    def strong_first(self, word: str) -> bool:
+        """A common first name that is no prose word here: enough to be a name without other context."""
+        return (word in self.names.top_first and len(word) > 2 and not word.isupper() and word not in _COMMON_WORDS
+                and word not in _STOP and word not in _PROSE and not self.lower_elsewhere(word))
+
+    def accept(self, kind: str, run: tuple[int, int, list[str]], closed: bool, titled: bool,
+               soft: bool = False) -> bool:
         words = run[2]
         if any(w in self.owner_parts for w in words):
             return False
-        if titled:
-            return True
+        if titled:  # "Dr. Pepper" is a drink; "Coach Renata" needs a known name
+            if soft:
+                return words[0] in self.names.first or self.known(words[-1])
+            return words[0] not in _PROSE or (len(words) > 1 and self.known(words[-1]))  # "Prof. Jan de Vries"
+        if kind == "rel":
+            return words[0] in self.names.first and words[0] not in _PROSE and not self.lower_elsewhere(words[0])
         if kind == "greet":
             return self.known(words[0]) or (closed and not self.lower_elsewhere(words[0]))
         if kind in ("signoff", "thanks", "refs"):
+            if words[0] in _PROSE or words[0] in _STOP:  # "auth, None" ends a line of code, not a letter
+                return False
             return words[0] in self.names.first or (kind != "thanks" and len(words) > 1 and self.known(words[-1]))
         return self.weak_name(words)
 
@@ -206,9 +274,17 @@ class _Finder:
         if "@" in text:
             for m in _MENTION.finditer(text):
                 yield from self._mention(m.end())
-        view = self.view.translate(_CASE_TABLE)
+        for m in _INLINE_REFS.finditer(text):
+            yield from self._references(m.end())
+        yield from self._tail()
         seen: set[int] = set()
-        for pattern, offset in ((_AFTER_WORD, 2), (_AFTER_SHORT, 0)):
+        for m in _TITLE_ANY.finditer(text):
+            seen.add(m.start())
+            yield from self._context("title", m.start())
+        view = self.view.translate(_CASE_TABLE)
+        for m in _SENTENCE_START.finditer(view):
+            yield from self._sentence_start(m.start())
+        for pattern, offset in ((_AFTER_WORD, 2), (_AFTER_SHORT, 0), (_AFTER_INITIAL, 2), (_AFTER_SLASH, 3)):
             for m in pattern.finditer(view):
                 c = m.start() + offset
                 if c not in seen:
@@ -226,16 +302,73 @@ class _Finder:
         for _ in range(3):
             before = before.rstrip(" \t,")
             k = max(before.rfind(" "), before.rfind("\n"), before.rfind("\t"))
-            word = before[k + 1:]
+            word = before[k + 1:].removesuffix("/")  # "w/ Kasia"
             if not word.replace("-", "").isalpha():
-                return
+                break
             words.insert(0, word.lower())
             before = before[:k + 1]
             kind = _BEFORE.get(" ".join(words))
             if kind:
                 yield from self._context(kind, c)
                 return
+        if words and words[-1] not in _NOT_BEFORE:  # a sentence start needs a verb: ``_sentence_start``
+            yield from self._bare(c)
 
+    def _bare(self, c: int, verb: bool = False) -> Iterator[tuple[int, int, str]]:
+        """A name without a context word ("I think Leonie is", "Our landlord, Vikram Malhotra"): a common
+        first name, with only known surnames after it; ``verb``: a verb or "'s" must follow (sentence start)."""
+        if c and (self.text[c - 1].isalnum() or self.text[c - 1] in "_-'’"):  # "PyCon", "foo_Anna"
+            return
+        if self._after_capitalised(c):  # "Mass Ave", "Fifth Floor": part of a proper noun, not a person
+            return
+        run = _run(self.text, c)
+        if not run or not self.strong_first(run[2][0]) or any(w in self.owner_parts for w in run[2]):
+            return
+        s, e, words = run
+        if len(words) > 1 and not all(w in self.names.last for w in words[1:]):
+            return  # "Hill Climbing", "Victoria Station": a thing named after a person
+        if verb and not self.text.startswith(("'s", "’s"), e):
+            nxt = _TOKEN.match(self.text, e + 1)
+            if not nxt or nxt.group() not in _VERBS:
+                return
+        yield s, e, " ".join(words)
+
+    def _after_capitalised(self, c: int) -> bool:
+        """True when one space separates ``c`` from a capitalised word that does not start a sentence."""
+        text = self.text
+        if c < 2 or text[c - 1] != " " or not text[c - 2].isalpha():
+            return False
+        k = c - 2
+        while k > 0 and text[k - 1].isalpha():
+            k -= 1
+        if not text[k].isupper():
+            return False
+        before = text[:k].rstrip(" \t")
+        return bool(before) and before[-1] not in ".!?:\n\"'(" and not before.endswith(("—", "-"))
+
+    def _sentence_start(self, c: int) -> Iterator[tuple[int, int, str]]:
+        """A name that starts a sentence and does something ("Rosa said", "Joaquín's dog")."""
+        yield from self._bare(c, verb=True)
+
+    def _tail(self) -> Iterator[tuple[int, int, str]]:
+        """A sign-off on the last line ("Thanks again,\nLucas", "... — Tariq", "xx Bea", "Ta, Gareth")."""
+        text = self.text.rstrip()
+        line_start = text.rfind("\n") + 1
+        m = _TAIL.search(text, line_start)
+        if not m:
+            return
+        at_line_start = not text[line_start:m.start(1)].strip()
+        if at_line_start and not text[:line_start].rstrip().endswith((",", "!")):
+            return  # a bare last line counts only after "Thanks again for everything,"
+        pos = m.start(1)
+        title = _TITLE.match(text, pos)
+        if title:
+            pos = title.end()
+        run = _run(text, pos)
+        if (run and run[1] <= m.end(1) and not text[run[1]:m.end(1)].strip() and len(run[2]) <= 3
+                and self.accept("signoff", run, True, title is not None,
+                                title is not None and title.group().rstrip(". \t") in _SOFT)):
+            yield run[0], run[1], " ".join(run[2])
     def _context(self, kind: str, pos: int) -> Iterator[tuple[int, int, str]]:
         text = self.text
         title = _TITLE.match(text, pos) if kind in ("greet", "signoff", "title") else None
@@ -251,7 +384,8 @@ class _Finder:
         closed = _closed(text, end)
         if kind == "signoff" and not closed or kind == "thanks" and not (closed or text.startswith(" for ", end)):
             return
-        accepted = [r for r in runs if self.accept(kind, r, closed, title is not None)]
+        soft = title is not None and title.group().rstrip(". \t") in _SOFT
+        accepted = [r for r in runs if self.accept(kind, r, closed, title is not None, soft)]
         if kind == "with" and len(accepted) < len(runs):
             return  # "with Priya and London": a group is all names or none
         for s, e, words in accepted:
@@ -286,15 +420,18 @@ class _Finder:
         while line_start < end:
             line_end = text.find("\n", line_start, end)
             line_end = end if line_end < 0 else line_end
-            p = _REF_LINE.match(text, line_start).end()
-            title = _TITLE.match(text, p)
-            if title:
-                p = title.end()
-            run = _run(text, p)
-            if (run and (title or len(run[2]) > 1) and "et al" not in text[run[1]:run[1] + 8]
-                    and (run[1] == line_end or text[run[1]:line_end].lstrip(" \t")[:1] in tuple(",(–—-:|/"))
-                    and self.accept("refs", run, True, title is not None)):
-                yield run[0], run[1], " ".join(run[2])
+            # Each part of the line may name a referee: "Dr. A (supervisor); B C (manager)", "A B, Director".
+            starts = [_REF_LINE.match(text, line_start).end()]
+            starts += [m.end() for m in _REF_SPLIT.finditer(text, line_start, line_end)]
+            for p in starts:
+                title = _TITLE.match(text, p)
+                if title:
+                    p = title.end()
+                run = _run(text, p)
+                if (run and (title or len(run[2]) > 1) and "et al" not in text[run[1]:run[1] + 8]
+                        and (run[1] == line_end or text[run[1]:line_end].lstrip(" \t")[:1] in tuple(",(–—-:|/<;"))
+                        and self.accept("refs", run, True, title is not None)):
+                    yield run[0], run[1], " ".join(run[2])
             line_start = line_end + 1
 
 

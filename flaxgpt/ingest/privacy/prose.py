@@ -26,6 +26,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
+from flaxgpt.ingest.privacy.prose_window import WINDOW_STEMS, window_spans
 from flaxgpt.ingest.privacy.secrets import _CODE_CALL, _placeholder_like, _public_key_digest
 from flaxgpt.ingest.privacy.text import _high_entropy, _Span, _View
 
@@ -164,12 +165,13 @@ def _prose_spans(v: _View) -> Iterator[_Span]:
     if b" the " not in lo:
         stems += _FOREIGN_STEMS if lo.isascii() else _FOREIGN_STEMS + _NON_ASCII_STEMS
     words, tried = v.words, set[int]()
-    for stem in stems:
+    for stem in stems + WINDOW_STEMS:
         login = stem in _LOGIN_STEMS
         for i in v.find_all(stem):
             # A phrase starts at the stem's word ("password", "api_token", "WLAN-Passwort"); a stem inside
-            # another word can only start a compound ("apikey", "Adminpasswort").
-            start = words.rfind(b" ", 0, i) + 1
+            # another word can only start a compound ("apikey", "Adminpasswort"); " -u" starts at its dash.
+            start = i + 1 if stem[0] == 32 else words.rfind(b" ", 0, i) + 1
+            i = max(i, start)
             if start in tried or (start != i and stem not in _COMPOUND_STEMS and words[i - 1] == 119
                                   and lo[i - 1] not in b"-_"):
                 continue
@@ -178,11 +180,19 @@ def _prose_spans(v: _View) -> Iterator[_Span]:
             yield from spans
             # ... or at a modifier before it, when the word alone states nothing: "door code", "user/pass",
             # "mot de passe" (asked only then: most hits in code and ML text are no keyword at all).
+            p = -1
             if not spans and (matched or stem in _HEADLESS_STEMS) and stem in _MODIFIED_STEMS:
                 p = _modifier_before(v, start)
                 if p >= 0 and p not in tried:
                     tried.add(p)
-                    yield from _spans_at(v, p, True)[0]
+                    spans = _spans_at(v, p, True)[0]
+                    yield from spans
+            # ... or, when no fixed phrasing fits, a few words further on ("login for grafana is admin admin").
+            # Tried at the modifier ("mot de passe") and after a hyphen ("wp-admin", "API-sleutel") too.
+            for q in (start, p, i if i > start and lo[i - 1] == 45 else -1):
+                if not spans and q >= 0:
+                    spans = window_spans(v, q, _DEFAULT_PASSWORDS, _window_value, _plain_value)
+                    yield from spans
 
 
 def _modifier_before(v: _View, start: int) -> int:
@@ -236,6 +246,17 @@ def _code_like(value: str) -> bool:
             or "<" in value and ">" in value or "`" in value or _NOT_VALUE.fullmatch(value) is not None
             or _IDENT_WITH_KEYWORD.fullmatch(value) is not None or value.lower() in _MANAGERS
             or not any(c.isalnum() for c in value))
+
+
+def _window_value(value: str) -> bool:
+    """A word ``prose_window`` may take as a value: not code, a placeholder, a manager's name or a predicate;
+    an identifier or dotted name only when it looks random ("s7aging_pg_Pass", "MTA0ODI3.Gx7pQz.k9LmN2vR4")."""
+    if not value or value.lower() in _PREDICATES or value.lower() in _MANAGERS or _placeholder_like(value):
+        return False
+    if not _code_like(value):
+        return True
+    mixed = any(c.isdigit() for c in value) and any(c.isupper() for c in value) and any(c.islower() for c in value)
+    return mixed and _NOT_VALUE.fullmatch(value.split(".")[0]) is None and "(" not in value
 
 
 def _plain_value(text: str, value: str, end: int) -> bool:

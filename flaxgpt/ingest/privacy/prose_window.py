@@ -1,0 +1,250 @@
+"""Secrets a few words after their keyword: "login for grafana is admin admin", "psswrd for the laptop is now
+Orca-Lime-7", "apikey for the geocoder (free tier) 3e9a7c5b...", "the alarm code is 6-2-4-9", "mysql -u x -pX".
+
+The fallback of ``prose.py`` for a keyword whose fixed phrasing found nothing. Instead of enumerating the
+phrasings between keyword and value, it reads a short window after the keyword (the rest of its sentence or
+line, at most ``_MAX_WORDS`` words), skips the qualifiers ("for the router", "is now", "(free tier)", "btw")
+and takes the first word that looks like a value of the keyword's kind:
+
+  password   quoted or parenthesised; letters and digits mixed (6+ characters), or a symbol inside; a known
+             default password; a plain word only right after a connector ("is", ":", "=") at a clause end
+  pin        4-8 digits, possibly in dash- or space-separated groups ("6-2-4-9", "12-34-07"), not a count
+  secret     10+ characters that look random (``_random_like``) or mix letters, digits and ``_``/``-``
+  login      ``user/pass``, ``user:pass`` or ``user pass`` (the password part; both when they are equal)
+
+plus the command-line forms ``-p<pw>``, ``-u user:pw`` and ``--password x``. Words with brackets, dots or
+slashes (code, paths, URLs) and anything ``_code_like`` (placeholders, versions, identifiers) are never values.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+from flaxgpt.ingest.privacy.text import _Span, _View
+
+# Lower-case stems beyond ``prose._STEMS`` that start a keyword only this module reads.
+WINDOW_STEMS = (b"pssw", b"combo", b"combination", b"lock", b"safe", b"keypad", b"puk", b"phrase", b"cookie",
+                b"auth", b"mdp", b" -u", b"admin", b"root", b"guest")
+
+_PW = "pw"
+_PIN = "pin"
+_SECRET = "secret"
+_LOGIN = "login"
+# The keyword at a word start, and its kind. Misspellings of password ("psswrd", "passwrod", "passwrd") and the
+# other languages' words; "code"/"combo"/"lock" only next to what it opens.
+_KEYWORD = re.compile(
+    r"(?:(?P<pw>p(?:a|\*)?s?s(?:w(?:o?r?d|ord|rod|ort|d)|wd|word|code|phrase)|pass|pwd?|passwd|kennwort|wachtwoord"
+    r"|mot[ ]de[ ]passe|mdp|contrase[ñn]a|clave|senha|unlock[ ]phrase|pass[ ]?phrase"
+    r"|(?:(?<=unlock[ ])|(?<=recovery[ ])|(?<=seed[ ]))phrase)"
+    r"|(?P<pin>pin(?:[ -]?code)?|puk|keypad|safe|(?:(?:bike|locker|parental|door|gate|padlock)[ -]?)?lock"
+    r"|(?:(?:door|alarm|lock|safe|gate|keypad|garage|locker|bike|entry|building|garagentor|t[üu]r)[ -]?)?"
+    r"(?:code|combo|combination)|c[óo]digo)"
+    r"|(?P<secret>api[ _-]?key|apikey|key|token|secret|cookie|jeton|sleutel|schl[üu]ssel|cl[ée])"
+    r"|(?P<login>log(?:in|on|ged[ ]in|[ ]in(?:to)?)|sign(?:ed)?[ ]in|auth|creds?|credentials|zugangsdaten"
+    r"|inlog(?:gen)?|admin|-u))"
+    r"(?![\w-])", re.I)
+# Where the window ends: a sentence end, a line break, a semicolon.
+# "!!" or "?" before a lower-case word goes on: chat rarely ends a sentence that way.
+_WINDOW = re.compile(r"(?:[^\n.;!?]|[.!?]+(?=\S|[ \t]+[a-z0-9]))*")
+_MAX_WORDS = 10
+_WORD = re.compile(r"\S+")
+_QUOTES = {'"': '"', "'": "'", "“": "”", "‘": "’", "«": "»", "„": "“"}  # no backticks: those quote code
+_CONNECTORS = frozenset("""is was are 's ’s it's its it’s : = -> => est ist lautet es c'est c’est wordt""".split())  # noqa: SIM905
+# Words between a connector and its value that keep the connector's force: "is now X", "was just X".
+_ADVERBS = frozenset("now just literally simply still again nu jetzt".split())  # noqa: SIM905
+# After these a credential-looking word is what the secret is kept in or made with: "hashed with argon2id".
+_PREPOSITIONS = frozenset("in with by via using under inside from into on at".split())  # noqa: SIM905
+_STRIP = ".,;:!?)("
+_CLEAN = re.compile(r"[\w!@#$%^&*+=~-]+")  # no brackets, dots, slashes, quotes: those are code, paths or prose
+_SECRET_CLEAN = re.compile(r"[\w!@#$%^&*+=~.-]+")  # dotted tokens (JWT-like bot tokens)
+_SYMBOL_INSIDE = re.compile(r"\w[!#$%^&*+=~]+\w|\w[!#$%^&*+=~]+$")  # not "@": user@host
+_PIN_VALUE = re.compile(r"\d{4,8}#?|\d{1,4}(?:-\d{1,4}){1,3}|\d[\dA-Z]{3,7}")
+_HEX_ID = re.compile(r"[0-9a-f]{7,40}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.I)
+_PAIR = re.compile(r"([^\s/:|,]{1,64})(?:[ \t]*[/|][ \t]*|:)([^\s/|,]{1,64})")
+# Prepositions after which a number is a time or a quantity, not a value ("changed in 2019", "after 3 tries").
+_NOT_BEFORE_PIN = frozenset("in since until by from before after at on of every per with than about around".split())  # noqa: SIM905
+# A default user and its password without a keyword: "root:toor", "guest/guest", "admin / 12345admin".
+_DEFAULT_USER = re.compile(
+    r"(?:admin|root|guest|administrator|pi)(?:[ \t]*[/|][ \t]*|:)(?P<p>[^\s/|,:]{2,64})(?![^\s,])", re.I)
+_CLI_PAIR = re.compile(r"[ \t]+([^\s:]{1,64}):(\S{3,64})")
+_CLI_PASSWORD = re.compile(r"(?<!\S)(?:-p(?=[^\s-])|--password[ =]|-p[ \t]+(?=\S*\d))(?P<v>\S+)")
+
+
+def window_spans(v: _View, p: int, default_passwords: frozenset[str], ok_value: Callable[[str], bool],
+                 plain_ok: Callable[[str, str, int], bool]) -> list[_Span]:
+    """Spans of values in the window after the keyword starting at ``p``. ``ok_value(value)`` rejects code and
+    placeholders, ``plain_ok(text, word, end)`` says if a plain word after a connector is a password (both from
+    ``prose.py``); ``default_passwords`` are plain words taken anywhere in a login."""
+    text = v.text
+    d = _DEFAULT_USER.match(text, p)
+    if d is not None and (_password_word(d.group("p"), default_passwords) or d.group("p") == text[p:d.start("p")]
+                          .rstrip(":/| \t")) and ok_value(d.group("p")):
+        return [_Span(d.start("p"), d.end("p"), "PASSWORD")]
+    m = _KEYWORD.match(text, p)
+    if m is None or text[p - 1:p] == "<":
+        return []  # "<PASSWORD>" is a placeholder, not a keyword
+    kind = m.lastgroup or _PW
+    end = m.end()
+    if kind == _LOGIN and m.group(0) == "-u":
+        return _cli_login(text, end, ok_value)
+    w = _WINDOW.match(text, end)
+    window_end = w.end() if w else end
+    if m.group(0).lower() in ("code", "código", "codigo") and not _opener_near(text, p, window_end):
+        return []  # "error code 1045", "status code 404": only a code that opens something
+    words = list(_WORD.finditer(text, end, window_end))[:_MAX_WORDS]
+    prev, after_conn = m.group(0).lower(), False
+    for i, t in enumerate(words):
+        raw = t.group(0)
+        after_conn = prev in _CONNECTORS or prev.endswith(":") or after_conn and prev in _ADVERBS
+        if kind == _PW and m.group(0).lower() == "pass" and not after_conn and (i > 0 or not _bare_pass_value(raw)):
+            prev = raw.lower()
+            continue  # "pass the salt", "pass `--full-trace`": a bare "pass" takes a value only as "pass X1!"
+        span = _candidate(text, t.start(), raw, kind, after_conn, prev, words[i + 1:], default_passwords,
+                          ok_value, plain_ok)
+        if span is not None:
+            return span
+        if kind == _PW and raw.lower() in ("is", "was") and i + 1 < len(words) and words[i + 1].group(0).lower() in (
+                "the", "my", "a", "your", "our", "his", "her"):
+            return []  # "the password is the same one we set up": a description, not a value
+        prev = raw.lower()
+    return []
+
+
+def _bare_pass_value(raw: str) -> bool:
+    """True if ``raw`` right after a bare "pass" is a credential ("pass Demo!2345"), not code ("multiplier=100")."""
+    value = raw.rstrip(_STRIP)
+    return _CLEAN.fullmatch(value) is not None and "=" not in value and any(c.isdigit() for c in value) and any(
+        c.isupper() or not c.isalnum() for c in value)
+
+
+def _opener_near(text: str, p: int, end: int) -> bool:
+    """True if one of the two words before ``p`` or a word up to ``end`` names something a code opens."""
+    words = text[max(0, p - 40):p].lower().split()[-2:] + text[p:end].lower().split()
+    return any(w.strip(".,:;'").split("'")[-1] in _OPENERS for w in words)
+
+
+_OPENERS = frozenset("""door alarm lock safe gate keypad garage locker bike shed entry building front back
+porte puerta deur tür entrée""".split())  # noqa: SIM905
+
+
+def _candidate(text: str, s: int, raw: str, kind: str, after_conn: bool, prev: str, rest: list[re.Match[str]],
+               default_passwords: frozenset[str], ok_value: Callable[[str], bool],
+               plain_ok: Callable[[str, str, int], bool]) -> list[_Span] | None:
+    """The span(s) of the word ``raw`` at ``s`` if it is a value of ``kind``, else None."""
+    close = _QUOTES.get(raw[:1])
+    if close and raw[1:].lower() in ("s", "s,"):
+        return None  # "the password's X": the connector, not a quote
+    if close:
+        line_end = text.find("\n", s)
+        q = text.find(close, s + 1, min(s + 80, len(text) if line_end < 0 else line_end))
+        value = text[s + 1:q] if q > s + 1 and not text[q + 1:q + 2].isalnum() else ""
+        ok = kind != _PIN and len(value) >= 3 and ok_value(value) and (after_conn or kind == _PW) and (
+            _credential_like(value) and " " not in value if kind == _SECRET
+            else after_conn or " " not in value)
+        if value and not value.startswith("<") and ok and not (close == "'" and value.endswith("s")):
+            return [_Span(s + 1, q, "SECRET" if kind == _SECRET else "PASSWORD")]
+        return None
+    if raw.startswith("(") and raw.rstrip(".,;:").endswith(")") and len(raw) > 3:
+        value = raw[1:raw.rstrip(".,;:").rfind(")")]
+        ok = kind == _PW and _CLEAN.fullmatch(value) is not None and ok_value(value) and (
+            _credential_like(value) or len(value) >= 5 and value.isalpha() and value.islower()
+            and value not in ("free", "temp", "again", "staging", "prod"))
+        return [_Span(s + 1, s + 1 + len(value), "PASSWORD")] if ok else None
+    value = raw.rstrip(_STRIP).lstrip("(")
+    s += raw.find(value) if value else 0
+    if kind == _PIN and value and _PIN_VALUE.fullmatch(value) and "-" in value:
+        pass  # "12-34-07" reads as a date to ``ok_value``; after a lock word it is a combination
+    elif not value or not ok_value(value):
+        return None
+    if kind == _PIN and after_conn and "-" in value and _credential_like(value):
+        return [_Span(s, s + len(value), "PASSWORD")]  # "combination: orbit-Kettle-42"
+    if kind == _PIN:
+        if prev in _NOT_BEFORE_PIN or prev.startswith("#") or raw.startswith("#"):
+            return None
+        return [_Span(s, s + len(value), "PASSWORD")] if _PIN_VALUE.fullmatch(value) and (
+            value.isdigit() or "-" in value or after_conn) and not _unit_next(rest) else None
+    if kind == _SECRET:
+        if not _SECRET_CLEAN.fullmatch(value) or len(value) < 10:
+            return None
+        if _HEX_ID.fullmatch(value) and (not after_conn and len(value) < 16 or len(value) == 40 or "-" in value):
+            return None  # commit hashes, key fingerprints and request ids
+        if value[:2].lower() == "0x":
+            return None  # "the release signing key (public): 0x4AEE18F83AFDEB23"
+        return [_Span(s, s + len(value), "SECRET")] if _secret_like(value) else None
+    pair = _PAIR.fullmatch(value) if kind in (_LOGIN, _PW) else None
+    if pair is not None:
+        return _pair_spans(s, pair, default_passwords)
+    if prev in _PREPOSITIONS and kind != _LOGIN:
+        return None
+    if kind == _LOGIN and rest and _CLEAN.fullmatch(value):
+        # "login for grafana is admin admin", "with kiosk / kiosk123", "webmaster / letmein"
+        nxt = rest[0].group(0)
+        if nxt in ("/", "|", ":") and len(rest) > 1:
+            pw = rest[1].group(0).rstrip(_STRIP)
+            if _password_word(pw, default_passwords) and pw.lower() not in ("pass", "password", "pw"):
+                return [_Span(rest[1].start(), rest[1].start() + len(pw), "PASSWORD")]
+        if after_conn and nxt.rstrip(_STRIP).lower() == value.lower() and value.lower() in default_passwords:
+            return [_Span(s, s + len(value), "PASSWORD"),
+                    _Span(rest[0].start(), rest[0].start() + len(value), "PASSWORD")]
+        return None
+    if kind == _LOGIN or not _CLEAN.fullmatch(value):
+        return None
+    if _credential_like(value) or value.lower() in default_passwords and prev in ("password", "pw", "pass", "pwd"):
+        return [_Span(s, s + len(value), "PASSWORD")]
+    word = value.replace("_", "")
+    if kind == _PW and after_conn and prev != "=" and word.isalpha() and plain_ok(text, word, s + len(value)):
+        return [_Span(s, s + len(value), "PASSWORD")]  # "the pass for the family acct is jellyfish_dance"
+    return None
+
+
+def _unit_next(rest: list[re.Match[str]]) -> bool:
+    """True if the next word makes the number a count ("4 digits", "30 seconds")."""
+    return bool(rest) and rest[0].group(0).lower().rstrip(_STRIP).rstrip("s") in (
+        "digit", "character", "char", "second", "minute", "hour", "day", "try", "tries", "attempt", "time", "letter")
+
+
+def _credential_like(value: str) -> bool:
+    """Letters and digits mixed (6+ characters) or a symbol between word characters; not a version or hex id."""
+    has_digit = any(c.isdigit() for c in value)
+    has_alpha = any(c.isalpha() for c in value)
+    if len(value) >= 6 and has_digit and has_alpha and not _HEX_ID.fullmatch(value):
+        return True
+    return len(value) >= 5 and has_alpha and _SYMBOL_INSIDE.search(value) is not None
+
+
+def _secret_like(value: str) -> bool:
+    """A key or token: letters and digits interleaved at least three times, with both cases or separators."""
+    flips = sum(1 for a, b in zip(value, value[1:], strict=False) if a.isdigit() != b.isdigit() and a.isalnum()
+                and b.isalnum())
+    return flips >= 3 and any(c.isalpha() for c in value)
+
+
+def _password_word(value: str, default_passwords: frozenset[str]) -> bool:
+    """A password part of a login pair: a credential-like word, a default password, or 4+ digits."""
+    return bool(value) and (_credential_like(value) or value.lower() in default_passwords
+                            or value.isdigit() and len(value) >= 4)
+
+
+def _pair_spans(s: int, pair: re.Match[str], default_passwords: frozenset[str]) -> list[_Span] | None:
+    """``user/pass`` or ``user:pass`` at ``s``: the password part, or both parts when they are equal."""
+    user, pw = pair.group(1), pair.group(2)
+    if not user[:1].isalnum() or not _password_word(pw, default_passwords) and pw != user:
+        return None
+    if pw.lower() in ("pass", "password", "pw") or user.lower() in ("http", "https", "ssh"):
+        return None
+    spans = [_Span(s + pair.start(2), s + pair.end(2), "PASSWORD")]
+    if pw == user:
+        spans.append(_Span(s + pair.start(1), s + pair.end(1), "PASSWORD"))
+    return spans
+
+
+def _cli_login(text: str, end: int, ok_value: Callable[[str], bool]) -> list[_Span]:
+    """``-u user:pw`` (curl) and ``-u user -pPW`` (mysql): the password after the user."""
+    m = _CLI_PAIR.match(text, end)
+    if m is not None and ok_value(m.group(2)):
+        return [_Span(m.start(2), m.end(2), "PASSWORD")]
+    m = _CLI_PASSWORD.search(text, end, min(len(text), end + 80))
+    if m is not None and "\n" not in text[end:m.start()] and ok_value(m.group("v")):
+        return [_Span(m.start("v"), m.end("v"), "PASSWORD")]
+    return []
