@@ -119,15 +119,14 @@ class _Worker:
         elif source["kind"] in ("text", "tfds"):
             doc.kind = "web"
         counts: dict[str, int] = {}
+        people = metadata_people(doc.metadata, self.scrubber) if source["scrub"] else ()
+        doc.metadata.pop("people", None)  # other people's names are never written out
         if source["scrub"]:
             # Code is not prose: its identifiers are never taken for names found by context.
-            people = metadata_people(doc.metadata, self.scrubber)
             result = self.scrubber.scrub(doc.text, people=people, find_names=doc.kind != "code")
-            doc.metadata.pop("people", None)
             doc.metadata, meta_counts = scrub_metadata(doc.metadata, self.scrubber, people)
             doc.path = scrub_path(doc.path, self.scrubber)
             doc.text, counts = result.text, dict(Counter(result.counts) + meta_counts)
-        doc.metadata.pop("people", None)  # other people's names are never written out
         drop = None
         if not doc.text.strip():
             drop = "empty"
