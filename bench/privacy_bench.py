@@ -28,7 +28,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from flaxgpt.cai.rules import _align  # the scrubber's replaced spans, matched back onto its input
 from flaxgpt.ingest.config import load_ingest_config
 from flaxgpt.ingest.extract.base import Owner
 from flaxgpt.ingest.privacy import Scrubber
@@ -184,12 +183,7 @@ def persona_false_positives(scrubber: Scrubber, folder: Path, canaries: Sequence
         if not SECRET_LABELS & set(result.counts):
             continue
         planted = [(i, i + len(c)) for c in parts for i in _occurrences(paragraph, c)]
-        # The replaced spans, matched back onto the paragraph (the text between placeholders is verbatim); a
-        # paragraph that cannot be matched counts its secret placeholders against its whole length.
-        spans = _align(paragraph, result.text)
-        if spans is None:
-            spans = [(0, len(paragraph), label) for label in result.counts]
-        for start, end, label in spans:
+        for start, end, label in result.spans:
             if label not in SECRET_LABELS or any(a < end and start < b for a, b in planted):
                 continue
             for a, b in sentences:

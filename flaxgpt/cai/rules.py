@@ -42,7 +42,6 @@ KINDS = {
     "PHONE": ("phone number", "phone numbers"), "ADDRESS": ("home or street address", "home or street addresses"),
     "NAME": ("private person's name", "private persons' names"),
 }
-_PLACEHOLDER = re.compile(r"<(" + "|".join(KINDS) + r")>")
 _TOKENISH = re.compile(r"(?<![A-Za-z0-9+/=_\-])[A-Za-z0-9+/=_\-]{20,}")
 _PASSWORD = re.compile(r"(?i)\b(?:password|passphrase|passwd|pwd|passcode|pin(?:[ -]?code)?)\b[^\S\n]*"
                        r"(?:(?:is|was|of|would be|will be|set to|reads|:|=|->)[^\S\n]*){0,2}[\"'`]?"
@@ -73,20 +72,6 @@ def _is_secret_like(word: str) -> bool:
 
 def _is_password_like(value: str) -> bool:
     return bool(re.search(r"\d", value) or re.search(r"[^A-Za-z]", value) or re.search(r"[A-Z]", value[1:]))
-
-
-def _align(original: str, scrubbed: str) -> list[tuple[int, int, str]] | None:
-    """The (start, end, kind) spans the scrubber replaced, found by matching its output back onto the input
-    (the text between placeholders is unchanged). None if they cannot be matched."""
-    parts = _PLACEHOLDER.split(scrubbed)
-    if len(parts) == 1:
-        return []
-    pattern = re.escape(parts[0]) + "".join(f"(.+?){re.escape(lit)}" for lit in parts[2::2])
-    m = re.fullmatch(pattern, original, re.S)
-    if m is None:
-        return None
-    spans = [(m.start(g), m.end(g), kind) for g, kind in enumerate(parts[1::2], start=1)]
-    return [s for s in spans if original[s[0]:s[1]] != f"<{s[2]}>"]  # a placeholder already in the input
 
 
 def owner_name(sources_config: str | Path | None) -> str | None:
@@ -148,10 +133,7 @@ class PrivacyRules:
 
     def spans(self, text: str) -> list[tuple[int, int, str]]:
         """Every finding as (start, end, kind), in text order, non-overlapping (scrubber findings win overlaps)."""
-        result = self._scrubber.scrub(text, self.people)
-        found = _align(text, result.text) if result.counts else []
-        if found is None:  # cannot happen unless the scrubber changes its output format; fail closed
-            raise RuntimeError("PrivacyRules: could not locate the scrubber's replacements in the text")
+        found = list(self._scrubber.scrub(text, self.people).spans)
         for start, end, kind in sorted(self._extra(text)):
             if self._is_allowed(text, start, end):
                 continue

@@ -30,10 +30,12 @@ _PRIORITY = {"PRIVATE_KEY": 0, "AWS_KEY": 1, "TOKEN": 1, "PASSWORD": 2, "SECRET"
 
 @dataclass(frozen=True)
 class ScrubResult:
-    """Scrubbed text and how many replacements of each placeholder type were made."""
+    """Scrubbed text, how many replacements of each placeholder type were made, and where: the replaced
+    ``(start, end, label)`` spans of the input text, in order."""
 
     text: str
     counts: dict[str, int]
+    spans: tuple[tuple[int, int, str], ...] = ()
 
 
 class Scrubber:
@@ -84,7 +86,7 @@ class Scrubber:
             parts += (text[pos:s.start], f"<{s.label}>")
             pos = s.end
         parts.append(text[pos:])
-        return ScrubResult("".join(parts), dict(counts))
+        return ScrubResult("".join(parts), dict(counts), tuple((s.start, s.end, s.label) for s in kept))
 
     def _is_allowed(self, view: _View, span: _Span) -> bool:
         """True if the span lies inside an occurrence of an allow-listed string (or is an allowed phone)."""
