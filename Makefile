@@ -95,8 +95,8 @@ bench-ingest: setup
 
 # Privacy: recall, false positives and precision per family of the scrubber on the labelled sentences in
 # bench/privacy/*.jsonl, and false positives on the persona's sentences (targets: recall >= 0.97, FP <= 1%).
-# bench/privacy/heldout/ was written blind (without seeing the rules) and is never tuned on: its numbers are the
-# honest ones. The sets beside it were written with the rules, or looked at while tuning them.
+# bench/privacy/heldout/ was written blind (without seeing the rules or the other sets) and is never tuned on: its
+# numbers are the honest ones. The sets beside it were written with the rules, or written blind and then tuned on.
 bench-privacy: setup
 	$(BIN)/python -m bench.privacy_bench
 	@echo "== held-out sets (written without seeing the rules; never tuned on)"

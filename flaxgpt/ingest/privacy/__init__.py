@@ -65,6 +65,8 @@ token budget is 2048", "the EOS token is <|endoftext|>"), and a published organi
 licence header; a US ZIP+4 after a state code is never a phone).
 Recall on the planted kinds matters most: a leaked key costs more than a lost hash.
 
+Measured on a blind labelled set (``make bench-privacy``, README): recall 0.77-0.85 for secrets in prose and
+0.75-0.96 for names by family, so some of both get through.
 Not caught: plain dictionary-word passwords in the middle of a clause or after no connector
 ("password sunshine is what I use"), secrets stated across sentences or in unusual phrasings ("wifi
 pw again? -> its X"), keywords in languages other than English, German, Dutch, French, Spanish,

@@ -19,7 +19,8 @@ Sue Pat Art Miles Frank Grant Mark Guy Chase Hunter Drew Gene Wade Dean Earl Kin
 Grey Love Best Good"""
 _COMMON_WORDS = frozenset(_COMMON.split())
 # Titles and honorifics: part of how a name is written ("Mr. Chidi Okafor"), never a name part to replace.
-_TITLES = "Mr Mrs Ms Mx Miss Dr Prof Professor Dame Sir Herr Frau Mme Mlle Mevr Dhr Sra Srta Sig Dott Doctor"
+_TITLES = ("Mr Mrs Ms Mx Miss Dr Prof Professor Dame Sir Herr Frau Mme Mlle Mevr Dhr Sra Srta Sig Dott Doctor Maître "
+           "Lic Licda Ing Ir Señor Señora Signor Signora Monsieur")
 TITLE_WORDS = frozenset(_TITLES.split())
 
 

@@ -38,7 +38,8 @@ Maandag Dinsdag Woensdag Donderdag Vrijdag Zaterdag Zondag Montag Dienstag Mittw
 Sonntag Lundi Mardi Mercredi Jeudi Vendredi Samedi Dimanche Lunes Martes Miércoles Jueves Viernes Sábado Domingo
 The A An This That These Those It Its I We Our Us My Me He She His Her They Them Their And Or But So If As At
 By For From In Into Of On To Up With Is Be Do Go No Not Yes Ok Okay Hi Hello Hey Dear Thanks Thank Best Regards
-Cheers Kind Warm Love Yours Sincerely Good Great Happy Welcome Please Sorry Congrats Congratulations Well Also
+Cheers Ciao Hola Hallo Hoi Hej Moin Servus Salut Bonjour Olá Kind Warm Love Yours Sincerely Good Great Happy
+Welcome Please Sorry Congrats Congratulations Well Also
 Just Here Now Then Again Soon Later Everything Nothing Something Anyone Someone Nobody Each Every Any Some Other
 Mom Mum Dad Mama Papa Mother Father Sister Brother Grandma Grandpa Granny Auntie Uncle Aunt Baby Honey Darling
 Sweetie Boss Chief Coach Doc Mate Buddy Bro Dude Captain Officer Agent Professor Doctor Mister Lady Gentlemen
@@ -84,20 +85,26 @@ _RELATIONS = """sister brother mum mom dad mother father son daughter wife husba
 fiancée cousin niece nephew aunt uncle grandma grandpa granny grandmother grandfather friend mate colleague coworker
 co-worker boss manager landlord landlady neighbour neighbor flatmate roommate housemate teacher dentist therapist
 tutor supervisor zus broer vriend vriendin collega buurman buurvrouw schwester bruder freund freundin kollege kollegin
-nachbar nachbarin sœur frère ami amie collègue voisin voisine hermana hermano amigo amiga vecino vecina"""
+nachbar nachbarin sœur frère ami amie collègue voisin voisine hermana hermano amigo amiga vecino vecina
+schwiegermutter schwiegervater schwägerin schwager tochter sohn mutter vater oma opa tante onkel cousine chef chefin
+moeder vader dochter zoon schoonmoeder schoonvader nicht neef mère père fille fils cousine tante oncle madre padre
+hija hijo prima primo tía tío"""
 # Words after a name at a sentence start that make it a person ("Rosa said", "Anders calls").
 _VERB_WORDS = """said says is was has had called calls rang texted thinks thought told asked asks wants wanted
-will would can could just also and hat ist sagt sagte war heeft is zei belde dit a est était dijo ha"""
+will would can could just also and hat ist sagt sagte war heeft is zei belde dit a est était dijo ha from"""
 _VERBS = frozenset(_VERB_WORDS.split())
 
 _PARTICLE_WORDS = "van von de der den da di du le la dos das del della bin ibn al el ter ten zu y"
 _PARTICLES = frozenset(_PARTICLE_WORDS.split())
+_PARTICLE_IN = re.compile(rf" (?:{'|'.join(_PARTICLE_WORDS.split())}) [A-Z]")
 _TOKEN = re.compile(r"[^\W\d_]+(?:['’-][^\W\d_]+)*")
 _AND = r"(?:and|&|\+|en|und|et|y|e|og|och|i)"
 _CONJ = re.compile(rf"[ \t]*(?:,[ \t]*(?:{_AND}[ \t]+)?|[ \t]+{_AND}[ \t]+)")
 _TITLES = sorted(TITLE_WORDS | _SOFT | frozenset(_MORE_TITLES.split()), key=len, reverse=True)
-_TITLE = re.compile(rf"(?:Sig\.ra|{'|'.join(_TITLES)})\.?[ \t]+")
-_TITLE_ANY = re.compile(rf"(?<![\w.])(?:{'|'.join(_TITLES)})\.?[ \t]+(?=[^\W\d_])")
+# One title or a chain of them ("Herr Dr.-Ing.", "dr. ir.", "Dott.ssa"); lower-case ones only with their dot.
+_TITLE_ALT = rf"(?:Sig\.ra|Dott\.ssa|Dr\.-Ing\.?|Dipl\.-Ing\.?|(?:dr|ir|prof|ing|drs|mr)\.|(?:{'|'.join(_TITLES)})\.?)"
+_TITLE = re.compile(rf"(?:{_TITLE_ALT}[ \t]+)+")
+_TITLE_ANY = re.compile(rf"(?<![\w.])(?:{_TITLE_ALT}[ \t]+)+(?=[^\W\d_])")
 _AT_NAMES = """here channel everyone all team property staticmethod classmethod dataclass abstractmethod
 override deprecated param params return returns raise raises throws throw type see since version author link code
 example note todo fixme media import keyframes font-face charset supports page namespace include mixin extend
@@ -106,6 +113,13 @@ test fixture mark patch interface implementation end synthesize protocol propert
 functools typing abc dataclasses jax torch tf np mock unittest celery numba pytest njit
 """
 _AT_WORDS = frozenset(_AT_NAMES.split())
+# Handles of bots, teams and rotas, not people: "@dependabot", "@devops-oncall", "@platform-team".
+_GROUP_HANDLE = re.compile(r"(?i)(?:bot|\[bot\]|oncall|on-call|team|squad|crew|admins|devs|ops|support|everyone)$"
+                           r"|^(?:team|all|oncall)[-_]|^(?:renovate|mergify|codecov|github-actions|netlify|vercel"
+                           r"|coveralls|sonarcloud|pre-commit-ci|copilot|stale)$")
+_SURNAME_SHAPE = re.compile(r"(?:Mac|Mc|O['’]|Fitz|D['’])[A-Z]|[A-Z][a-z]+-[A-Z][a-z]+$")  # MacAllister, Smith-Jones
+_UNIT_LETTER = re.compile(r" [A-Z](?![\w'’])")
+_SAINTS = ("St. ", "St ", "Ste. ", "Saint ", "San ", "Santa ", "Sankt ", "Sint ")
 
 # Words before a capitalised name, lower-cased, by context (phrases of up to three words).
 _GREETINGS = """hi hey hello hiya dear dearest morning good_morning good_afternoon good_evening hallo hoi beste lieve
@@ -126,7 +140,14 @@ _SIGNOFF = (r"Best(?: regards| wishes)?|Regards|Kind regards|Warm regards|Many t
             r"Med vänlig hälsning|Mvh|Hilsen|Ta|--|—|–")
 _REFS = (r"References?|Referees?(?:[ \t]+\d+)?|Referenzen|Referenties|Références|Referencias|Referenze|Referências|"
          r"(?:Co-authored|Signed-off|Reviewed|Reported|Suggested|Acked|Tested)-by")
-_INLINE_REFS = re.compile(rf"(?<=[.;] )(?:{_REFS}):[ \t]*")
+_INLINE_REFS = re.compile(rf"(?:(?<=[.;] )|(?<= - )|(?<= – ))(?i:{_REFS}):[ \t]*")
+# A person's role on a CV or in a thesis, then their name: "Internship mentor: Hiroshi Sato", "Worked under Sarah
+# O'Donnell", "Reported to Dr. Amara Obi (CTO)", "Betreuer: Prof. Jan Smit".
+_ROLE = re.compile(r"(?i:(?<![\w-])(?:mentor|advisor|adviser|supervisor|supervised[ ]by|(?:line[ ])?manager"
+                   r"|reported[ ]to"
+                   r"|reporting[ ]to|worked[ ]under|working[ ]under|referee|contact[ ]person|(?:co-)?promotor"
+                   r"|betreuer(?:in)?|doktorvater|doktormutter|team[ ]lead|tutor|relatore|directeur[ ]de[ ]thèse"
+                   r"|director[ ]de[ ]tesis|orientador(?:a)?))[ \t]*[:–—-]?[ \t]*(?=[A-Z]|[dip]r?\.)")
 _TAIL = re.compile(r"(?:^|(?<=\n)|[—–]|\s-|\bxx?\b|,)[ \t]*(?=[^\W\d_])([^\n,—–]{2,60}?)[ \t]*"
                    r"(?:\([^)\n]*\))?[ \t.!]*\Z")  # the last line's closing name, after a line start or a dash
 _SENTENCE_START = re.compile(rb"(?:^|(?<=\n)|(?<=[.!?] ))Aa+(?:'a)? ")
@@ -142,7 +163,7 @@ _AFTER_WORD = re.compile(rb"a Aa")
 _AFTER_SHORT = re.compile(rb"Aa{1,3}\.? Aa")
 _AFTER_INITIAL = re.compile(rb"a A\. Aa")  # "with M. Lindqvist"
 _AFTER_SLASH = re.compile(rb"a/ Aa")  # "w/ Kasia"
-_HANDLE = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?")
+_HANDLE = re.compile(r"\w(?:[\w.-]*\w)?")
 _FENCE = re.compile(r"^[ \t]*(?:```|~~~)", re.M)
 _REF_SPLIT = re.compile(r"[;,][ \t]*")
 _REF_LINE = re.compile(r"[ \t]*(?:[-*•>]|\d+[.)])?[ \t]*")
@@ -161,6 +182,8 @@ def _run(text: str, pos: int) -> tuple[int, int, list[str]] | None:
         word = m.group()
         if word in _PARTICLES:  # "van der" inside a name, or "de Groot" after a title
             nxt = _TOKEN.match(text, m.end() + 1) if text[m.end():m.end() + 1] == " " else None
+            if nxt and nxt.group() in _PARTICLES and text[nxt.end():nxt.end() + 1] == " ":
+                nxt = _TOKEN.match(text, nxt.end() + 1)  # "van der Heijden"
             if nxt and nxt.group()[0].isupper():
                 i = m.end() + 1
                 continue
@@ -252,7 +275,8 @@ class _Finder:
         if titled:  # "Dr. Pepper" is a drink; "Coach Renata" needs a known name
             if soft:
                 return words[0] in self.names.first or self.known(words[-1])
-            return words[0] not in _PROSE or (len(words) > 1 and self.known(words[-1]))  # "Prof. Jan de Vries"
+            return words[0] not in _PROSE or (len(words) > 1 and (self.known(words[-1]) or len(words) == 2
+                                                                  and words[-1] not in _PROSE))  # "Prof. Jan de Vries"
         if kind == "rel":
             return words[0] in self.names.first and words[0] not in _PROSE and not self.lower_elsewhere(words[0])
         if kind == "greet":
@@ -260,6 +284,8 @@ class _Finder:
         if kind in ("signoff", "thanks", "refs"):
             if words[0] in _PROSE or words[0] in _STOP:  # "auth, None" ends a line of code, not a letter
                 return False
+            if kind == "signoff" and len(words) > 1 and _PARTICLE_IN.search(self.text, run[0], run[1]):
+                return True  # "Met vriendelijke groet,\nWillemijn van der Heijden"
             return words[0] in self.names.first or (kind != "thanks" and len(words) > 1 and self.known(words[-1]))
         return self.weak_name(words)
 
@@ -276,6 +302,8 @@ class _Finder:
                 yield from self._mention(m.end())
         for m in _INLINE_REFS.finditer(text):
             yield from self._references(m.end())
+        for m in _ROLE.finditer(text):
+            yield from self._role(m.end())
         yield from self._tail()
         seen: set[int] = set()
         for m in _TITLE_ANY.finditer(text):
@@ -321,12 +349,16 @@ class _Finder:
             return
         if self._after_capitalised(c):  # "Mass Ave", "Fifth Floor": part of a proper noun, not a person
             return
+        if self.text[max(0, c - 7):c].endswith(_SAINTS):
+            return  # "St. Mary's Hospital", "San Sebastián": a place named after a saint
         run = _run(self.text, c)
         if not run or not self.strong_first(run[2][0]) or any(w in self.owner_parts for w in run[2]):
             return
         s, e, words = run
-        if len(words) > 1 and not all(w in self.names.last for w in words[1:]):
+        if len(words) > 1 and not all(w in self.names.last or _SURNAME_SHAPE.match(w) for w in words[1:]):
             return  # "Hill Climbing", "Victoria Station": a thing named after a person
+        if _UNIT_LETTER.match(self.text, e):
+            return  # "Wing B", "Block C": part of a building
         if verb and not self.text.startswith(("'s", "’s"), e):
             nxt = _TOKEN.match(self.text, e + 1)
             if not nxt or nxt.group() not in _VERBS:
@@ -401,11 +433,19 @@ class _Finder:
         at_line_start = pos == 1 or text[pos - 2] == "\n"
         decorator = at_line_start and after in ("\n", "")  # "@dataclass" alone on a line
         module = handle.split(".", 1)[0].lower()  # "@functools.cache", "@pytest.mark.slow"
-        if (module in _AT_WORDS or handle.lower() in self.owner_handles or decorator or handle.isdigit()):
+        if (module in _AT_WORDS or handle.lower() in self.owner_handles or decorator or handle.isdigit()
+                or _GROUP_HANDLE.search(handle)):
             return
         if after and after in "(/":  # "@app.route(...)", "@types/node"
             return
         yield pos - 1, m.end(), handle
+
+    def _role(self, pos: int) -> Iterator[tuple[int, int, str]]:
+        """The name after a role label: a titled name, or two or more words the name sets confirm."""
+        title = _TITLE.match(self.text, pos)
+        run = _run(self.text, title.end() if title else pos)
+        if run and (title or len(run[2]) > 1) and self.accept("refs", run, True, title is not None):
+            yield run[0], run[1], " ".join(run[2])
 
     def _references(self, pos: int) -> Iterator[tuple[int, int, str]]:
         """The leading name of each line of a references section (up to the next heading or blank pair)."""

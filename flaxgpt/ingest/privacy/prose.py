@@ -26,7 +26,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from flaxgpt.ingest.privacy.prose_window import WINDOW_STEMS, window_spans
+from flaxgpt.ingest.privacy.prose_window import WINDOW_STEMS, before_spans, window_spans
 from flaxgpt.ingest.privacy.secrets import _CODE_CALL, _placeholder_like, _public_key_digest
 from flaxgpt.ingest.privacy.text import _high_entropy, _Span, _View
 
@@ -40,7 +40,8 @@ _STEMS = (b"pass", b"pw", b"pin", b"code", b"key", b"token", b"secret", b"wifi",
 _FOREIGN_STEMS = (b"kennw", b"wachtw", b"senha", b"clave", b"sleutel", b"zugang", b"identifiant", b"jeton", b"inlog")
 _NON_ASCII_STEMS = (b"contrase", b"l\xf6senord", b"schl\xfc", b"cl\xe9")
 _LOGIN_STEMS = frozenset({b"pass", b"log", b"cred", b"wifi", b"zugang", b"identifiant", b"inlog"})
-_COMPOUND_STEMS = frozenset({b"pass", b"pw", b"key", b"code", b"kennw", b"wachtw"})  # apikey, Routerpasswort
+_COMPOUND_STEMS = frozenset({b"pass", b"pw", b"key", b"code", b"kennw", b"wachtw", b"schloss",
+                             b"lock"})  # apikey, Routerpasswort
 _MODIFIED_STEMS = frozenset({b"pass", b"key", b"code", b"token", b"secret", b"pin", b"sleutel", b"schl\xfc"})
 _HEADLESS_STEMS = frozenset({b"pass", b"key", b"sleutel", b"schl\xfc"})  # no keyword alone: "access key", "passe"
 # Words before a head word that make the phrase ("access key", "door code"); "user" in "user/pass".
@@ -153,7 +154,7 @@ _DEFAULT_PASSWORDS = frozenset({"admin", "root", "toor", "guest", "changeme", "l
 _FUNCTION_WORDS = frozenset("a an the in on at of for to from with by is are was my your our it and or not".split())  # noqa: SIM905
 _WEAK = ("bare", "dash")  # connectors after which only a credential-looking value counts
 _PASSWORD_STEMS = ("pass", "pw", "wacht", "kennw", "mot de", "contrase", "senha", "senord")
-_PHRASE = re.compile(r"[^\W\d_]+(?:[ \t]+[^\W\d_]+){1,7}")
+_PHRASE = re.compile(r"[^\W\d_]+(?:[ \t]+(?:[^\W\d_]+|\d{1,6}(?=[\s,;.!?]|$))){1,7}")
 _LINE_REST = re.compile(r"[^\n]{1,80}")
 _SLASH_NEXT = re.compile(r"[ \t]*[/|]")
 
@@ -193,6 +194,9 @@ def _prose_spans(v: _View) -> Iterator[_Span]:
                 if not spans and q >= 0:
                     spans = window_spans(v, q, _DEFAULT_PASSWORDS, _window_value, _plain_value)
                     yield from spans
+            # ... or the value stated before it ("Xq9#trLm is the password").
+            if not spans:
+                yield from before_spans(v, start, _window_value)
 
 
 def _modifier_before(v: _View, start: int) -> int:

@@ -12,8 +12,11 @@ and takes the first word that looks like a value of the keyword's kind:
   secret     10+ characters that look random (``_random_like``) or mix letters, digits and ``_``/``-``
   login      ``user/pass``, ``user:pass`` or ``user pass`` (the password part; both when they are equal)
 
-plus the command-line forms ``-p<pw>``, ``-u user:pw`` and ``--password x``. Words with brackets, dots or
-slashes (code, paths, URLs) and anything ``_code_like`` (placeholders, versions, identifiers) are never values.
+plus the command-line forms ``-p<pw>``, ``-u user:pw`` and ``--password x``; codes written as a keypad takes
+them ("7 3 9 1", "55 08 27", "four-two-six-nine"); labels inside a login ("u: x p: Y", "as guest with Y"); and,
+in ``before_spans``, a value stated before its keyword ("Xq9#trLm is the password", "2719 is the PIN").
+Words with brackets, dots or slashes (code, paths, URLs) and anything ``_code_like`` (placeholders, versions,
+identifiers) are never values.
 """
 
 from __future__ import annotations
@@ -24,8 +27,8 @@ from collections.abc import Callable
 from flaxgpt.ingest.privacy.text import _Span, _View
 
 # Lower-case stems beyond ``prose._STEMS`` that start a keyword only this module reads.
-WINDOW_STEMS = (b"pssw", b"combo", b"combination", b"lock", b"safe", b"keypad", b"puk", b"phrase", b"cookie",
-                b"auth", b"mdp", b" -u", b"admin", b"root", b"guest")
+WINDOW_STEMS = (b"pssw", b"pasw", b"combo", b"combination", b"lock", b"safe", b"keypad", b"puk", b"phrase",
+                b"cookie", b"auth", b"mdp", b" -u", b"admin", b"root", b"guest", b"codi", b"parola", b"schloss")
 
 _PW = "pw"
 _PIN = "pin"
@@ -36,10 +39,12 @@ _LOGIN = "login"
 _KEYWORD = re.compile(
     r"(?:(?P<pw>p(?:a|\*)?s?s(?:w(?:o?r?d|ord|rod|ort|d)|wd|word|code|phrase)|pass|pwd?|passwd|kennwort|wachtwoord"
     r"|mot[ ]de[ ]passe|mdp|contrase[ñn]a|clave|senha|unlock[ ]phrase|pass[ ]?phrase"
-    r"|(?:(?<=unlock[ ])|(?<=recovery[ ])|(?<=seed[ ]))phrase)"
-    r"|(?P<pin>pin(?:[ -]?code)?|puk|keypad|safe|(?:(?:bike|locker|parental|door|gate|padlock)[ -]?)?lock"
-    r"|(?:(?:door|alarm|lock|safe|gate|keypad|garage|locker|bike|entry|building|garagentor|t[üu]r)[ -]?)?"
-    r"(?:code|combo|combination)|c[óo]digo)"
+    r"|(?:(?<=unlock[ ])|(?<=recovery[ ])|(?<=seed[ ]))phrase"
+    r"|parola[ ]d['’]ordine)"
+    r"|(?P<pin>pin(?:[ -]?code)?|puk|keypad|safe|(?:(?:bike|locker|parental|door|gate|pad)[ -]?)?lock(?:box)?"
+    r"|(?:(?:door|alarm|lock|lockbox|key|safe|gate|keypad|garage|locker|bike|entry|building|garagentor|t[üu]r)"
+    r"[ -]?)?(?:code|combo|combination)|(?:zugangs|garagen|tresor|alarm|haus|tor|schlie[ßs]fach|keller)code"
+    r"|c[óo]digo|codice|(?:zahlen|fahrrad|vorhänge)?schloss)"
     r"|(?P<secret>api[ _-]?key|apikey|key|token|secret|cookie|jeton|sleutel|schl[üu]ssel|cl[ée])"
     r"|(?P<login>log(?:in|on|ged[ ]in|[ ]in(?:to)?)|sign(?:ed)?[ ]in|auth|creds?|credentials|zugangsdaten"
     r"|inlog(?:gen)?|admin|-u))"
@@ -51,8 +56,11 @@ _MAX_WORDS = 10
 _WORD = re.compile(r"\S+")
 _QUOTES = {'"': '"', "'": "'", "“": "”", "‘": "’", "«": "»", "„": "“"}  # no backticks: those quote code
 _CONNECTORS = frozenset("""is was are 's ’s it's its it’s : = -> => est ist lautet es c'est c’est wordt""".split())  # noqa: SIM905
+_FILE_OR_HOST = re.compile(r"\.(?:[a-z]{2,4}|[a-z]{2,4}\d?)$")  # "notes.txt", "host.io", "model.h5"
+_PASSWORD_LABELS = frozenset("p: pw: pwd: pass: password: pw= p= pass= pwd= password=".split())  # noqa: SIM905
+_OPENING_VERBS = frozenset("opens open unlocks unlock opened unlocked".split())  # noqa: SIM905
 # Words between a connector and its value that keep the connector's force: "is now X", "was just X".
-_ADVERBS = frozenset("now just literally simply still again nu jetzt".split())  # noqa: SIM905
+_ADVERBS = frozenset("now just literally simply still again nu jetzt le la il el lo".split())  # noqa: SIM905
 # After these a credential-looking word is what the secret is kept in or made with: "hashed with argon2id".
 _PREPOSITIONS = frozenset("in with by via using under inside from into on at".split())  # noqa: SIM905
 _STRIP = ".,;:!?)("
@@ -90,18 +98,28 @@ def window_spans(v: _View, p: int, default_passwords: frozenset[str], ok_value: 
         return _cli_login(text, end, ok_value)
     w = _WINDOW.match(text, end)
     window_end = w.end() if w else end
-    if m.group(0).lower() in ("code", "código", "codigo") and not _opener_near(text, p, window_end):
-        return []  # "error code 1045", "status code 404": only a code that opens something
     words = list(_WORD.finditer(text, end, window_end))[:_MAX_WORDS]
+    if m.group(0).lower() in ("code", "código", "codigo", "codice") and not _opener_near(text, p, window_end):
+        # "error code 1045", "status code 404": only a code that opens something, or one written as a keypad
+        # code is ("4 0 7 2", "seven-one-one-four"), which no error or status code is
+        spans = (_spelled_pin(text, words, i) for i in range(len(words)))
+        return next((s for s in spans if s), [])
     prev, after_conn = m.group(0).lower(), False
     for i, t in enumerate(words):
         raw = t.group(0)
+        if prev == "with" and i > 1 and words[i - 2].group(0).lower() in _OPENING_VERBS:
+            prev = "is"  # "the safe opens with 18-24-06"
         after_conn = prev in _CONNECTORS or prev.endswith(":") or after_conn and prev in _ADVERBS
         if kind == _PW and m.group(0).lower() == "pass" and not after_conn and (i > 0 or not _bare_pass_value(raw)):
             prev = raw.lower()
             continue  # "pass the salt", "pass `--full-trace`": a bare "pass" takes a value only as "pass X1!"
-        span = _candidate(text, t.start(), raw, kind, after_conn, prev, words[i + 1:], default_passwords,
-                          ok_value, plain_ok)
+        as_user = prev == "with" and i >= 3 and words[i - 3].group(0).lower() == "as"  # "as guest with X"
+        if kind == _LOGIN and (prev in _PASSWORD_LABELS or as_user) and _password_word(
+                raw.rstrip(_STRIP), default_passwords) and ok_value(raw.rstrip(_STRIP)):
+            return [_Span(t.start(), t.start() + len(raw.rstrip(_STRIP)), "PASSWORD")]  # "u: x p: Y", "as x with Y"
+        span = _spelled_pin(text, words, i) if kind == _PIN and prev not in _NOT_BEFORE_PIN else None
+        span = span or _candidate(text, t.start(), raw, kind, after_conn, prev, words[i + 1:], default_passwords,
+                                  ok_value, plain_ok)
         if span is not None:
             return span
         if kind == _PW and raw.lower() in ("is", "was") and i + 1 < len(words) and words[i + 1].group(0).lower() in (
@@ -109,6 +127,48 @@ def window_spans(v: _View, p: int, default_passwords: frozenset[str], ok_value: 
             return []  # "the password is the same one we set up": a description, not a value
         prev = raw.lower()
     return []
+
+
+# A value stated before its keyword: "Xq9#trLm is the password", "2719 is the PIN for the phone", "I'm using
+# Blueberry!Muffin9 as the master password", "zk8Tq2... is the key for the geocoding api". Up to two
+# modifier words between the article and the keyword ("the admin password"); ends right before the keyword.
+_BEFORE = re.compile(
+    r"(?:^|(?<=\s))(?P<v>[\"'“‘`]?[^\s\"'“”‘’`]{4,64}[\"'”’`]?)[ \t]+(?:is|was|=|as|ist|est|es|è|é|er|wordt|lautet)"
+    r"[ \t]+(?:(?:the|my|our|your|his|her|their|a|an|le|la|el|il|de|het|der|die|das|mon|ma|mein|meine|mijn|mi|o)"
+    r"[ \t]+)?"
+    r"(?P<mods>(?:[^\W\d_]{2,15}[ \t]+){0,2})\Z", re.I)
+# Modifiers that make the sentence about passwords in general: "123456 is the most common password".
+_GENERIC = frozenset({"most", "common", "worst", "weakest", "best", "popular", "famous", "classic", "typical",
+                      "example", "sample", "default", "standard", "same", "usual", "obvious", "first"})
+
+
+def before_spans(v: _View, p: int, ok_value: Callable[[str], bool]) -> list[_Span]:
+    """The value stated right before the keyword at ``p`` ("X is the password"), if it looks like one of
+    the keyword's kind: a quoted or credential-like password, a 4-8 digit PIN, a random-looking key."""
+    text = v.text
+    m = _KEYWORD.match(text, p)
+    if m is None or m.lastgroup == _LOGIN:
+        return []
+    b = _BEFORE.search(text, max(0, p - 140), p)
+    if b is None or _GENERIC.intersection(b.group("mods").lower().split()):
+        return []
+    s, e = b.span("v")
+    if text[s] in "\"'“‘`" and text[e - 1] in "\"'”’`":
+        s, e = s + 1, e - 1
+    value = text[s:e].rstrip(",;:")
+    e = s + len(value)
+    kind = m.lastgroup
+    if not value or not ok_value(value) and not (kind == _PIN and _PIN_VALUE.fullmatch(value)):
+        return []
+    if kind == _PIN:
+        ok = value.isdigit() and 4 <= len(value) <= 8 or _PIN_VALUE.fullmatch(value) is not None and "-" in value
+    elif kind == _SECRET:
+        ok = len(value) >= 10 and _SECRET_CLEAN.fullmatch(value) is not None and _secret_like(value) and not (
+            _HEX_ID.fullmatch(value) and len(value) == 40)
+    else:
+        ok = _credential_like(value) and _SECRET_CLEAN.fullmatch(value) is not None or (
+            s > 0 and text[s - 1] in "\"'“‘" and len(value) >= 4)
+    return [_Span(s, e, "SECRET" if kind == _SECRET else "PASSWORD")] if ok else []
 
 
 def _bare_pass_value(raw: str) -> bool:
@@ -124,8 +184,9 @@ def _opener_near(text: str, p: int, end: int) -> bool:
     return any(w.strip(".,:;'").split("'")[-1] in _OPENERS for w in words)
 
 
-_OPENERS = frozenset("""door alarm lock safe gate keypad garage locker bike shed entry building front back
-porte puerta deur tür entrée""".split())  # noqa: SIM905
+_OPENERS = frozenset("""door alarm lock lockbox keybox keysafe padlock safe gate keypad garage locker bike shed entry
+building front back vault porte portail alarme cadenas coffre puerta portón alarma candado caja deur poort kluis slot
+alarm tür tor schloss tresor alarmanlage porta portone cancello allarme lucchetto cassaforte""".split())  # noqa: SIM905
 
 
 def _candidate(text: str, s: int, raw: str, kind: str, after_conn: bool, prev: str, rest: list[re.Match[str]],
@@ -142,7 +203,8 @@ def _candidate(text: str, s: int, raw: str, kind: str, after_conn: bool, prev: s
         ok = kind != _PIN and len(value) >= 3 and ok_value(value) and (after_conn or kind == _PW) and (
             _credential_like(value) and " " not in value if kind == _SECRET
             else after_conn or " " not in value)
-        if value and not value.startswith("<") and ok and not (close == "'" and value.endswith("s")):
+        possessive = close == "'" and value.endswith("s") and text[s - 1:s].isalpha()
+        if value and not value.startswith("<") and ok and not possessive:
             return [_Span(s + 1, q, "SECRET" if kind == _SECRET else "PASSWORD")]
         return None
     if raw.startswith("(") and raw.rstrip(".,;:").endswith(")") and len(raw) > 3:
@@ -188,6 +250,9 @@ def _candidate(text: str, s: int, raw: str, kind: str, after_conn: bool, prev: s
             return [_Span(s, s + len(value), "PASSWORD"),
                     _Span(rest[0].start(), rest[0].start() + len(value), "PASSWORD")]
         return None
+    if kind == _PW and after_conn and "." in value and _SECRET_CLEAN.fullmatch(value) and _credential_like(value) \
+            and not _FILE_OR_HOST.search(value):
+        return [_Span(s, s + len(value), "PASSWORD")]  # "password for the cloud account: Olive.Tree.1987"
     if kind == _LOGIN or not _CLEAN.fullmatch(value):
         return None
     if _credential_like(value) or value.lower() in default_passwords and prev in ("password", "pw", "pass", "pwd"):
@@ -195,6 +260,40 @@ def _candidate(text: str, s: int, raw: str, kind: str, after_conn: bool, prev: s
     word = value.replace("_", "")
     if kind == _PW and after_conn and prev != "=" and word.isalpha() and plain_ok(text, word, s + len(value)):
         return [_Span(s, s + len(value), "PASSWORD")]  # "the pass for the family acct is jellyfish_dance"
+    return None
+
+
+_DIGIT_WORDS = frozenset("""zero oh one two three four five six seven eight nine null eins zwei drei vier fünf sechs
+sieben acht neun nul een twee drie vier vijf zes zeven acht negen zéro un deux trois quatre cinq sept huit neuf
+cero uno dos tres cuatro cinco seis siete ocho nueve""".split())  # noqa: SIM905
+_SPELLED = re.compile(r"[^\W\d_]+(?:-[^\W\d_]+){3,7}")
+
+
+def _spelled_pin(text: str, words: list[re.Match[str]], i: int) -> list[_Span] | None:
+    """A code written in groups or words from ``words[i]`` on: "7 3 9 1", "55 08 27", "four-two-six-nine",
+    "four two six nine" (4-8 digits in all), as one span; None if it does not start there."""
+    raw = words[i].group(0)
+    spelled = _SPELLED.fullmatch(raw.rstrip(_STRIP))
+    if spelled and all(w in _DIGIT_WORDS for w in spelled.group(0).lower().split("-")):
+        return [_Span(words[i].start(), words[i].start() + spelled.end(), "PASSWORD")]
+    group = raw.rstrip(_STRIP)
+    digit_group = group.isdigit() and len(group) <= 2
+    if not digit_group and group.lower() not in _DIGIT_WORDS:
+        return None
+    j, count, end = i, 0, words[i].start()
+    while j < len(words):
+        g = words[j].group(0)
+        core = g.rstrip(_STRIP)
+        if digit_group and core.isdigit() and len(core) <= 2 or not digit_group and core.lower() in _DIGIT_WORDS:
+            count += len(core) if digit_group else 1
+            end = words[j].start() + len(core)
+            j += 1
+            if core != g:
+                break  # "7 3 9 1, then the key symbol": a comma ends the code
+        else:
+            break
+    if 4 <= count <= 8 and j - i >= (2 if digit_group else 4) and not _unit_next(words[j:]):
+        return [_Span(words[i].start(), end, "PASSWORD")]
     return None
 
 

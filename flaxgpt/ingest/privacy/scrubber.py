@@ -21,7 +21,7 @@ from flaxgpt.ingest.privacy.pii import (
 )
 from flaxgpt.ingest.privacy.prose import _prose_spans
 from flaxgpt.ingest.privacy.secrets import _block_spans, _keyword_spans, _provider_spans
-from flaxgpt.ingest.privacy.text import _NON_DIGITS, _Span, _View
+from flaxgpt.ingest.privacy.text import _NON_DIGITS, _Span, _View, latin1
 
 # Priority when spans overlap: lower wins (a key inside a URL is a TOKEN, not an EMAIL).
 _PRIORITY = {"PRIVATE_KEY": 0, "AWS_KEY": 1, "TOKEN": 1, "PASSWORD": 2, "SECRET": 3, "EMAIL": 4,
@@ -52,9 +52,9 @@ class Scrubber:
         self.public = tuple(p for p in public if p and p.strip())
         self.phone_regions = tuple(phone_regions)
         allowed = [*owner.emails, *owner.handles, *self.public]
-        self._allowed = tuple(sorted({a.strip().encode("latin-1", "replace").lower() for a in allowed if a.strip()}))
+        self._allowed = tuple(sorted({latin1(a.strip()).lower() for a in allowed if a.strip()}))
         # Allow-listed phone numbers compare by their last 9 digits (+31 20 ... == 020 ...).
-        digits = [(a, a.encode("latin-1", "replace").translate(None, _NON_DIGITS)) for a in allowed]
+        digits = [(a, latin1(a).translate(None, _NON_DIGITS)) for a in allowed]
         self._allowed_phones = frozenset(d[-9:] for a, d in digits
                                          if len(d) >= 7 and 2 * len(d) > len("".join(a.split())))
 

@@ -145,7 +145,7 @@ def _public_key_digest(v: _View, key_start: int, key_end: int, value: str) -> bo
 def _placeholder_like(value: str) -> bool:
     """Values that stand for a secret without being one: templates, env lookups, masks, placeholders."""
     v = value.strip()
-    return (not v or v[0] in "$%{<[(*#" or v.lower() in _SKIP_VALUES or set(v) <= set("*xX.-_•")
+    return (not v or v[0] in "$%{<[(*#" or v.lower() in _SKIP_VALUES or set(v) <= set("*xX.-_•●·?")
             or _YAML_TAG.fullmatch(v) is not None  # password: !vault | (Ansible), !Ref (CloudFormation)
             or v.startswith(("os.", "process.env", "env.", "ENV[", "getenv", "self.", "settings.", "config."))
             or (v[0] in "/~." and "/" in v[1:] and " " not in v))  # a path (PWD=/home/jane/src)

@@ -10,6 +10,7 @@ documents, where the fixed cost of ~13 us per call dominates.
 
 from __future__ import annotations
 
+import codecs
 import math
 import re
 from collections import Counter
@@ -33,18 +34,34 @@ def _table(chars: bytes, to: bytes, default: bytes | None = None) -> bytes:
 
 _ALNUM = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 _DIGIT_TABLE = _table(b"0123456789", b"0")  # every digit -> '0'
-_WORD_TABLE = _table(_ALNUM + b"_-", b"w", b" ")  # characters of tokens and identifiers
+# Latin-1's letters (not x and / signs) and the stand-in for other scripts' letters are word characters too.
+_LATIN1_LETTERS = bytes(c for c in range(0xC0, 0x100) if c not in (0xD7, 0xF7)) + b"\xaa\xb5\xba"
+_WORD_TABLE = _table(_ALNUM + b"_-" + _LATIN1_LETTERS, b"w", b" ")  # characters of tokens and identifiers
 _LOCAL_TABLE = _table(_ALNUM + b"_-.+%'" + bytes(range(128, 256)), b"l", b" ")  # email local parts, as written
 _HEX_TABLE = _table(b"0123456789abcdefABCDEF:.", b"h", b" ")
 _NON_DIGITS = bytes(c for c in range(256) if not 48 <= c <= 57)
 
 
+def _stand_in(err: UnicodeEncodeError) -> tuple[str, int]:
+    """Encoding error handler: a letter outside Latin-1 becomes 'ÿ' (so "hasło" stays one word), others '?'."""
+    return "".join("\xff" if c.isalpha() else "?" for c in err.object[err.start:err.end]), err.end
+
+
+codecs.register_error("flaxgpt_latin1_stand_in", _stand_in)
+
+
+def latin1(text: str) -> bytes:
+    """``text`` as Latin-1 bytes, one byte per character (others stood in for as ``_View`` does)."""
+    return text.encode("latin-1", "flaxgpt_latin1_stand_in")
+
+
 class _View:
-    """The text as Latin-1 bytes (one byte per character; others become '?') and derived byte strings."""
+    """The text as Latin-1 bytes (one byte per character; a letter of another script becomes 'ÿ', anything
+    else outside Latin-1 '?') and derived byte strings."""
 
     def __init__(self, text: str):
         self.text = text
-        self.b = text.encode("latin-1", "replace")
+        self.b = latin1(text)
         self.lo = self.b.lower()  # ASCII-only lowering keeps offsets
         self.digits = self.b.translate(_DIGIT_TABLE)
         self._words: bytes | None = None
@@ -87,10 +104,16 @@ def _entropy(s: str) -> float:
 _HEX_VALUE = re.compile(r"[0-9a-fA-F]+")
 
 
+_VENDOR_PREFIX = re.compile(r"[A-Za-z]{2,10}[_-](?:[A-Za-z]{2,10}[_-])?([A-Za-z0-9]+)")
+
+
 def _high_entropy(value: str) -> bool:
     """detect-secrets' limits: hex > 3.0 bits per char, others > 4.5, scaled down for short values."""
     if len(value) < 16 or value.isdigit():
         return False
+    prefixed = _VENDOR_PREFIX.fullmatch(value)
+    if prefixed and len(prefixed.group(1)) >= 16:
+        value = prefixed.group(1)  # "omk_3c9e7a1f55b2...": the random part after a vendor's prefix
     h = _entropy(value)
     if _HEX_VALUE.fullmatch(value):
         return h > 3.0
