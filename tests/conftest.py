@@ -10,7 +10,7 @@ os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_force_host_
 import atexit
 import shutil
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 # JAX's persistent compilation cache, fresh for each test session (so no result depends on an earlier run): the
@@ -26,8 +26,29 @@ import pytest
 
 atexit.register(shutil.rmtree, os.environ["JAX_COMPILATION_CACHE_DIR"], ignore_errors=True)
 
-# Tiny models compile much faster with most XLA optimisations off; results stay exact.
+# Tiny models compile much faster with most XLA optimisations off; results stay exact. Runs of many steps over the
+# 50K-id GPT-2 vocabulary are the exception (about twice as fast optimised): they ask for ``optimized``.
 jax.config.update("jax_disable_most_optimizations", True)
+
+
+def _optimized() -> Iterator[None]:
+    jax.config.update("jax_disable_most_optimizations", False)
+    try:
+        yield
+    finally:
+        jax.config.update("jax_disable_most_optimizations", True)
+
+
+@pytest.fixture
+def optimized() -> Iterator[None]:
+    """XLA's optimisations on for one test."""
+    yield from _optimized()
+
+
+@pytest.fixture(scope="module")
+def optimized_module() -> Iterator[None]:
+    """XLA's optimisations on for the rest of a module (for module fixtures that train, and their tests)."""
+    yield from _optimized()
 
 # A fake tokenizer for synthetic shards: ids 0..998 are "text", 999 is end-of-text.
 FAKE_META = {"name": "fake", "hash": "0123456789abcdef", "vocab_size": 1000, "eot_id": 999}

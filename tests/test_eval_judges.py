@@ -286,7 +286,7 @@ def test_helpfulness_win_rate_against_a_baseline(tmp_path, monkeypatch):
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory) -> dict[str, Path]:
+def runs(tmp_path_factory, optimized_module) -> dict[str, Path]:
     """A tiny chat model fine-tuned to answer every prompt with REFUSAL, and a tiny PM (refusal > leak) on it."""
     d = tmp_path_factory.mktemp("refuser")
     chats = [{"messages": [{"role": "user", "content": question(i)}, {"role": "assistant", "content": REFUSAL}]}

@@ -28,6 +28,9 @@ from flaxgpt.launch.train import train
 from flaxgpt.runs.rundir import checkpoint_steps
 from flaxgpt.train.logger import read_metrics
 
+# XLA's optimisations on (conftest turns them off): these runs are hundreds of steps over the 50K-id vocabulary,
+# about twice as fast optimised. The killed PPO run's process gets the same setting, so bitwise means like for like.
+pytestmark = pytest.mark.usefixtures("optimized_module")
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["model.n_layer=2", "model.n_head=2", "model.d_model=32", "model.max_len=32", "data.seq_len=32",
         "model.dropout=0.0", "train.batch_size=8", "train.log_every=1", "train.warmup_steps=2",
@@ -126,7 +129,7 @@ def test_ppo_killed_with_sigkill_resumes_exactly(task, sft_run, pm_run):
     # The uninterrupted run saves only at its end: checkpoints change nothing in what it computes.
     train(load_config(ROOT / "experiments/ppo_micro.py", [*args, f"run.dir={straight}", f"checkpoint.every={steps}"]),
           show_progress=False)
-    env = dict(os.environ, JAX_DISABLE_MOST_OPTIMIZATIONS="true")
+    env = dict(os.environ, JAX_DISABLE_MOST_OPTIMIZATIONS="false")
     proc = subprocess.Popen([sys.executable, "-m", "flaxgpt.cli", "train", str(ROOT / "experiments/ppo_micro.py"),
                              *args, f"run.dir={killed}"], env=env, cwd=ROOT, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)

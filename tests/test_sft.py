@@ -39,15 +39,6 @@ END = TOK.special_ids["<|end|>"]
 META = {"name": "fake", "hash": "0123456789abcdef", "vocab_size": 1000, "eot_id": 999}
 
 
-@pytest.fixture
-def optimized():
-    """XLA optimisations on for this test: its steps are big matmuls over the 50K-id vocabulary, ~3x faster
-    optimised, while the compile-time saving conftest wants is small here."""
-    jax.config.update("jax_disable_most_optimizations", False)
-    yield
-    jax.config.update("jax_disable_most_optimizations", True)
-
-
 def write_jsonl(path: Path, records: list, gz: bool = False) -> Path:
     data = "".join(json.dumps(r) + "\n" for r in records).encode()
     if gz:

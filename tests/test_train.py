@@ -1,4 +1,5 @@
-"""The trainer: exact resume (in process, after SIGKILL), SIGTERM saves, NaN stops, corrupt checkpoints fall back."""
+"""The trainer: exact resume in process, SIGTERM saves, NaN stops, corrupt checkpoints fall back. (kill -9 then
+resume is bitwise: pretraining in test_multihost.py, a single process in test_pref_train.py's PPO run.)"""
 
 from __future__ import annotations
 
@@ -116,34 +117,6 @@ def _launch(shards: Path, run_dir: Path, *extra: str) -> subprocess.Popen:
     return subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
-def _wait_for_checkpoint(proc: subprocess.Popen, run_dir: Path, step: int, timeout: float = 240) -> None:
-    deadline = time.time() + timeout
-    while step not in checkpoint_steps(run_dir):
-        if proc.poll() is not None:
-            raise AssertionError(f"training exited early:\n{proc.stdout.read()}")
-        if time.time() > deadline:
-            proc.kill()
-            raise AssertionError("no checkpoint in time")
-        time.sleep(0.05)
-
-
-def test_a_run_killed_with_sigkill_resumes_exactly(shards, straight, tmp_path):
-    # Slow the run down between steps (checkpoint every step) so the kill lands mid-run.
-    proc = _launch(shards, tmp_path, "checkpoint.every=1", "checkpoint.keep=2")
-    _wait_for_checkpoint(proc, tmp_path, 8)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=30)
-    assert proc.returncode == -signal.SIGKILL
-    done = checkpoint_steps(tmp_path)
-    assert done and max(done) < STEPS
-    resumed = train(cfg(shards, tmp_path, "checkpoint.every=1", "checkpoint.keep=2"), show_progress=False)
-    assert resumed["start_step"] == max(done)
-    ref, got = train_losses(straight), train_losses(tmp_path)
-    assert sorted(got) == list(range(1, STEPS + 1))
-    np.testing.assert_allclose([got[s] for s in sorted(got)], [ref[s] for s in sorted(ref)], rtol=0, atol=1e-5)
-    assert_same_params(final_params(tmp_path), final_params(straight))
-
-
 def test_sigterm_saves_a_checkpoint_and_exits_143(shards, tmp_path):
     proc = _launch(shards, tmp_path, "train.steps=100000", "checkpoint.every=1000")
     deadline = time.time() + 240
@@ -206,24 +179,30 @@ def _bad_data_state(step_dir: Path) -> None:
         f.write_text("{not json")
 
 
-@pytest.mark.parametrize("damage, reason", [(_truncate, "truncated"), (_drop_manifest, "manifest.ocdbt is missing"),
-                                            (_flip, "altered bytes"), (_bad_data_state, "JSONDecodeError")])
-def test_a_damaged_latest_checkpoint_is_set_aside_and_the_one_before_resumes(paused, shards, tmp_path, caplog,
-                                                                            damage, reason):
-    run_dir = tmp_path / "run"
-    shutil.copytree(paused, run_dir)
-    reference = tmp_path / "reference"  # the same run resumed from checkpoint 5 with nothing damaged
+@pytest.fixture(scope="module")
+def resumed_from_5(paused, shards, tmp_path_factory) -> Path:
+    """The paused run resumed from checkpoint 5 to step 8 with nothing damaged (checkpoint 10 removed)."""
+    reference = tmp_path_factory.mktemp("reference") / "run"
     shutil.copytree(paused, reference)
     shutil.rmtree(reference / "checkpoints" / "10")
+    train(cfg(shards, reference), stop_at=8, show_progress=False)
+    return reference
+
+
+@pytest.mark.parametrize("damage, reason", [(_truncate, "truncated"), (_drop_manifest, "manifest.ocdbt is missing"),
+                                            (_flip, "altered bytes"), (_bad_data_state, "JSONDecodeError")])
+def test_a_damaged_latest_checkpoint_is_set_aside_and_the_one_before_resumes(paused, resumed_from_5, shards, tmp_path,
+                                                                            caplog, damage, reason):
+    run_dir = tmp_path / "run"
+    shutil.copytree(paused, run_dir)
     damage(run_dir / "checkpoints" / "10")
     with caplog.at_level("WARNING", logger="flaxgpt"):
         summary = train(cfg(shards, run_dir), stop_at=8, show_progress=False)
     assert summary["start_step"] == 5
     assert "is damaged" in caplog.text and reason in caplog.text
     assert (run_dir / "checkpoints" / "10.corrupt").exists() and checkpoint_steps(run_dir) == [5, 8]
-    train(cfg(shards, reference), stop_at=8, show_progress=False)
     # Nothing of the damaged checkpoint (its data position included) survives: steps 6-8 are checkpoint 5's.
-    assert train_losses(run_dir) == train_losses(reference)
+    assert train_losses(run_dir) == train_losses(resumed_from_5)
 
 
 def test_when_every_checkpoint_is_damaged_the_run_stops_and_keeps_its_history(paused, shards, tmp_path):
