@@ -140,6 +140,9 @@ _SIGNOFF = (r"Best(?: regards| wishes)?|Regards|Kind regards|Warm regards|Many t
             r"Med vänlig hälsning|Mvh|Hilsen|Ta|--|—|–")
 _REFS = (r"References?|Referees?(?:[ \t]+\d+)?|Referenzen|Referenties|Références|Referencias|Referenze|Referências|"
          r"(?:Co-authored|Signed-off|Reviewed|Reported|Suggested|Acked|Tested)-by")
+_ROLE_STEMS = (b"mentor", b"advis", b"supervis", b"manager", b"reported to", b"reporting to", b"worked under",
+               b"working under", b"referee", b"contact person", b"promotor", b"betreuer", b"doktor", b"team lead",
+               b"tutor", b"relatore", b"directeur de th", b"director de tesis", b"orientador")
 _INLINE_REFS = re.compile(rf"(?:(?<=[.;] )|(?<= - )|(?<= – ))(?i:{_REFS}):[ \t]*")
 # A person's role on a CV or in a thesis, then their name: "Internship mentor: Hiroshi Sato", "Worked under Sarah
 # O'Donnell", "Reported to Dr. Amara Obi (CTO)", "Betreuer: Prof. Jan Smit".
@@ -238,7 +241,7 @@ class _Finder:
     """Context rules over one document; ``names`` confirm words, ``owner`` is never replaced."""
 
     def __init__(self, view: _View, names: NameSets, owner_parts: frozenset[str], owner_handles: frozenset[str]):
-        self.text, self.view = view.text, view.b
+        self.text, self.view, self.lo = view.text, view.b, view.lo
         self.names, self.owner_parts, self.owner_handles = names, owner_parts, owner_handles
         self._lower: dict[str, bool] = {}
 
@@ -300,10 +303,14 @@ class _Finder:
         if "@" in text:
             for m in _MENTION.finditer(text):
                 yield from self._mention(m.end())
-        for m in _INLINE_REFS.finditer(text):
-            yield from self._references(m.end())
-        for m in _ROLE.finditer(text):
-            yield from self._role(m.end())
+        lo = self.lo
+        # Both regexes are case-insensitive, so slow over a whole document: a stem scan goes first (~10x faster).
+        if b"refer" in lo or b"-by:" in lo:
+            for m in _INLINE_REFS.finditer(text):
+                yield from self._references(m.end())
+        for pos in sorted({m.end() for stem in _ROLE_STEMS for i in _find_all(lo, stem)
+                           if (m := _ROLE.search(text, max(0, i - 8), i + 40)) is not None}):
+            yield from self._role(pos)
         yield from self._tail()
         seen: set[int] = set()
         for m in _TITLE_ANY.finditer(text):
@@ -473,6 +480,13 @@ class _Finder:
                         and self.accept("refs", run, True, title is not None)):
                     yield run[0], run[1], " ".join(run[2])
             line_start = line_end + 1
+
+
+def _find_all(lo: bytes, stem: bytes) -> Iterator[int]:
+    i = lo.find(stem)
+    while i >= 0:
+        yield i
+        i = lo.find(stem, i + len(stem))
 
 
 def _fenced(text: str) -> list[tuple[int, int]]:
