@@ -71,18 +71,8 @@ def test_names_in_context_are_replaced(scrubber, text, gone, kept):
     ("Referee 1: Dominik Nowak, Head of Platform", ["Dominik", "Nowak"], ["Head of Platform"]),
     ("Meneer Bakker komt morgen langs.", ["Bakker"], ["Meneer", "morgen"]),
     ("Coach Renata moved practice to six.", ["Renata"], ["Coach", "practice"]),
-])
-def test_names_without_an_enumerated_context_are_replaced(scrubber, text, gone, kept):
-    out = scrubber.scrub(text).text
-    for word in gone:
-        assert word not in out, out
-    for word in kept:
-        assert word in out, out
-
-
-# Second round (rephrased patterns): role labels on a CV, chains of titles, particles in a row, surname shapes,
-# relations in other languages, non-ASCII @mentions.
-@pytest.mark.parametrize("text, gone, kept", [
+    # Second round (rephrased patterns): role labels on a CV, chains of titles, particles in a row, surname shapes,
+    # relations in other languages, non-ASCII @mentions.
     ("PhD supervisor: Prof. Ingrid Halvorsen", ["Ingrid", "Halvorsen"], ["supervisor"]),
     ("Reported to Tobias Lindqvist (VP Engineering) from 2020", ["Tobias", "Lindqvist"], ["VP Engineering"]),
     ("Worked under Maeve Gallagher on search ranking", ["Maeve", "Gallagher"], ["search ranking"]),
@@ -93,7 +83,7 @@ def test_names_without_an_enumerated_context_are_replaced(scrubber, text, gone, 
     ("Meine Schwägerin Henrike kommt später.", ["Henrike"], ["Schwägerin"]),
     ("@Zoë kannst du das prüfen?", ["Zoë"], ["prüfen"]),
 ])
-def test_second_round_names_are_replaced(scrubber, text, gone, kept):
+def test_names_without_an_enumerated_context_are_replaced(scrubber, text, gone, kept):
     out = scrubber.scrub(text).text
     for word in gone:
         assert word not in out, out
@@ -102,17 +92,11 @@ def test_second_round_names_are_replaced(scrubber, text, gone, kept):
 
 
 @pytest.mark.parametrize("text", [
-    "Booked a room at St. Anne's Clinic, Block C.", "@renovate rebase", "cc @infra-oncall for the outage",
-    "Ciao a tutti, a domani!", "Senior Product Manager at Google Cloud", "reported to the Board in March",
-])
-def test_second_round_things_stay(scrubber, text):
-    assert "<NAME>" not in scrubber.scrub(text).text
-
-
-@pytest.mark.parametrize("text", [
     "Mr. Bean was on again last night.", "Dr. Who is back for another series.", "Built with Vim and Emacs.",
     "We flew to Jamaica in April.", "The Victoria line was closed.", "In Florence the museums are full.",
     "Hill Climbing is a local search method.", "See the PyCon Berlin schedule.",
+    "Booked a room at St. Anne's Clinic, Block C.", "@renovate rebase", "cc @infra-oncall for the outage",
+    "Ciao a tutti, a domani!", "Senior Product Manager at Google Cloud", "reported to the Board in March",
 ])
 def test_bare_name_rule_keeps_things_and_places(scrubber, text):
     assert "<NAME>" not in scrubber.scrub(text).text

@@ -192,28 +192,9 @@ def test_persona_false_positives_exclude_planted_canaries(scrubber, tmp_path):
     ("curl -u deploy:Xp7qR2mZ9w https://ci.internal/status", "Xp7qR2mZ9w"),
     ("for the NAS it's root:toor", "toor"),
     ("keep the db password (swordfish9) out of the repo", "swordfish9"),
-])
-def test_prose_window_finds_values_past_qualifiers(scrubber: Scrubber, text: str, secret: str) -> None:
-    out = scrubber.scrub(text, find_names=False).text
-    assert all(part not in out for part in secret.split()), out
-
-
-@pytest.mark.parametrize("text", [
-    "We hash passwords with argon2id and a per-user salt.",
-    "Pass `--verbose` to see every step.",
-    "the password is in 1Password",
-    "login: email / password",
-    "the first token is 'The' and the second is ' cat'",
-    "Chip and PIN arrived in the UK around 2006.",
-])
-def test_prose_window_leaves_descriptions(scrubber: Scrubber, text: str) -> None:
-    assert scrubber.scrub(text, find_names=False).text == text
-
-
-# Forms the second round generalised (rephrased, not the held-out rows): codes written in groups or words, the
-# value before its keyword, codes that open things in other languages, credential labels inside logins, dotted
-# passwords, passphrases with a number, vendor-prefixed keys, non-ASCII compounds ("Türcode", "hasło").
-@pytest.mark.parametrize(("text", "secret"), [
+    # Forms the second round generalised (rephrased, not the held-out rows): codes written in groups or words, the
+    # value before its keyword, codes that open things in other languages, credential labels inside logins, dotted
+    # passwords, passphrases with a number, vendor-prefixed keys, non-ASCII compounds ("Türcode", "hasło").
     ("the storage unit code is 4 0 7 2, then press #", "4 0 7 2"),
     ("De pincode van de fietskluis is 31 07 19", "31 07 19"),
     ("keybox code: seven-one-one-four", "seven-one-one-four"),
@@ -233,12 +214,18 @@ def test_prose_window_leaves_descriptions(scrubber: Scrubber, text: str) -> None
     ("the zip password is 'biscuits'", "biscuits"),
     ("pasword for the printer is Toner55x", "Toner55x"),
 ])
-def test_second_round_forms_are_replaced(scrubber: Scrubber, text: str, secret: str) -> None:
+def test_prose_window_finds_values_past_qualifiers(scrubber: Scrubber, text: str, secret: str) -> None:
     out = scrubber.scrub(text, find_names=False).text
     assert all(part not in out for part in secret.split()), out
 
 
 @pytest.mark.parametrize("text", [
+    "We hash passwords with argon2id and a per-user salt.",
+    "Pass `--verbose` to see every step.",
+    "the password is in 1Password",
+    "login: email / password",
+    "the first token is 'The' and the second is ' cat'",
+    "Chip and PIN arrived in the UK around 2006.",
     "123456 is the most common password in every leak.",
     "The front door opens with a key, not a code.",
     "You log in with Google or GitHub.",
@@ -247,5 +234,5 @@ def test_second_round_forms_are_replaced(scrubber: Scrubber, text: str, secret: 
     "2019 is the year I changed my password",
     "The PIN pad has 4 rows and 3 columns.",
 ])
-def test_second_round_negatives_survive(scrubber: Scrubber, text: str) -> None:
+def test_prose_window_leaves_descriptions(scrubber: Scrubber, text: str) -> None:
     assert scrubber.scrub(text, find_names=False).text == text
