@@ -241,7 +241,7 @@ class _Finder:
     """Context rules over one document; ``names`` confirm words, ``owner`` is never replaced."""
 
     def __init__(self, view: _View, names: NameSets, owner_parts: frozenset[str], owner_handles: frozenset[str]):
-        self.text, self.view, self.lo = view.text, view.b, view.lo
+        self.text, self.view, self.lo, self.find_all = view.text, view.b, view.lo, view.find_all
         self.names, self.owner_parts, self.owner_handles = names, owner_parts, owner_handles
         self._lower: dict[str, bool] = {}
 
@@ -308,7 +308,7 @@ class _Finder:
         if b"refer" in lo or b"-by:" in lo:
             for m in _INLINE_REFS.finditer(text):
                 yield from self._references(m.end())
-        for pos in sorted({m.end() for stem in _ROLE_STEMS for i in _find_all(lo, stem)
+        for pos in sorted({m.end() for stem in _ROLE_STEMS for i in self.find_all(stem)
                            if (m := _ROLE.search(text, max(0, i - 8), i + 40)) is not None}):
             yield from self._role(pos)
         yield from self._tail()
@@ -480,13 +480,6 @@ class _Finder:
                         and self.accept("refs", run, True, title is not None)):
                     yield run[0], run[1], " ".join(run[2])
             line_start = line_end + 1
-
-
-def _find_all(lo: bytes, stem: bytes) -> Iterator[int]:
-    i = lo.find(stem)
-    while i >= 0:
-        yield i
-        i = lo.find(stem, i + len(stem))
 
 
 def _fenced(text: str) -> list[tuple[int, int]]:
