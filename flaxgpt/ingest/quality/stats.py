@@ -19,6 +19,13 @@ LETTER = np.zeros(256, bool)  # ASCII letters, and lead bytes of non-ASCII chara
 LETTER[list(range(65, 91)) + list(range(97, 123)) + list(range(0xC0, 0x100))] = True
 
 
+def per_word(mask: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """How many bytes of each [start, end) span have ``mask`` (one flag per byte) set."""
+    cum = np.zeros(len(mask) + 1, np.int64)
+    np.cumsum(mask, out=cum[1:])
+    return cum[ends] - cum[starts]
+
+
 class TextStats:
     """One document's text with lazily computed statistics shared by all filters.
 
@@ -52,10 +59,7 @@ class TextStats:
 
     def _per_word(self, mask: np.ndarray) -> np.ndarray:
         """How many bytes of each word have ``mask`` set."""
-        cum = np.zeros(len(mask) + 1, np.int64)
-        np.cumsum(mask, out=cum[1:])
-        starts, ends = self.spans
-        return cum[ends] - cum[starts]
+        return per_word(mask, *self.spans)
 
     @functools.cached_property
     def word_chars(self) -> np.ndarray:
