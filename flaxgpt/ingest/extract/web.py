@@ -31,7 +31,7 @@ _MAX_META_ITEMS = 100
 _CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f\ufffe\uffff]")
 _BREAKS = re.compile(r"[\x0b\x0c\u2028\u2029]")
 _TRAILING_WS = re.compile(r"[ \t\u00a0]+$", re.M)
-_BLANK_RUNS = re.compile(r"\n{3,}")
+_BLANK_RUNS = re.compile(r"\n\n\n+")  # a literal start: fast to scan for
 _BINARY_SAMPLE = 65536
 _MAX_CONTROL_FRACTION = 0.01  # real text has almost no control characters; binary decoded as cp1252 has many
 
@@ -40,7 +40,12 @@ def tidy_text(text: str, *, collapse_blank_lines: bool = True) -> str:
     """Text with control characters dropped, page/line separators turned into newlines, trailing
     spaces removed, runs of blank lines cut to one (unless ``collapse_blank_lines`` is False, for
     code), and outer whitespace stripped."""
-    text = _TRAILING_WS.sub("", _CONTROL.sub("", _BREAKS.sub("\n", text)))
+    # Substring tests first: a regex with no literal start tries every position, and most text needs neither.
+    if any(c in text for c in "\x0b\x0c\u2028\u2029"):
+        text = _BREAKS.sub("\n", text)
+    text = _CONTROL.sub("", text)
+    if any(f"{c}\n" in text for c in " \t\u00a0") or text.endswith((" ", "\t", "\u00a0")):
+        text = _TRAILING_WS.sub("", text)
     return (_BLANK_RUNS.sub("\n\n", text) if collapse_blank_lines else text).strip()
 
 

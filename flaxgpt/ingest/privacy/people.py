@@ -104,9 +104,12 @@ _TITLES = sorted(TITLE_WORDS | _SOFT | frozenset(_MORE_TITLES.split()), key=len,
 # One title or a chain of them ("Herr Dr.-Ing.", "dr. ir.", "Dott.ssa"); lower-case ones only with their dot.
 _TITLE_ALT = rf"(?:Sig\.ra|Dott\.ssa|Dr\.-Ing\.?|Dipl\.-Ing\.?|(?:dr|ir|prof|ing|drs|mr)\.|(?:{'|'.join(_TITLES)})\.?)"
 _TITLE = re.compile(rf"(?:{_TITLE_ALT}[ \t]+)+")
-# The lookahead on the first letters lets the regex engine skip to candidate letters (2.5x faster over prose).
-_TITLE_FIRST = "".join(sorted({t[0] for t in _TITLES} | set("DSdimp")))
-_TITLE_ANY = re.compile(rf"(?=[{_TITLE_FIRST}])(?<![\w.])(?:{_TITLE_ALT}[ \t]+)+(?=[^\W\d_])")
+_TITLE_ANY = re.compile(rf"(?<![\w.])(?:{_TITLE_ALT}[ \t]+)+(?=[^\W\d_])")
+# Where a title can start: a capital letter (the lookahead lets the regex engine skip to one fast), or one of
+# the lower-case titles with their dot, found by substring search (lower-case letters are everywhere).
+_TITLE_CAPITAL = re.compile(rf"(?=[{''.join(sorted({t[0] for t in _TITLES} | set('DS')))}])(?<![\w.])"
+                            rf"(?:{_TITLE_ALT}[ \t]+)+(?=[^\W\d_])")
+_LOWER_TITLES = (b"dr.", b"ir.", b"prof.", b"ing.", b"drs.", b"mr.")
 _AT_NAMES = """here channel everyone all team property staticmethod classmethod dataclass abstractmethod
 override deprecated param params return returns raise raises throws throw type see since version author link code
 example note todo fixme media import keyframes font-face charset supports page namespace include mixin extend
@@ -250,6 +253,7 @@ class _Finder:
         self.text, self.view, self.lo, self.find_all = view.text, view.b, view.lo, view.find_all
         self.names, self.owner_parts, self.owner_handles = names, owner_parts, owner_handles
         self._lower: dict[str, bool] = {}
+        self._strong: dict[str, bool] = {}
 
     def known(self, word: str) -> bool:
         return word in self.names.first or word in self.names.last
@@ -277,6 +281,12 @@ class _Finder:
 
     def strong_first(self, word: str) -> bool:
         """A common first name that is no prose word here: enough to be a name without other context."""
+        strong = self._strong.get(word)
+        if strong is None:
+            strong = self._strong[word] = self._strong_first(word)
+        return strong
+
+    def _strong_first(self, word: str) -> bool:
         return (word in self.names.top_first and len(word) > 2 and not word.isupper() and word not in _COMMON_WORDS
                 and word not in _STOP and word not in _PROSE and not self.lower_elsewhere(word))
 
@@ -323,20 +333,35 @@ class _Finder:
             yield from self._role(pos)
         yield from self._tail()
         seen: set[int] = set()
-        for m in _TITLE_ANY.finditer(text):
-            seen.add(m.start())
-            yield from self._context("title", m.start())
+        for pos in self._title_starts():
+            seen.add(pos)
+            yield from self._context("title", pos)
         view = self.view.translate(_CASE_TABLE)
-        if _FIRST_WORD.match(view):
-            yield from self._sentence_start(0)
-        for m in _SENTENCE_START.finditer(view):
-            yield from self._sentence_start(m.start(1))
+        starts = [m.span(1) for m in _SENTENCE_START.finditer(view)]
+        if first := _FIRST_WORD.match(view):
+            starts.insert(0, first.span())
+        for s, e in starts:
+            word = text[s:e - 1]  # most sentences start with no common first name: one lookup settles them
+            if word.endswith(("'s", "’s")) and len(word) > 3:
+                word = word[:-2]
+            if not word.isalpha() or self.strong_first(word):
+                yield from self._sentence_start(s)
         for pattern, offset in ((_AFTER_WORD, 2), (_AFTER_SHORT, 0), (_AFTER_INITIAL, 2), (_AFTER_SLASH, 3)):
             for m in pattern.finditer(view):
                 c = m.start() + offset
                 if c not in seen:
                     seen.add(c)
                     yield from self._candidate(c)
+
+    def _title_starts(self) -> list[int]:
+        """Where ``_TITLE_ANY.finditer`` over the text would match, found about 3x faster."""
+        text, starts, end = self.text, [], 0
+        lower = [i for stem in _LOWER_TITLES for i in self.find_all(stem)]
+        for pos in sorted({m.start() for m in _TITLE_CAPITAL.finditer(text)}.union(lower)):
+            if pos >= end and (m := _TITLE_ANY.match(text, pos)):
+                starts.append(pos)
+                end = m.end()
+        return starts
 
     def _candidate(self, c: int) -> Iterator[tuple[int, int, str]]:
         """The capitalised word at ``c``: a title, or a name after a greeting, "with" or "thanks"."""
@@ -368,7 +393,7 @@ class _Finder:
         word = first.group() if first else ""
         if word.endswith(("'s", "’s")) and len(word) > 3:
             word = word[:-2]
-        if word not in self.names.top_first:
+        if not self.strong_first(word):
             return
         if c and (self.text[c - 1].isalnum() or self.text[c - 1] in "_-'’"):  # "PyCon", "foo_Anna"
             return
