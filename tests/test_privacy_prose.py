@@ -213,6 +213,27 @@ def test_persona_false_positives_exclude_planted_canaries(scrubber, tmp_path):
     ("export MAPTILES_KEY=mtk_9f2c4e6a8b0d1f3e5a7c9b2d4f6e8a0c", "9f2c4e6a8b0d1f3e5a7c9b2d4f6e8a0c"),
     ("the zip password is 'biscuits'", "biscuits"),
     ("pasword for the printer is Toner55x", "Toner55x"),
+    # Third round (rephrased from a development set written blind): combinations and codes in more languages and
+    # after their opener, spelled and all-digit passcodes, bearer tokens, several values after a plural keyword,
+    # licence keys, chat bot tokens, webhook URLs, a key right after its keyword, values after "are both" or a
+    # description and a colon, default users "as admin with X", user / password pairs after a label.
+    ("La combinación del candado es 5-1-9", "5-1-9"),
+    ("Kluiscode in het hotel: 4412", "4412"),
+    ("o código da garagem é 7781#", "7781"),
+    ("Lab alarm gets armed at 8pm; code 3344 to disarm", "3344"),
+    ("the laptop passcode is nine one one four two", "nine one one four two"),
+    ("Passcode for the storage room door = 830217", "830217"),
+    ("bearer for the billing api: bil_k8Q2mZ7xR4wT9pL3", "bil_k8Q2mZ7xR4wT9pL3"),
+    ("tokens: staging stg_7Hq2Kx9Lm4Pz, prod prd_3Wn8Rb5Tc2Yj", "stg_7Hq2Kx9Lm4Pz prd_3Wn8Rb5Tc2Yj"),
+    ("the licence key is QX-4821-ZKTM-0937-PWRB", "QX-4821-ZKTM-0937-PWRB"),
+    ("token for the alerts bot: 553019274:QWe-Rt5Yu7Io9Pa2Sd4Fg6Hj8", "QWe-Rt5Yu7Io9Pa2Sd4Fg6Hj8"),
+    ("build webhook: https://hooks.example.net/services/Q1W2E3R4/T5Y6U7I8/aB3cD4eF5gH6iJ7k", "aB3cD4eF5gH6iJ7k"),
+    ("monitoring key 2c7f9e1a4b8d3f6a0e5c9b2d7f1a4e8c3b6d0f9a for the dashboards", "2c7f9e1a4b8d3f6a0e5c"),
+    ("db pass and cache pass are both Moss#Stone44 for now", "Moss#Stone44"),
+    ("the nas password is the same as the router one: nasRouter_Otter7", "nasRouter_Otter7"),
+    ("telnet in as admin with Blue#Fern22", "Blue#Fern22"),
+    ("gitlab: mhoffmann / Tq8!vRz2Lp", "Tq8!vRz2Lp"),
+    ("printer panel: operator + Pr1nt#Room", "Pr1nt#Room"),
 ])
 def test_prose_window_finds_values_past_qualifiers(scrubber: Scrubber, text: str, secret: str) -> None:
     out = scrubber.scrub(text, find_names=False).text
@@ -233,6 +254,10 @@ def test_prose_window_finds_values_past_qualifiers(scrubber: Scrubber, text: str
     "the password file is at: notes.txt",
     "2019 is the year I changed my password",
     "The PIN pad has 4 rows and 3 columns.",
+    "error code 1045 access denied",
+    "precision: fp16 / bf16, resolution: 1920 / 1080",
+    "the password is the same as before",
+    "the tokenizer splits words into tokens: sub-words / bytes",
 ])
 def test_prose_window_leaves_descriptions(scrubber: Scrubber, text: str) -> None:
     assert scrubber.scrub(text, find_names=False).text == text

@@ -44,6 +44,7 @@ Just Here Now Then Again Soon Later Everything Nothing Something Anyone Someone 
 Mom Mum Dad Mama Papa Mother Father Sister Brother Grandma Grandpa Granny Auntie Uncle Aunt Baby Honey Darling
 Sweetie Boss Chief Coach Doc Mate Buddy Bro Dude Captain Officer Agent Professor Doctor Mister Lady Gentlemen
 Ladies Santa God Lord Jesus Allah Diary Valued Esteemed Respected Future Self
+Sie Ihnen Ihr Du Dich Dir Er Wir Euch Ich Uns Jij Wij Zij Hij Vous Tu Nous Ils Usted Ustedes Você Vocês
 Python Rust Go Golang Java JavaScript TypeScript Kotlin Swift Scala Ruby Julia Perl Haskell Elixir Erlang Dart
 Lua Fortran Cobol Pascal Ada Crystal Nim Zig Clojure Jupyter Docker Kubernetes Linux Windows Mac Ubuntu Debian
 Android Apple Google Microsoft Amazon Meta Facebook Twitter Slack Discord GitHub GitLab Jira Notion Zoom Teams
@@ -68,18 +69,24 @@ Caffe Forest Win Vim Emacs Atom Sublime Rider Ihr Your Votre Uw Je Su Lea Ja Nee
 Eu Ok Victoria Santiago Florence Sydney Paris Jordan Georgia Chelsea Lincoln Austin Dallas Phoenix
 Orlando Madison Aurora Nova Apache Linux Python Unix Mint Arch Gentoo Tor Swift Echo Alpha Beta
 Gamma Delta Sigma Omega Atlas Apollo Orion Luna Max Min Sum Mode Mac Ray Dash Flask Pepper Robot Who
-Strange Seuss Evil Oz Floor Chip Fifth Adam Jan Vila Bispo"""
+Strange Seuss Evil Oz Floor Chip Fifth Adam Jan Vila Bispo Martens Layton Oetker Bronner Scholl Dre Bean Octopus
+Jekyll Hyde"""
 _STOP = frozenset(_STOP_WORDS.split())
 _PROSE = frozenset(_PROSE_WORDS.split())
 # Words after which a capitalised word is a place or thing, not a person ("the Bishop", "in Florence").
 _NOT_BEFORE_WORDS = """the a an this that these those in at of from into onto via near le la les el los las
 het een der die das den dem des du au aux en im am zum zur nach naar bij"""
 _NOT_BEFORE = frozenset(_NOT_BEFORE_WORDS.split())
+# Cities and regions named like people: after "from" they are places ("from Charlotte", "from Savannah").
+_PLACES = frozenset("""Charlotte Savannah Eugene Tyler Jackson Marion Augusta Helena Regina Adelaide Alexandria
+Brooklyn Devon Kent Dakota Carolina Virginia Georgia Florida Hamilton Wellington Victoria Florence Austin Madison
+Orlando Lincoln Chelsea Sydney Paris Jordan Santiago Sofia Lyon Nancy Luzern Lucerne Valencia Murcia Cordoba
+Mercedes Beatrice Dallas Houston Phoenix Denver Aurora Raleigh Camden Chester Preston Clifton""".split())  # noqa: SIM905
 # Family and household titles: a name follows only if the name sets know it ("Aunt Philippa", "Coach Renata").
 _SOFT_TITLES = """Aunt Auntie Uncle Grandma Grandpa Granny Nana Oma Opa Tante Onkel Tía Tío Tia Tio Coach Pastor
-Officer Nurse Sister Brother Cousin"""
+Officer Nurse Sister Brother Cousin Sr"""
 _SOFT = frozenset(_SOFT_TITLES.split())
-_MORE_TITLES = "Mevrouw Meneer Dra Dr Sgt Sergeant Rev Revd Capt Cpt Insp Det Lt Cmdr Rabbi Imam"
+_MORE_TITLES = "Mevrouw Meneer Dra Dr Sgt Sergeant Rev Revd Capt Cpt Insp Det Lt Cmdr Rabbi Imam Sensei Judge"
 # Relations before a name ("my sister Yasmin", "our landlord, Vikram Malhotra").
 _RELATIONS = """sister brother mum mom dad mother father son daughter wife husband partner boyfriend girlfriend fiancé
 fiancée cousin niece nephew aunt uncle grandma grandpa granny grandmother grandfather friend mate colleague coworker
@@ -91,18 +98,22 @@ moeder vader dochter zoon schoonmoeder schoonvader nicht neef mère père fille 
 hija hijo prima primo tía tío"""
 # Words after a name at a sentence start that make it a person ("Rosa said", "Anders calls").
 _VERB_WORDS = """said says is was has had called calls rang texted thinks thought told asked asks wants wanted
-will would can could just also and hat ist sagt sagte war heeft is zei belde dit a est était dijo ha from"""
+will would can could just also and hat ist sagt sagte war heeft is zei belde dit a est était dijo ha from
+fell went came made got sent wrote left took gave brought found spoke speaks knows likes loves lives works gets
+makes goes does says broke ran met saw won lost"""
 _VERBS = frozenset(_VERB_WORDS.split())
 
 _PARTICLE_WORDS = "van von de der den da di du le la dos das del della bin ibn al el ter ten zu y"
 _PARTICLES = frozenset(_PARTICLE_WORDS.split())
 _PARTICLE_IN = re.compile(rf" (?:{'|'.join(_PARTICLE_WORDS.split())}) [A-Z]")
+_PARTICLE_AFTER = re.compile(r" (?:van|von|de|van der|van den|von der|ter|ten|da|di|dos|del|della) [A-Z]")
 _TOKEN = re.compile(r"[^\W\d_]+(?:['’-][^\W\d_]+)*")
 _AND = r"(?:and|&|\+|en|und|et|y|e|og|och|i)"
 _CONJ = re.compile(rf"[ \t]*(?:,[ \t]*(?:{_AND}[ \t]+)?|[ \t]+{_AND}[ \t]+)")
 _TITLES = sorted(TITLE_WORDS | _SOFT | frozenset(_MORE_TITLES.split()), key=len, reverse=True)
 # One title or a chain of them ("Herr Dr.-Ing.", "dr. ir.", "Dott.ssa"); lower-case ones only with their dot.
-_TITLE_ALT = rf"(?:Sig\.ra|Dott\.ssa|Dr\.-Ing\.?|Dipl\.-Ing\.?|(?:dr|ir|prof|ing|drs|mr)\.|(?:{'|'.join(_TITLES)})\.?)"
+_TITLE_ALT = (rf"(?:Sig\.ra|(?:Dott|Prof|Avv)\.ssa|Pr\.|Fr\.|Dr\.-Ing\.?|Dipl\.-Ing\.?|(?:dr|ir|prof|ing|drs|mr)\."
+              rf"|(?:{'|'.join(_TITLES)})\.?)")
 _TITLE = re.compile(rf"(?:{_TITLE_ALT}[ \t]+)+")
 _TITLE_ANY = re.compile(rf"(?<![\w.])(?:{_TITLE_ALT}[ \t]+)+(?=[^\W\d_])")
 # Where a title can start: a capital letter (the lookahead lets the regex engine skip to one fast), or one of
@@ -142,7 +153,8 @@ _SIGNOFF = (r"Best(?: regards| wishes)?|Regards|Kind regards|Warm regards|Many t
             r"Groetjes|Hartelijke groet(?:en)?|Met vriendelijke groet(?:en)?|Viele Grüße|Liebe Grüße|Beste Grüße|"
             r"Mit freundlichen Grüßen|Herzliche Grüße|LG|VG|Cordialement|Bien à vous|Amitiés|Bisous|Saludos|"
             r"Un abrazo|Atentamente|Saluti|Cordiali saluti|Un saluto|Abraços|Atenciosamente|Pozdrawiam|Hälsningar|"
-            r"Med vänlig hälsning|Mvh|Hilsen|Ta|--|—|–")
+            r"Med vänlig hälsning|Mvh|Hilsen|Ta|Danke(?: (?:&|und) (?:LG|VG))?|Merci|Gracias|Grazie|Obrigad[oa]|Tack|"
+            r"--|—|–")
 _REFS = (r"References?|Referees?(?:[ \t]+\d+)?|Referenzen|Referenties|Références|Referencias|Referenze|Referências|"
          r"(?:Co-authored|Signed-off|Reviewed|Reported|Suggested|Acked|Tested)-by")
 _ROLE_STEMS = (b"mentor", b"advis", b"supervis", b"manager", b"reported to", b"reporting to", b"worked under",
@@ -155,15 +167,17 @@ _ROLE = re.compile(r"(?i:(?<![\w-])(?:mentor|advisor|adviser|supervisor|supervis
                    r"|reported[ ]to"
                    r"|reporting[ ]to|worked[ ]under|working[ ]under|referee|contact[ ]person|(?:co-)?promotor"
                    r"|betreuer(?:in)?|doktorvater|doktormutter|team[ ]lead|tutor|relatore|directeur[ ]de[ ]thèse"
-                   r"|director[ ]de[ ]tesis|orientador(?:a)?))[ \t]*[:–—-]?[ \t]*(?=[A-Z]|[dip]r?\.)")
+                   r"|director[ ]de[ ]tesis|orientador(?:a)?)s?)"
+                   r"(?:[ \t]*\([^)\n]{1,60}\))?[ \t]*[:–—-]?[ \t]*(?=[A-Z]|[dip]r?\.)")  # "Mentor (Fellowship): X"
 _TAIL = re.compile(r"(?:^|(?<=\n)|[—–]|\s-|\bxx?\b|,)[ \t]*(?=[^\W\d_])([^\n,—–]{2,60}?)[ \t]*"
                    r"(?:\([^)\n]*\))?[ \t.!]*\Z")  # the last line's closing name, after a line start or a dash
 # A capitalised word at a sentence start (group 1); the text's first word is checked on its own, since a leading
 # character class lets the regex engine skip ahead fast (2.5x faster than lookbehinds).
-_SENTENCE_START = re.compile(rb"(?:[.!?] |\n)(Aa+(?:'a)? )")
+_SENTENCE_START = re.compile(rb"(?:[.!?;] |\n)(Aa+(?:'a)? )")
 _FIRST_WORD = re.compile(rb"Aa+(?:'a)? ")
 _LINE_TRIGGER = re.compile(rf"^[ \t]*(?:(?P<signoff>(?:{_SIGNOFF})[ \t]*[,!.]?[ \t]*\n?[ \t]*)"
-                           rf"|(?P<refs>[#*>-]*[ \t]*(?i:{_REFS})\b[ \t*:]*\n?))", re.M)
+                           rf"|(?P<refs>[#*>-]*[ \t]*(?i:{_REFS})\b[ \t*:]*\n?)"
+                           r"|(?P<greet>(?i:hi|hey|hello|hiya|heya|morning|dear)[ \t,]+(?=[a-z])))", re.M)
 _MENTION = re.compile(r"(?<![^\s(\[{\"'“‘,;:!?])@(?=\w)")  # at the start or after a space or opening mark
 # Candidates are found on a view where every lower-case letter (and ',') is 'a' and every capital 'A': a
 # capitalised word after a lower-case word ("with Priya", "Hi, Tomasz") or after a short capitalised word
@@ -279,6 +293,11 @@ class _Finder:
             return len(words) > 1 and self.known(words[1]) and first in self.names.first
         return first in self.names.top_first or (len(words) > 1 and first in self.names.first)
 
+    def may_start_name(self, word: str, end: int) -> bool:
+        """A strong first name, or a known one before a particle surname ("Jorinde van den Berg")."""
+        return self.strong_first(word) or (word in self.names.first
+                                           and _PARTICLE_AFTER.match(self.text, end) is not None)
+
     def strong_first(self, word: str) -> bool:
         """A common first name that is no prose word here: enough to be a name without other context."""
         strong = self._strong.get(word)
@@ -296,8 +315,8 @@ class _Finder:
         if any(w in self.owner_parts for w in words):
             return False
         if titled:  # "Dr. Pepper" is a drink; "Coach Renata" needs a known name
-            if soft:
-                return words[0] in self.names.first or self.known(words[-1])
+            if soft:  # "Sr. Data Scientist" is a job title
+                return words[0] not in _PROSE and (words[0] in self.names.first or self.known(words[-1]))
             return words[0] not in _PROSE or (len(words) > 1 and (self.known(words[-1]) or len(words) == 2
                                                                   and words[-1] not in _PROSE))  # "Prof. Jan de Vries"
         if kind == "rel":
@@ -318,6 +337,8 @@ class _Finder:
         for m in _LINE_TRIGGER.finditer(text):
             if m.lastgroup == "refs":
                 yield from self._references(m.end())
+            elif m.lastgroup == "greet":
+                yield from self._lower_name(m.end())  # "hi priya —"
             else:
                 yield from self._context("signoff", m.end())
         if "@" in text:
@@ -344,7 +365,7 @@ class _Finder:
             word = text[s:e - 1]  # most sentences start with no common first name: one lookup settles them
             if word.endswith(("'s", "’s")) and len(word) > 3:
                 word = word[:-2]
-            if not word.isalpha() or self.strong_first(word):
+            if not word.isalpha() or self.may_start_name(word, s + len(word)):
                 yield from self._sentence_start(s)
         for pattern, offset in ((_AFTER_WORD, 2), (_AFTER_SHORT, 0), (_AFTER_INITIAL, 2), (_AFTER_SLASH, 3)):
             for m in pattern.finditer(view):
@@ -385,6 +406,10 @@ class _Finder:
                 return
         if words and words[-1] not in _NOT_BEFORE:  # a sentence start needs a verb: ``_sentence_start``
             yield from self._bare(c)
+        elif words and words[-1] == "from" and self.text[c:c + 12].split(" ", 1)[0].rstrip(".,;:!?") not in _PLACES:
+            yield from self._bare(c)  # "the PR from Dariusz", but "from Charlotte" is a city
+        elif words and words[-1] == "that" or not words and before.rstrip().endswith(("—", "–", " -")):
+            yield from self._bare(c, verb=True)  # "I learned that Björn speaks", "... — Mirela quoted that"
 
     def _bare(self, c: int, verb: bool = False) -> Iterator[tuple[int, int, str]]:
         """A name without a context word ("I think Leonie is", "Our landlord, Vikram Malhotra"): a common
@@ -393,7 +418,7 @@ class _Finder:
         word = first.group() if first else ""
         if word.endswith(("'s", "’s")) and len(word) > 3:
             word = word[:-2]
-        if not self.strong_first(word):
+        if not self.may_start_name(word, c + len(word)):
             return
         if c and (self.text[c - 1].isalnum() or self.text[c - 1] in "_-'’"):  # "PyCon", "foo_Anna"
             return
@@ -402,7 +427,7 @@ class _Finder:
         if self.text[max(0, c - 7):c].endswith(_SAINTS):
             return  # "St. Mary's Hospital", "San Sebastián": a place named after a saint
         run = _run(self.text, c)
-        if not run or not self.strong_first(run[2][0]) or any(w in self.owner_parts for w in run[2]):
+        if not run or any(w in self.owner_parts for w in run[2]):
             return
         s, e, words = run
         if len(words) > 1 and not all(w in self.names.last or _SURNAME_SHAPE.match(w) for w in words[1:]):
@@ -411,8 +436,9 @@ class _Finder:
             return  # "Wing B", "Block C": part of a building
         if verb and not self.text.startswith(("'s", "’s"), e):
             nxt = _TOKEN.match(self.text, e + 1)
-            if not nxt or nxt.group() not in _VERBS:
-                return
+            verb = nxt.group() if nxt else ""
+            if verb not in _VERBS and not (len(verb) > 4 and verb.islower() and verb.endswith("ed")):
+                return  # "Mirela quoted", "Jorinde presented": a verb in the past
         yield s, e, " ".join(words)
 
     def _after_capitalised(self, c: int) -> bool:
@@ -436,7 +462,7 @@ class _Finder:
         """A sign-off on the last line ("Thanks again,\nLucas", "... — Tariq", "xx Bea", "Ta, Gareth")."""
         text = self.text.rstrip()
         line_start = text.rfind("\n") + 1
-        m = _TAIL.search(text, line_start)
+        m = _TAIL.search(text, max(0, line_start - 1))  # from the line break: "\n- Kenji" is a dash sign-off
         if not m:
             return
         at_line_start = not text[line_start:m.start(1)].strip()
@@ -462,6 +488,8 @@ class _Finder:
         else:
             runs, end = _group(text, pos)
         if not runs:
+            if kind == "signoff":
+                yield from self._lower_name(pos)  # "-- lwazi"
             return
         closed = _closed(text, end)
         if kind == "signoff" and not closed or kind == "thanks" and not (closed or text.startswith(" for ", end)):
@@ -472,6 +500,18 @@ class _Finder:
             return  # "with Priya and London": a group is all names or none
         for s, e, words in accepted:
             yield s, e, " ".join(words)
+
+    def _lower_name(self, pos: int) -> Iterator[tuple[int, int, str]]:
+        """A common first name written in lower case after a greeting or a sign-off dash ("hi priya —",
+        "-- lwazi"), when a comma, dash, colon, "!" or the line's end follows it."""
+        m = _TOKEN.match(self.text, pos)
+        if m is None or not m.group().islower() or len(m.group()) < 3:
+            return
+        name = m.group().capitalize()
+        rest = self.text[m.end():m.end() + 3].lstrip(" \t")
+        if (name in self.names.top_first and name not in _COMMON_WORDS and name not in _STOP and name not in _PROSE
+                and (not rest or rest[0] in ",:!\n—–-")):
+            yield m.start(), m.end(), m.group()
 
     def _mention(self, pos: int) -> Iterator[tuple[int, int, str]]:
         text = self.text

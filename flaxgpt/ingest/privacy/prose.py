@@ -26,7 +26,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from flaxgpt.ingest.privacy.prose_window import WINDOW_STEMS, before_spans, window_spans
+from flaxgpt.ingest.privacy.prose_window import WINDOW_STEMS, before_spans, pair_spans, window_spans
 from flaxgpt.ingest.privacy.secrets import _CODE_CALL, _placeholder_like, _public_key_digest
 from flaxgpt.ingest.privacy.text import _high_entropy, _Span, _View
 
@@ -38,7 +38,7 @@ from flaxgpt.ingest.privacy.text import _high_entropy, _Span, _View
 # letter only in text that has one.
 _STEMS = (b"pass", b"pw", b"pin", b"code", b"key", b"token", b"secret", b"wifi", b"log", b"cred")
 _FOREIGN_STEMS = (b"kennw", b"wachtw", b"senha", b"clave", b"sleutel", b"zugang", b"identifiant", b"jeton", b"inlog")
-_NON_ASCII_STEMS = (b"contrase", b"l\xf6senord", b"schl\xfc", b"cl\xe9")
+_NON_ASCII_STEMS = (b"contrase", b"l\xf6senord", b"schl\xfc", b"cl\xe9", b"c\xf3dig")
 _LOGIN_STEMS = frozenset({b"pass", b"log", b"cred", b"wifi", b"zugang", b"identifiant", b"inlog"})
 _COMPOUND_STEMS = frozenset({b"pass", b"pw", b"key", b"code", b"kennw", b"wachtw", b"schloss",
                              b"lock"})  # apikey, Routerpasswort
@@ -197,6 +197,7 @@ def _prose_spans(v: _View) -> Iterator[_Span]:
             # ... or the value stated before it ("Xq9#trLm is the password").
             if not spans:
                 yield from before_spans(v, start, _window_value)
+    yield from pair_spans(v, _window_value)  # "jira: tomasor / Vx9!kLm2Pq", with no keyword at all
 
 
 def _modifier_before(v: _View, start: int) -> int:

@@ -27,7 +27,8 @@ from collections.abc import Callable
 from flaxgpt.ingest.privacy.text import _Span, _View
 
 # Lower-case stems beyond ``prose._STEMS`` that start a keyword only this module reads.
-WINDOW_STEMS = (b"pssw", b"pasw", b"combo", b"combination", b"lock", b"safe", b"keypad", b"puk", b"phrase",
+WINDOW_STEMS = (b"pssw", b"pasw", b"combo", b"combina", b"kombina", b"lock", b"bearer", b"webhook", b"safe",
+                b"keypad", b"puk", b"phrase",
                 b"cookie", b"auth", b"mdp", b" -u", b"admin", b"root", b"guest", b"codi", b"parola", b"schloss")
 
 _PW = "pw"
@@ -44,8 +45,10 @@ _KEYWORD = re.compile(
     r"|(?P<pin>pin(?:[ -]?code)?|puk|keypad|safe|(?:(?:bike|locker|parental|door|gate|pad)[ -]?)?lock(?:box)?"
     r"|(?:(?:door|alarm|lock|lockbox|key|safe|gate|keypad|garage|locker|bike|entry|building|garagentor|t[üu]r)"
     r"[ -]?)?(?:code|combo|combination)|(?:zugangs|garagen|tresor|alarm|haus|tor|schlie[ßs]fach|keller)code"
+    r"|(?:kluis|deur|fiets|poort|hek|toegangs)code|combinaci[óo]n|combinaison|combinazione|combinatie|kombination"
     r"|c[óo]digo|codice|(?:zahlen|fahrrad|vorhänge)?schloss)"
-    r"|(?P<secret>api[ _-]?key|apikey|key|token|secret|cookie|jeton|sleutel|schl[üu]ssel|cl[ée])"
+    r"|(?P<secret>api[ _-]?keys?|apikeys?|keys?|tokens?|secrets?|cookie|bearer|webhook(?:[ ]url)?|jeton|sleutel"
+    r"|schl[üu]ssel|cl[ée])"
     r"|(?P<login>log(?:in|on|ged[ ]in|[ ]in(?:to)?)|sign(?:ed)?[ ]in|auth|creds?|credentials|zugangsdaten"
     r"|inlog(?:gen)?|admin|-u))"
     r"(?![\w-])", re.I)
@@ -55,19 +58,20 @@ _WINDOW = re.compile(r"(?:[^\n.;!?]|[.!?]+(?=\S|[ \t]+[a-z0-9]))*")
 _MAX_WORDS = 10
 _WORD = re.compile(r"\S+")
 _QUOTES = {'"': '"', "'": "'", "“": "”", "‘": "’", "«": "»", "„": "“"}  # no backticks: those quote code
-_CONNECTORS = frozenset("""is was are 's ’s it's its it’s : = -> => est ist lautet es c'est c’est wordt""".split())  # noqa: SIM905
+_CONNECTORS = frozenset("""is was are 's ’s it's its it’s : = -> => est ist lautet es c'est c’est wordt è é
+är""".split())  # noqa: SIM905
 _FILE_OR_HOST = re.compile(r"\.(?:[a-z]{2,4}|[a-z]{2,4}\d?)$")  # "notes.txt", "host.io", "model.h5"
 _PASSWORD_LABELS = frozenset("p: pw: pwd: pass: password: pw= p= pass= pwd= password=".split())  # noqa: SIM905
 _OPENING_VERBS = frozenset("opens open unlocks unlock opened unlocked".split())  # noqa: SIM905
 # Words between a connector and its value that keep the connector's force: "is now X", "was just X".
-_ADVERBS = frozenset("now just literally simply still again nu jetzt le la il el lo".split())  # noqa: SIM905
+_ADVERBS = frozenset("now just literally simply still again all both nu jetzt le la il el lo".split())  # noqa: SIM905
 # After these a credential-looking word is what the secret is kept in or made with: "hashed with argon2id".
 _PREPOSITIONS = frozenset("in with by via using under inside from into on at".split())  # noqa: SIM905
 _STRIP = ".,;:!?)("
 _CLEAN = re.compile(r"[\w!@#$%^&*+=~-]+")  # no brackets, dots, slashes, quotes: those are code, paths or prose
 _SECRET_CLEAN = re.compile(r"[\w!@#$%^&*+=~.-]+")  # dotted tokens (JWT-like bot tokens)
 _SYMBOL_INSIDE = re.compile(r"\w[!#$%^&*+=~]+\w|\w[!#$%^&*+=~]+$")  # not "@": user@host
-_PIN_VALUE = re.compile(r"\d{4,8}#?|\d{1,4}(?:-\d{1,4}){1,3}|\d[\dA-Z]{3,7}")
+_PIN_VALUE = re.compile(r"\d{4,8}[#*]?|\d{1,4}(?:-\d{1,4}){1,3}|\d[\dA-Z]{3,7}")
 _HEX_ID = re.compile(r"[0-9a-f]{7,40}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.I)
 _PAIR = re.compile(r"([^\s/:|,]{1,64})(?:[ \t]*[/|][ \t]*|:)([^\s/|,]{1,64})")
 # Prepositions after which a number is a time or a quantity, not a value ("changed in 2019", "after 3 tries").
@@ -75,6 +79,12 @@ _NOT_BEFORE_PIN = frozenset("in since until by from before after at on of every 
 # A default user and its password without a keyword: "root:toor", "guest/guest", "admin / 12345admin".
 _DEFAULT_USER = re.compile(
     r"(?:admin|root|guest|administrator|pi)(?:[ \t]*[/|][ \t]*|:)(?P<p>[^\s/|,:]{2,64})(?![^\s,])", re.I)
+_BOT_TOKEN = re.compile(r"\d{6,12}:[A-Za-z0-9_-]{20,64}")  # chat bot tokens: the bot's id, then its secret
+_GROUPED_KEY = re.compile(r"[A-Z0-9]{2,6}(?:-[A-Z0-9]{3,6}){3,7}")  # licence and product keys
+# A default user with its password in words: "ssh as root with toor" (after "as ", checked by the caller).
+_AS_USER = re.compile(r"(?:admin|root|guest|administrator)[ \t]+with[ \t]+(?:password[ \t]+)?(?P<p>[^\s,;]{3,64})",
+                      re.I)
+_URL = re.compile(r"https?://[^\s/]+(/\S*)")
 _CLI_PAIR = re.compile(r"[ \t]+([^\s:]{1,64}):(\S{3,64})")
 _CLI_PASSWORD = re.compile(r"(?<!\S)(?:-p(?=[^\s-])|--password[ =]|-p[ \t]+(?=\S*\d))(?P<v>\S+)")
 
@@ -89,6 +99,11 @@ def window_spans(v: _View, p: int, default_passwords: frozenset[str], ok_value: 
     if d is not None and (_password_word(d.group("p"), default_passwords) or d.group("p") == text[p:d.start("p")]
                           .rstrip(":/| \t")) and ok_value(d.group("p")):
         return [_Span(d.start("p"), d.end("p"), "PASSWORD")]
+    a = _AS_USER.match(text, p)
+    if a is not None and text[max(0, p - 3):p].lower() == "as ":  # "ssh as root with toor"
+        pw = a.group("p").rstrip(_STRIP)
+        return [_Span(a.start("p"), a.start("p") + len(pw), "PASSWORD")] if _password_word(
+            pw, default_passwords) and ok_value(pw) else []
     m = _KEYWORD.match(text, p)
     if m is None or text[p - 1:p] == "<":
         return []  # "<PASSWORD>" is a placeholder, not a keyword
@@ -98,6 +113,8 @@ def window_spans(v: _View, p: int, default_passwords: frozenset[str], ok_value: 
         return _cli_login(text, end, ok_value)
     w = _WINDOW.match(text, end)
     window_end = w.end() if w else end
+    if m.group(0).lower().startswith("webhook"):
+        return _webhook_spans(text, end, window_end)
     words = list(_WORD.finditer(text, end, window_end))[:_MAX_WORDS]
     if m.group(0).lower() in ("code", "código", "codigo", "codice") and not _opener_near(text, p, window_end):
         # "error code 1045", "status code 404": only a code that opens something, or one written as a keypad
@@ -105,11 +122,16 @@ def window_spans(v: _View, p: int, default_passwords: frozenset[str], ok_value: 
         spans = (_spelled_pin(text, words, i) for i in range(len(words)))
         return next((s for s in spans if s), [])
     prev, after_conn = m.group(0).lower(), False
+    found: list[_Span] = []
+    described = False  # "the password is the same as the dev one: X": only a value after ":" or "=" counts
     for i, t in enumerate(words):
         raw = t.group(0)
         if prev == "with" and i > 1 and words[i - 2].group(0).lower() in _OPENING_VERBS:
             prev = "is"  # "the safe opens with 18-24-06"
         after_conn = prev in _CONNECTORS or prev.endswith(":") or after_conn and prev in _ADVERBS
+        if (described or found and kind != _SECRET) and not (prev.endswith(":") or prev in ("=", "is", "are")):
+            prev = raw.lower()
+            continue  # after a value, only another stated one: "was X, the new one is Y"
         if kind == _PW and m.group(0).lower() == "pass" and not after_conn and (i > 0 or not _bare_pass_value(raw)):
             prev = raw.lower()
             continue  # "pass the salt", "pass `--full-trace`": a bare "pass" takes a value only as "pass X1!"
@@ -117,16 +139,17 @@ def window_spans(v: _View, p: int, default_passwords: frozenset[str], ok_value: 
         if kind == _LOGIN and (prev in _PASSWORD_LABELS or as_user) and _password_word(
                 raw.rstrip(_STRIP), default_passwords) and ok_value(raw.rstrip(_STRIP)):
             return [_Span(t.start(), t.start() + len(raw.rstrip(_STRIP)), "PASSWORD")]  # "u: x p: Y", "as x with Y"
-        span = _spelled_pin(text, words, i) if kind == _PIN and prev not in _NOT_BEFORE_PIN else None
+        spelled = kind == _PIN and prev not in _NOT_BEFORE_PIN or kind == _PW and after_conn  # "is two two four six"
+        span = _spelled_pin(text, words, i) if spelled else None
         span = span or _candidate(text, t.start(), raw, kind, after_conn, prev, words[i + 1:], default_passwords,
                                   ok_value, plain_ok)
         if span is not None:
-            return span
-        if kind == _PW and raw.lower() in ("is", "was") and i + 1 < len(words) and words[i + 1].group(0).lower() in (
-                "the", "my", "a", "your", "our", "his", "her"):
-            return []  # "the password is the same one we set up": a description, not a value
+            found += span  # and on: "tokens: read-only X, read-write Y"
+        elif kind == _PW and raw.lower() in ("is", "was") and i + 1 < len(words) and words[i + 1].group(
+                0).lower() in ("the", "my", "a", "your", "our", "his", "her"):
+            described = True  # "the password is the same one we set up": a description, not a value
         prev = raw.lower()
-    return []
+    return found
 
 
 # A value stated before its keyword: "Xq9#trLm is the password", "2719 is the PIN for the phone", "I'm using
@@ -171,6 +194,67 @@ def before_spans(v: _View, p: int, ok_value: Callable[[str], bool]) -> list[_Spa
     return [_Span(s, e, "SECRET" if kind == _SECRET else "PASSWORD")] if ok else []
 
 
+# A user and a password as a pair after a label, with no keyword: "jira: tomasor / Vx9!kLm2Pq", "vpn: tokr +
+# N0rthern#Lights", "use mqadmin / R4bb!t_Hole"; or labelled: "u: tokr p: Gr4nite!Peak".
+_PAIR_SEPARATORS = (b" / ", b" + ", b" | ")
+_PAIR_USER = re.compile(r"[A-Za-z][\w.@-]{1,63}")
+_PAIR_LEADS = frozenset("use using with login is are".split())  # noqa: SIM905
+_PAIR_VALUE = re.compile(r"[^\s,;]{6,64}")
+_LABEL_STEMS = (b"u:", b"user:", b"usr:", b"username:", b"login:")
+_LABEL_PAIR = re.compile(r"(?:u|user|usr|username|login)[ \t]*:[ \t]*\S+[ \t,;]+(?:p|pw|pwd|pass|password)[ \t]*:"
+                         r"[ \t]*(?P<p>[^\s,;]{4,64})", re.I)
+
+
+def pair_spans(v: _View, ok_value: Callable[[str], bool]) -> list[_Span]:
+    """Passwords stated as the second half of a ``user / password`` pair after a label or "use", or after a
+    ``p:`` label that follows a ``u:`` one; only values that look like passwords (a symbol inside, or both cases
+    and a digit), so "fp16 / bf16" and "1920 / 1080" stay."""
+    text, out = v.text, []
+    for sep in _PAIR_SEPARATORS:
+        for i in v.find_all(sep):
+            line_start = text.rfind("\n", 0, i) + 1
+            before = text[line_start:i]
+            k = before.rfind(" ")
+            if not _PAIR_USER.fullmatch(before[k + 1:]):
+                continue
+            lead = before[:k + 1].rstrip().lower()
+            if ":" not in lead[-80:] and lead.rsplit(" ", 1)[-1] not in _PAIR_LEADS:
+                continue
+            m = _PAIR_VALUE.match(text, i + len(sep))
+            value = m.group(0).rstrip(".,;)") if m else ""
+            if _strong_password(value) and ok_value(value):
+                out.append(_Span(m.start(), m.start() + len(value), "PASSWORD"))
+    for stem in _LABEL_STEMS:
+        for i in v.find_all(stem):
+            if i and text[i - 1].isalnum():
+                continue  # "menu:", "you:"
+            m = _LABEL_PAIR.match(text, i)
+            if m is not None and _password_word(m.group("p").rstrip(".,;)"), frozenset()) and ok_value(m.group("p")):
+                out.append(_Span(m.start("p"), m.start("p") + len(m.group("p").rstrip(".,;)")), "PASSWORD"))
+    return out
+
+
+def _strong_password(value: str) -> bool:
+    """Letters and digits with a symbol inside, or with both cases: "Accra#2019", "PalomitasX3", "Kq7zT2mW"."""
+    if len(value) < 6 or not any(c.isdigit() for c in value) or not any(c.isalpha() for c in value):
+        return False
+    return _SYMBOL_INSIDE.search(value) is not None or any(c.isupper() for c in value) and any(
+        c.islower() for c in value)
+
+
+def _webhook_spans(text: str, end: int, window_end: int) -> list[_Span]:
+    """A webhook's URL after its keyword: the path from its first key-like segment on is the secret."""
+    url = _URL.search(text, end, window_end)
+    if url is None:
+        return []
+    pos = url.start(1) + 1
+    for segment in url.group(1)[1:].rstrip(".,;)").split("/"):
+        if len(segment) >= 6 and _credential_like(segment) and not _HEX_ID.fullmatch(segment):
+            return [_Span(pos, url.start(1) + len(url.group(1).rstrip(".,;)")), "SECRET")]
+        pos += len(segment) + 1
+    return []
+
+
 def _bare_pass_value(raw: str) -> bool:
     """True if ``raw`` right after a bare "pass" is a credential ("pass Demo!2345"), not code ("multiplier=100")."""
     value = raw.rstrip(_STRIP)
@@ -179,13 +263,17 @@ def _bare_pass_value(raw: str) -> bool:
 
 
 def _opener_near(text: str, p: int, end: int) -> bool:
-    """True if one of the two words before ``p`` or a word up to ``end`` names something a code opens."""
-    words = text[max(0, p - 40):p].lower().split()[-2:] + text[p:end].lower().split()
+    """True if one of the six words before ``p`` in its sentence or a word up to ``end`` names something a code
+    opens ("the office alarm is armed at 7pm; code 5521")."""
+    before = text[max(0, p - 60):p].lower()
+    cut = max(before.rfind(". "), before.rfind("\n"), before.rfind("! "), before.rfind("? "))
+    words = before[cut + 1:].split()[-6:] + text[p:end].lower().split()
     return any(w.strip(".,:;'").split("'")[-1] in _OPENERS for w in words)
 
 
 _OPENERS = frozenset("""door alarm lock lockbox keybox keysafe padlock safe gate keypad garage locker bike shed entry
-building front back vault porte portail alarme cadenas coffre puerta portón alarma candado caja deur poort kluis slot
+building front back vault immeuble edificio prédio gebouw entrada entrée porte portail portão garagem garaje
+cadeado cofre alarme cadenas coffre puerta portón alarma candado caja deur poort kluis slot
 alarm tür tor schloss tresor alarmanlage porta portone cancello allarme lucchetto cassaforte""".split())  # noqa: SIM905
 
 
@@ -227,9 +315,13 @@ def _candidate(text: str, s: int, raw: str, kind: str, after_conn: bool, prev: s
         return [_Span(s, s + len(value), "PASSWORD")] if _PIN_VALUE.fullmatch(value) and (
             value.isdigit() or "-" in value or after_conn) and not _unit_next(rest) else None
     if kind == _SECRET:
+        if _BOT_TOKEN.fullmatch(value) or _GROUPED_KEY.fullmatch(value) and _credential_like(value):
+            return [_Span(s, s + len(value), "SECRET")]  # "771203884:BZq-Lm2...", "MK-2291-ZQPV-7731-RXTL"
         if not _SECRET_CLEAN.fullmatch(value) or len(value) < 10:
             return None
-        if _HEX_ID.fullmatch(value) and (not after_conn and len(value) < 16 or len(value) == 40 or "-" in value):
+        right_after = prev in ("key", "secret", "token", "api key", "apikey")  # "app key 6f1e9a3c...": no commit
+        if _HEX_ID.fullmatch(value) and (not after_conn and len(value) < 16 or len(value) == 40 and not right_after
+                                         or "-" in value):
             return None  # commit hashes, key fingerprints and request ids
         if value[:2].lower() == "0x":
             return None  # "the release signing key (public): 0x4AEE18F83AFDEB23"
@@ -255,6 +347,8 @@ def _candidate(text: str, s: int, raw: str, kind: str, after_conn: bool, prev: s
         return [_Span(s, s + len(value), "PASSWORD")]  # "password for the cloud account: Olive.Tree.1987"
     if kind == _LOGIN or not _CLEAN.fullmatch(value):
         return None
+    if kind == _PW and after_conn and value.isdigit() and 4 <= len(value) <= 12 and not _unit_next(rest):
+        return [_Span(s, s + len(value), "PASSWORD")]  # "passcode for the meeting room door = 661902"
     if _credential_like(value) or value.lower() in default_passwords and prev in ("password", "pw", "pass", "pwd"):
         return [_Span(s, s + len(value), "PASSWORD")]
     word = value.replace("_", "")
@@ -265,7 +359,8 @@ def _candidate(text: str, s: int, raw: str, kind: str, after_conn: bool, prev: s
 
 _DIGIT_WORDS = frozenset("""zero oh one two three four five six seven eight nine null eins zwei drei vier fünf sechs
 sieben acht neun nul een twee drie vier vijf zes zeven acht negen zéro un deux trois quatre cinq sept huit neuf
-cero uno dos tres cuatro cinco seis siete ocho nueve""".split())  # noqa: SIM905
+cero uno dos tres cuatro cinco seis siete ocho nueve um uma dois duas três quatro cinco sete oito nove due tre
+quattro cinque sei sette otto""".split())  # noqa: SIM905
 _SPELLED = re.compile(r"[^\W\d_]+(?:-[^\W\d_]+){3,7}")
 
 
