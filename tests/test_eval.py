@@ -58,7 +58,7 @@ def text_data(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def memorized(text_data, tmp_path_factory) -> Path:
+def memorized(text_data, tmp_path_factory, optimized_module) -> Path:
     run = tmp_path_factory.mktemp("memorized")
     train(load_config(ROOT / "experiments/micro.py", [
         *TINY, f"data.sources.personal.path={text_data}", f"run.dir={run}", "data.tokenizer=gpt2",
@@ -159,7 +159,7 @@ def test_lm_comparison_prefers_the_memorized_continuation(memorized, tmp_path):
 
 
 @pytest.mark.slow
-def test_a_preference_model_orders_held_out_comparisons_by_its_reward(tmp_path):
+def test_a_preference_model_orders_held_out_comparisons_by_its_reward(tmp_path, optimized):
     question = "Is statement {} true?".format
     pairs = _jsonl(tmp_path / "pairs.jsonl", [{"prompt": [{"role": "user", "content": question(i)}],
                                               "chosen": "yes", "rejected": "no"} for i in range(64)])

@@ -242,7 +242,7 @@ SENTENCES = ["the cat sat on the mat.", "the dog sat on the rug.", "a cat and a 
 
 
 @pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
+def tiny_run(tmp_path_factory, optimized_module):
     from flaxgpt.config import default_config, validate
     from flaxgpt.data.tokenize import tokenize_paths
     from flaxgpt.launch.train import train

@@ -97,7 +97,7 @@ def test_int8_kv_decoding_equals_int8_full_forward(params):
 
 
 @pytest.fixture(scope="module")
-def trained_run(tmp_path_factory) -> Path:
+def trained_run(tmp_path_factory, optimized_module) -> Path:
     """A micro model trained briefly on the persona's blog (GPT-2 tokenizer), with its validation shard."""
     from flaxgpt.config import load_config
     from flaxgpt.data.tokenize import tokenize_paths
@@ -111,12 +111,7 @@ def trained_run(tmp_path_factory) -> Path:
         "model.n_layer=2", "model.n_head=2", "model.d_model=64", "model.max_len=64", "data.seq_len=64",
         "model.dropout=0.0", "model.scan_unroll=1", "train.batch_size=8", "train.steps=40", "train.lr=3e-3",
         "train.warmup_steps=5", "train.eval_every=0", "train.log_every=10", "checkpoint.every=40"])
-    # 40 steps over a 50K vocabulary run twice as fast compiled with XLA's optimizations (conftest turns them off).
-    jax.config.update("jax_disable_most_optimizations", False)
-    try:
-        summary = train(config, show_progress=False)
-    finally:
-        jax.config.update("jax_disable_most_optimizations", True)
+    summary = train(config, show_progress=False)
     assert summary["loss"] < 7.5  # it learned something (ln 50257 = 10.8)
     return run_dir
 
