@@ -99,8 +99,9 @@ bench-ingest: setup
 # numbers are the honest ones. The sets beside it were written with the rules, or written blind and then tuned on.
 bench-privacy: setup
 	$(BIN)/python -m bench.privacy_bench
-	@echo "== development set 3 (written blind, then tuned on; its own owner)"
+	@echo "== development sets 3 and 4 (each written blind, then tuned on; their own owners)"
 	$(BIN)/python -m bench.privacy_bench --sets bench/privacy/dev3 --no-persona --show 0
+	$(BIN)/python -m bench.privacy_bench --sets bench/privacy/dev4 --no-persona --show 0
 	@echo "== held-out sets (written without seeing the rules; never tuned on)"
 	$(BIN)/python -m bench.privacy_bench --sets bench/privacy/heldout --no-persona --show 0
 

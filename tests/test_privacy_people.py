@@ -61,6 +61,11 @@ def test_name_sets_come_from_the_package_and_know_names_not_products():
     ("we learned that Björn speaks Finnish", ["Björn"], ["Finnish"]),
     ("long day; Mateus fell asleep early", ["Mateus"], ["asleep"]),
     ("Jorinde van den Berg presented the poster", ["Jorinde", "Berg"], ["poster"]),
+    # Fourth round: lists of people joined by "&", "+", "/" or "and" with "me" or "I", display-name mentions.
+    ("Ingrid, Pavel and I split the migration", ["Ingrid", "Pavel"], ["migration"]),
+    ("Marek/Zofia/Bartek are on call this week", ["Marek", "Zofia", "Bartek"], ["on call"]),
+    ("Kenta & Ayaka & me at the onsen", ["Kenta", "Ayaka"], ["onsen"]),
+    ("@Priyanka Rao can you take a look?", ["Priyanka", "Rao"], ["take a look"]),
 ])
 def test_names_in_context_are_replaced(scrubber, text, gone, kept):
     out = scrubber.scrub(text).text
@@ -116,6 +121,8 @@ def test_names_without_an_enumerated_context_are_replaced(scrubber, text, gone, 
     "Ciao a tutti, a domani!", "Senior Product Manager at Google Cloud", "reported to the Board in March",
     "Prof. Layton puzzles are fun on a train.", "My Dr. Martens boots finally broke in.",
     "Passwort vergessen? Klicken Sie hier.", "Flights from Charlotte were delayed.", "hi all — standup moved",
+    "Noor Aksoy, Senior Data Engineer, Rotterdam",
+    "cc @frontend-guild for visibility",
 ])
 def test_bare_name_rule_keeps_things_and_places(scrubber, text):
     assert "<NAME>" not in scrubber.scrub(text).text

@@ -234,6 +234,9 @@ def test_persona_false_positives_exclude_planted_canaries(scrubber, tmp_path):
     ("telnet in as admin with Blue#Fern22", "Blue#Fern22"),
     ("gitlab: mhoffmann / Tq8!vRz2Lp", "Tq8!vRz2Lp"),
     ("printer panel: operator + Pr1nt#Room", "Pr1nt#Room"),
+    # Fourth round: a password by its shape alone, with no keyword near.
+    ("I changed it to Harbor!Gull62 yesterday", "Harbor!Gull62"),
+    ("try 'Maple&Fern_27' — I swapped the old one out", "Maple&Fern_27"),
 ])
 def test_prose_window_finds_values_past_qualifiers(scrubber: Scrubber, text: str, secret: str) -> None:
     out = scrubber.scrub(text, find_names=False).text
@@ -258,6 +261,7 @@ def test_prose_window_finds_values_past_qualifiers(scrubber: Scrubber, text: str
     "precision: fp16 / bf16, resolution: 1920 / 1080",
     "the password is the same as before",
     "the tokenizer splits words into tokens: sub-words / bytes",
+    "DB_HOST=localhost; if (a!=b2) x+=Y1;", "C++17 and C#10 in Q&A3", "see #L42 and PR#1234",
 ])
 def test_prose_window_leaves_descriptions(scrubber: Scrubber, text: str) -> None:
     assert scrubber.scrub(text, find_names=False).text == text

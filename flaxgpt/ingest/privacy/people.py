@@ -45,6 +45,8 @@ Mom Mum Dad Mama Papa Mother Father Sister Brother Grandma Grandpa Granny Auntie
 Sweetie Boss Chief Coach Doc Mate Buddy Bro Dude Captain Officer Agent Professor Doctor Mister Lady Gentlemen
 Ladies Santa God Lord Jesus Allah Diary Valued Esteemed Respected Future Self
 Sie Ihnen Ihr Du Dich Dir Er Wir Euch Ich Uns Jij Wij Zij Hij Vous Tu Nous Ils Usted Ustedes Você Vocês
+Senior Junior Lead Principal Associate Assistant Intern Director Engineer Developer Scientist Designer Analyst
+Consultant Architect Researcher Lecturer
 Python Rust Go Golang Java JavaScript TypeScript Kotlin Swift Scala Ruby Julia Perl Haskell Elixir Erlang Dart
 Lua Fortran Cobol Pascal Ada Crystal Nim Zig Clojure Jupyter Docker Kubernetes Linux Windows Mac Ubuntu Debian
 Android Apple Google Microsoft Amazon Meta Facebook Twitter Slack Discord GitHub GitLab Jira Notion Zoom Teams
@@ -70,7 +72,7 @@ Eu Ok Victoria Santiago Florence Sydney Paris Jordan Georgia Chelsea Lincoln Aus
 Orlando Madison Aurora Nova Apache Linux Python Unix Mint Arch Gentoo Tor Swift Echo Alpha Beta
 Gamma Delta Sigma Omega Atlas Apollo Orion Luna Max Min Sum Mode Mac Ray Dash Flask Pepper Robot Who
 Strange Seuss Evil Oz Floor Chip Fifth Adam Jan Vila Bispo Martens Layton Oetker Bronner Scholl Dre Bean Octopus
-Jekyll Hyde"""
+Jekyll Hyde Siri Cortana Venus Mercury"""
 _STOP = frozenset(_STOP_WORDS.split())
 _PROSE = frozenset(_PROSE_WORDS.split())
 # Words after which a capitalised word is a place or thing, not a person ("the Bishop", "in Florence").
@@ -110,6 +112,15 @@ _PARTICLE_AFTER = re.compile(r" (?:van|von|de|van der|van den|von der|ter|ten|da
 _TOKEN = re.compile(r"[^\W\d_]+(?:['’-][^\W\d_]+)*")
 _AND = r"(?:and|&|\+|en|und|et|y|e|og|och|i)"
 _CONJ = re.compile(rf"[ \t]*(?:,[ \t]*(?:{_AND}[ \t]+)?|[ \t]+{_AND}[ \t]+)")
+# Lists of people ("Ingrid, Pavel and I", "Marek/Zofia/Bartek", "Kenta & Ayaka & me"): two capitalised words
+# joined as list items, found on the Latin-1 bytes (a leading character class: fast to scan for).
+_LIST_PAIR = re.compile(rb"[A-Z][a-z\xdf-\xff]+(?:, | and | & | \+ |/| y | und | et | e | en | i | og | och | ve )"
+                        rb"[A-Z]")
+# After a list of people comes a verb or a function word; a noun makes it a list of things ("Amber and Jade beads").
+_AFTER_LIST = frozenset("""at on in to for from with are were have had will would went came said and or but who as
+over about this that the we they is was can could should also both all were came left joined""".split())  # noqa: SIM905
+_LIST_SEP = re.compile(rf"[ \t]*(?:,[ \t]*(?:{_AND}[ \t]+)?|[ \t]+(?:{_AND}|ve)[ \t]+)|/")
+_SELF_ITEM = re.compile(r"(?:me|I|myself|moi|ich|yo|eu|io|jag|mig)\b")
 _TITLES = sorted(TITLE_WORDS | _SOFT | frozenset(_MORE_TITLES.split()), key=len, reverse=True)
 # One title or a chain of them ("Herr Dr.-Ing.", "dr. ir.", "Dott.ssa"); lower-case ones only with their dot.
 _TITLE_ALT = (rf"(?:Sig\.ra|(?:Dott|Prof|Avv)\.ssa|Pr\.|Fr\.|Dr\.-Ing\.?|Dipl\.-Ing\.?|(?:dr|ir|prof|ing|drs|mr)\."
@@ -130,8 +141,8 @@ functools typing abc dataclasses jax torch tf np mock unittest celery numba pyte
 """
 _AT_WORDS = frozenset(_AT_NAMES.split())
 # Handles of bots, teams and rotas, not people: "@dependabot", "@devops-oncall", "@platform-team".
-_GROUP_HANDLE = re.compile(r"(?i)(?:bot|\[bot\]|oncall|on-call|team|squad|crew|admins|devs|ops|support|everyone)$"
-                           r"|^(?:team|all|oncall)[-_]|^(?:renovate|mergify|codecov|github-actions|netlify|vercel"
+_GROUP_HANDLE = re.compile(r"(?i)(?:bot|\[bot\]|oncall|on-call|team|squad|crew|guild|group|admins|devs|ops|support"
+                           r"|everyone)$|^(?:team|all|oncall)[-_]|^(?:renovate|mergify|codecov|github-actions|netlify|vercel"
                            r"|coveralls|sonarcloud|pre-commit-ci|copilot|stale)$")
 _SURNAME_SHAPE = re.compile(r"(?:Mac|Mc|O['’]|Fitz|D['’])[A-Z]|[A-Z][a-z]+-[A-Z][a-z]+$")  # MacAllister, Smith-Jones
 _UNIT_LETTER = re.compile(r" [A-Z](?![\w'’])")
@@ -353,6 +364,8 @@ class _Finder:
                            if (m := _ROLE.search(text, max(0, i - 8), i + 40)) is not None}):
             yield from self._role(pos)
         yield from self._tail()
+        for pos in sorted({m.start() for m in _LIST_PAIR.finditer(self.view)}):
+            yield from self._people_list(pos)
         seen: set[int] = set()
         for pos in self._title_starts():
             seen.add(pos)
@@ -501,6 +514,42 @@ class _Finder:
         for s, e, words in accepted:
             yield s, e, " ".join(words)
 
+    def _people_list(self, pos: int) -> Iterator[tuple[int, int, str]]:
+        """Every name of a list of people: two or more capitalised items (and maybe "me" or "I") joined by commas,
+        "and", "&", "+" or "/", when one item is a common first name here and none is a prose word, a common
+        word or a stop word ("Docker and Podman", "Sage and Rosemary", "Paris and Lisbon" stay)."""
+        text, items, joined = self.text, [], False
+        while len(items) < 12:
+            run = _run(text, pos)
+            if run is None:
+                me = _SELF_ITEM.match(text, pos)
+                if me is None:
+                    break
+                end = me.end()
+            else:
+                items.append(run)
+                end = run[1]
+            sep = _LIST_SEP.match(text, end)
+            if sep is None:
+                break
+            joined = joined or sep.group().strip(" \t,") != ""
+            pos = sep.end()
+        if len(items) < 2 or not any(self.strong_first(r[2][0]) for r in items):
+            return
+        if not joined and not all(r[2][0] in self.names.first for r in items):
+            return  # commas alone: "Noor Aksoy, Brightline, Rotterdam" is a name, a company and a city
+        after = _TOKEN.match(text, items[-1][1] + 1) if text[items[-1][1]:items[-1][1] + 1] == " " else None
+        if after is not None and after.group().islower() and after.group() not in _AFTER_LIST | _VERBS:
+            return  # "Jasmine and Basmati rice"
+        for _, _, words in items:
+            first = words[0]
+            if (first in _PROSE or first in _STOP or first in _COMMON_WORDS or first.isupper()
+                    or self.lower_elsewhere(first) or not first.replace("-", "").isalpha()):
+                return
+        for s, e, words in items:
+            if not any(w in self.owner_parts for w in words):
+                yield s, e, " ".join(words)
+
     def _lower_name(self, pos: int) -> Iterator[tuple[int, int, str]]:
         """A common first name written in lower case after a greeting or a sign-off dash ("hi priya —",
         "-- lwazi"), when a comma, dash, colon, "!" or the line's end follows it."""
@@ -528,7 +577,15 @@ class _Finder:
             return
         if after and after in "(/":  # "@app.route(...)", "@types/node"
             return
-        yield pos - 1, m.end(), handle
+        end = m.end()
+        if handle[0].isupper() and handle.isalpha():  # a display name: "@Priyanka Rao can you", "@Lúcia Ferreira's"
+            for _ in range(2):
+                nxt = _TOKEN.match(text, end + 1) if text[end:end + 1] == " " else None
+                word = nxt.group().removesuffix("'s").removesuffix("’s") if nxt else ""
+                if not word or not word[0].isupper() or word in _STOP or word in _PROSE or word in _COMMON_WORDS:
+                    break
+                end = nxt.start() + len(word)
+        yield pos - 1, end, text[pos:end]
 
     def _role(self, pos: int) -> Iterator[tuple[int, int, str]]:
         """The name after a role label: a titled name, or two or more words the name sets confirm."""

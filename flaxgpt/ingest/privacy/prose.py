@@ -26,7 +26,13 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from flaxgpt.ingest.privacy.prose_window import WINDOW_STEMS, before_spans, pair_spans, window_spans
+from flaxgpt.ingest.privacy.prose_window import (
+    WINDOW_STEMS,
+    before_spans,
+    pair_spans,
+    shaped_password_spans,
+    window_spans,
+)
 from flaxgpt.ingest.privacy.secrets import _CODE_CALL, _placeholder_like, _public_key_digest
 from flaxgpt.ingest.privacy.text import _high_entropy, _Span, _View
 
@@ -198,6 +204,7 @@ def _prose_spans(v: _View) -> Iterator[_Span]:
             if not spans:
                 yield from before_spans(v, start, _window_value)
     yield from pair_spans(v, _window_value)  # "jira: tomasor / Vx9!kLm2Pq", with no keyword at all
+    yield from shaped_password_spans(v, _window_value)  # "I changed it to Blue!Otter55"
 
 
 def _modifier_before(v: _View, start: int) -> int:

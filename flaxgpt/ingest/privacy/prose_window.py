@@ -234,6 +234,41 @@ def pair_spans(v: _View, ok_value: Callable[[str], bool]) -> list[_Span]:
     return out
 
 
+# A password by its shape alone, with no keyword near: "I changed it to Blue!Otter55", "use Ch3rry!Pie when it
+# asks", "Tidepool&Crab91 this time". Upper and lower case, a digit and a symbol in one token no code writes.
+_SHAPE_SYMBOLS = re.compile(r"[!#$%&*+~^]")  # no "=": "DB_PASS=S3cr3t!" is an assignment, its value the token
+_SHAPE_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!#$%&*+~^_-")
+_SHAPE_TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9!#$%&*+~^_-]{6,39}")
+_CODE_OPERATORS = ("==", "!=", "+=", "-=", "*=", "&&", "||", "->", "=>", "**", "++", "--", "<=", ">=", "^=", "|=")
+
+
+def shaped_password_spans(v: _View, ok_value: Callable[[str], bool]) -> list[_Span]:
+    """Tokens shaped like a made-up password wherever they stand: 7-40 characters with upper and lower case
+    letters, a digit, and one of ``!#$%&*+~^`` after a letter or digit; not code (operators, calls, paths,
+    addresses, URLs)."""
+    text, out, done = v.text, [], -1
+    for m in _SHAPE_SYMBOLS.finditer(text):
+        i = m.start()
+        if i <= done or i == 0 or not text[i - 1].isalnum():
+            continue  # "x = 1", "# heading", "!important"
+        start = i
+        while start > 0 and i - start < 40 and text[start - 1] in _SHAPE_CHARS:
+            start -= 1
+        token = _SHAPE_TOKEN.match(text, start)
+        if token is None:
+            continue
+        end = token.end()
+        done = end
+        value = token.group()
+        if (end < len(text) and text[end] in _SHAPE_CHARS or start and text[start - 1] in "@/\\:.$%{<"
+                or end < len(text) and text[end] in "@/(["):
+            continue  # longer than a password, or part of an address, a path, a template or a call
+        if (any(c.isupper() for c in value) and any(c.islower() for c in value) and any(c.isdigit() for c in value)
+                and not any(op in value for op in _CODE_OPERATORS) and ok_value(value)):
+            out.append(_Span(start, end, "PASSWORD"))
+    return out
+
+
 def _strong_password(value: str) -> bool:
     """Letters and digits with a symbol inside, or with both cases: "Accra#2019", "PalomitasX3", "Kq7zT2mW"."""
     if len(value) < 6 or not any(c.isdigit() for c in value) or not any(c.isalpha() for c in value):
