@@ -101,10 +101,10 @@ def test_ppo_raises_the_pm_reward_with_bounded_kl(task, sft_run, pm_run):
     config = load_config(ROOT / "experiments/ppo_micro.py", [
         *TINY, f"run.dir={run}", f"train.init_from={sft_run}", f"ppo.reward_from={pm_run}",
         f"ppo.prompts={task['prompts']}", "ppo.rollout_batch=16", "ppo.minibatch=8", "ppo.response_len=4",
-        "ppo.epochs=4", "train.steps=16", "train.lr=2e-3", "checkpoint.every=8"])
+        "ppo.epochs=4", "train.steps=10", "train.lr=2e-3", "checkpoint.every=5"])
     summary = train(config, show_progress=False)
     rows = metrics(run, "train")
-    assert len(rows) == 16 and summary["status"] == "completed"
+    assert len(rows) == 10 and summary["status"] == "completed"
     reward = [r["reward"] for r in rows]
     assert np.mean(reward[-4:]) > np.mean(reward[:4]) + 0.2, reward
     assert max(r["kl"] for r in rows) < 10.0  # nats per response (of a few tokens)

@@ -66,6 +66,12 @@ def test_name_sets_come_from_the_package_and_know_names_not_products():
     ("Marek/Zofia/Bartek are on call this week", ["Marek", "Zofia", "Bartek"], ["on call"]),
     ("Kenta & Ayaka & me at the onsen", ["Kenta", "Ayaka"], ["onsen"]),
     ("@Priyanka Rao can you take a look?", ["Priyanka", "Rao"], ["take a look"]),
+    # Fifth round: sign-offs after a slash or a phone's footer, after a blank line, in a signature block.
+    ("Tack för hjälpen!\n/Linnea", ["Linnea"], ["Tack"]),
+    ("Late, save me a seat\n\nSent from my iPhone\n\nRajesh", ["Rajesh"], ["Sent from my iPhone"]),
+    ("Te llamo luego.\nUn saludo,\nIñaki\nEnviado desde mi móvil", ["Iñaki"], ["Un saludo"]),
+    ("Met vriendelijke groet,\n\nDaan Vermeulen\nTeamleider", ["Daan", "Vermeulen"], ["Teamleider"]),
+    ("Cheers,\n--\nAngus McTavish | Surveyor", ["Angus", "McTavish"], ["Surveyor"]),
 ])
 def test_names_in_context_are_replaced(scrubber, text, gone, kept):
     out = scrubber.scrub(text).text

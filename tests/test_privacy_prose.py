@@ -237,6 +237,16 @@ def test_persona_false_positives_exclude_planted_canaries(scrubber, tmp_path):
     # Fourth round: a password by its shape alone, with no keyword near.
     ("I changed it to Harbor!Gull62 yesterday", "Harbor!Gull62"),
     ("try 'Maple&Fern_27' — I swapped the old one out", "Maple&Fern_27"),
+    # Fifth round: codes in Nordic, French and Polish words, codes after "*" or "#", an alarm label, values set
+    # without naming the secret, keys by their look alone.
+    ("Dörrkoden är 5512 sedan i fredags", "5512"),
+    ("le digicode c'est B3390", "B3390"),
+    ("Kod do domofonu to 6621", "6621"),
+    ("The gate code is *7120 then the bell", "7120"),
+    ("alarm: 4-8-1-6, panel by the stairs", "4-8-1-6"),
+    ("I changed it to marigold1984 last night", "marigold1984"),
+    ("the shed laptop unlocks with fern&moss44", "fern&moss44"),
+    ("run it with 9Kq2Lm7RtVz4Kp8Nb1Xc6Jd3Fs when it asks", "9Kq2Lm7RtVz4Kp8Nb1Xc6Jd3Fs"),
 ])
 def test_prose_window_finds_values_past_qualifiers(scrubber: Scrubber, text: str, secret: str) -> None:
     out = scrubber.scrub(text, find_names=False).text
@@ -262,6 +272,8 @@ def test_prose_window_finds_values_past_qualifiers(scrubber: Scrubber, text: str
     "the password is the same as before",
     "the tokenizer splits words into tokens: sub-words / bytes",
     "DB_HOST=localhost; if (a!=b2) x+=Y1;", "C++17 and C#10 in Q&A3", "see #L42 and PR#1234",
+    "host key fingerprint: SHA256:uNiVztksCsDhcc0u9e8BujQXVUpKZIDTMczCvj3tD2s", "set it to 4096 and retry",
+    "Polski kod błędu 404 znaczy brak strony", "the issue is #2214",
 ])
 def test_prose_window_leaves_descriptions(scrubber: Scrubber, text: str) -> None:
     assert scrubber.scrub(text, find_names=False).text == text

@@ -72,7 +72,7 @@ Eu Ok Victoria Santiago Florence Sydney Paris Jordan Georgia Chelsea Lincoln Aus
 Orlando Madison Aurora Nova Apache Linux Python Unix Mint Arch Gentoo Tor Swift Echo Alpha Beta
 Gamma Delta Sigma Omega Atlas Apollo Orion Luna Max Min Sum Mode Mac Ray Dash Flask Pepper Robot Who
 Strange Seuss Evil Oz Floor Chip Fifth Adam Jan Vila Bispo Martens Layton Oetker Bronner Scholl Dre Bean Octopus
-Jekyll Hyde Siri Cortana Venus Mercury"""
+Jekyll Hyde Siri Cortana Venus Mercury Mercedes Tesla Porsche Ferrari Okta Bitwarden KeePass Brighton"""
 _STOP = frozenset(_STOP_WORDS.split())
 _PROSE = frozenset(_PROSE_WORDS.split())
 # Words after which a capitalised word is a place or thing, not a person ("the Bishop", "in Florence").
@@ -151,7 +151,7 @@ _SAINTS = ("St. ", "St ", "Ste. ", "Saint ", "San ", "Santa ", "Sankt ", "Sint "
 # Words before a capitalised name, lower-cased, by context (phrases of up to three words).
 _GREETINGS = """hi hey hello hiya dear dearest morning good_morning good_afternoon good_evening hallo hoi beste lieve
 lieber liebe bonjour salut cher chère hola querido querida estimado estimada ciao caro cara gentile olá oi hej cześć
-szanowny szanowna yo"""
+szanowny szanowna yo kia_ora g'day salam assalamu_alaikum merhaba namaste hei ahoj szia moin servus"""
 _WITHS = """with together_with alongside thanks_to thank_you_to shout-out_to shoutout_to kudos_to met mit avec con com
 grâce_à gracias_a grazie_a dank_aan dank_an dankzij ask tell ping cc invite meet me_and w"""
 _THANKS_WORDS = """thanks thank_you thx cheers bye see_you danke bedankt merci gracias grazie obrigado obrigada tack
@@ -165,6 +165,7 @@ _SIGNOFF = (r"Best(?: regards| wishes)?|Regards|Kind regards|Warm regards|Many t
             r"Mit freundlichen Grüßen|Herzliche Grüße|LG|VG|Cordialement|Bien à vous|Amitiés|Bisous|Saludos|"
             r"Un abrazo|Atentamente|Saluti|Cordiali saluti|Un saluto|Abraços|Atenciosamente|Pozdrawiam|Hälsningar|"
             r"Med vänlig hälsning|Mvh|Hilsen|Ta|Danke(?: (?:&|und) (?:LG|VG))?|Merci|Gracias|Grazie|Obrigad[oa]|Tack|"
+            r"Un saludo|Saludos cordiales|Gr\.|Groet|Kh\.|Peace|Namaste|Hugs|xo|xoxo|"
             r"--|—|–")
 _REFS = (r"References?|Referees?(?:[ \t]+\d+)?|Referenzen|Referenties|Références|Referencias|Referenze|Referências|"
          r"(?:Co-authored|Signed-off|Reviewed|Reported|Suggested|Acked|Tested)-by")
@@ -180,13 +181,15 @@ _ROLE = re.compile(r"(?i:(?<![\w-])(?:mentor|advisor|adviser|supervisor|supervis
                    r"|betreuer(?:in)?|doktorvater|doktormutter|team[ ]lead|tutor|relatore|directeur[ ]de[ ]thèse"
                    r"|director[ ]de[ ]tesis|orientador(?:a)?)s?)"
                    r"(?:[ \t]*\([^)\n]{1,60}\))?[ \t]*[:–—-]?[ \t]*(?=[A-Z]|[dip]r?\.)")  # "Mentor (Fellowship): X"
-_TAIL = re.compile(r"(?:^|(?<=\n)|[—–]|\s-|\bxx?\b|,)[ \t]*(?=[^\W\d_])([^\n,—–]{2,60}?)[ \t]*"
-                   r"(?:\([^)\n]*\))?[ \t.!]*\Z")  # the last line's closing name, after a line start or a dash
+_TAIL = re.compile(r"(?:^|(?<=\n)|[—–~]|\s-|(?<=\n)/|\bxx?\b|,)[ \t]*(?=[^\W\d_])([^\n,—–]{2,60}?)[ \t]*"
+                   r"(?:\([^)\n]*\))?[^\w\n]*\Z")  # the last line's closing name, after a line start or a dash
 # A capitalised word at a sentence start (group 1); the text's first word is checked on its own, since a leading
 # character class lets the regex engine skip ahead fast (2.5x faster than lookbehinds).
+# A mail app's own last line ("Sent from my iPhone"), with nothing after it.
+_SENT_FROM = re.compile(r"(?i)(?:sent from|enviado desde|von meinem|verzonden (?:vanaf|met)|envoyé de)[^\n,—–-]*$")
 _SENTENCE_START = re.compile(rb"(?:[.!?;] |\n)(Aa+(?:'a)? )")
 _FIRST_WORD = re.compile(rb"Aa+(?:'a)? ")
-_LINE_TRIGGER = re.compile(rf"^[ \t]*(?:(?P<signoff>(?:{_SIGNOFF})[ \t]*[,!.]?[ \t]*\n?[ \t]*)"
+_LINE_TRIGGER = re.compile(rf"^[ \t]*(?:(?P<signoff>(?:{_SIGNOFF})[ \t]*[,!.]?[ \t]*(?:\n[ \t]*){{0,2}})"
                            rf"|(?P<refs>[#*>-]*[ \t]*(?i:{_REFS})\b[ \t*:]*\n?)"
                            r"|(?P<greet>(?i:hi|hey|hello|hiya|heya|morning|dear)[ \t,]+(?=[a-z])))", re.M)
 _MENTION = re.compile(r"(?<![^\s(\[{\"'“‘,;:!?])@(?=\w)")  # at the start or after a space or opening mark
@@ -268,7 +271,7 @@ def _group(text: str, pos: int) -> tuple[list[tuple[int, int, list[str]]], int]:
 def _closed(text: str, end: int) -> bool:
     """True when a name ends at a comma, colon, exclamation mark, line end or end of text."""
     rest = text[end:end + 3].lstrip(" \t")
-    return not rest or rest[0] in ",:!\n;.?)(<"
+    return not rest or rest[0] in ",:!\n;.?)(<|"
 
 
 class _Finder:
@@ -475,12 +478,17 @@ class _Finder:
         """A sign-off on the last line ("Thanks again,\nLucas", "... — Tariq", "xx Bea", "Ta, Gareth")."""
         text = self.text.rstrip()
         line_start = text.rfind("\n") + 1
+        if _SENT_FROM.match(text, line_start):  # "Iñaki\nEnviado desde mi móvil": the name is the line before
+            text = text[:line_start].rstrip()
+            line_start = text.rfind("\n") + 1
         m = _TAIL.search(text, max(0, line_start - 1))  # from the line break: "\n- Kenji" is a dash sign-off
         if not m:
             return
         at_line_start = not text[line_start:m.start(1)].strip()
-        if at_line_start and not text[:line_start].rstrip().endswith((",", "!")):
-            return  # a bare last line counts only after "Thanks again for everything,"
+        before = text[:line_start].rstrip()
+        if at_line_start and not (before.endswith((",", "!")) or before[-1:] > "\u2000"
+                                  or _SENT_FROM.match(before, before.rfind("\n") + 1)):
+            return  # a bare last line counts only after "Thanks again for everything," (or "!", an emoji, a phone)
         pos = m.start(1)
         title = _TITLE.match(text, pos)
         if title:

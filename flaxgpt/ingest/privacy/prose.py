@@ -29,7 +29,9 @@ from collections.abc import Iterator
 from flaxgpt.ingest.privacy.prose_window import (
     WINDOW_STEMS,
     before_spans,
+    cued_password_spans,
     pair_spans,
+    random_token_spans,
     shaped_password_spans,
     window_spans,
 )
@@ -47,7 +49,7 @@ _FOREIGN_STEMS = (b"kennw", b"wachtw", b"senha", b"clave", b"sleutel", b"zugang"
 _NON_ASCII_STEMS = (b"contrase", b"l\xf6senord", b"schl\xfc", b"cl\xe9", b"c\xf3dig")
 _LOGIN_STEMS = frozenset({b"pass", b"log", b"cred", b"wifi", b"zugang", b"identifiant", b"inlog"})
 _COMPOUND_STEMS = frozenset({b"pass", b"pw", b"key", b"code", b"kennw", b"wachtw", b"schloss",
-                             b"lock"})  # apikey, Routerpasswort
+                             b"lock", b"kod"})  # apikey, Routerpasswort, Portkoden
 _MODIFIED_STEMS = frozenset({b"pass", b"key", b"code", b"token", b"secret", b"pin", b"sleutel", b"schl\xfc"})
 _HEADLESS_STEMS = frozenset({b"pass", b"key", b"sleutel", b"schl\xfc"})  # no keyword alone: "access key", "passe"
 # Words before a head word that make the phrase ("access key", "door code"); "user" in "user/pass".
@@ -205,6 +207,8 @@ def _prose_spans(v: _View) -> Iterator[_Span]:
                 yield from before_spans(v, start, _window_value)
     yield from pair_spans(v, _window_value)  # "jira: tomasor / Vx9!kLm2Pq", with no keyword at all
     yield from shaped_password_spans(v, _window_value)  # "I changed it to Blue!Otter55"
+    yield from cued_password_spans(v, _window_value)  # "it's now winterjollof24"
+    yield from random_token_spans(v, _window_value)  # "use 7Hq2Lm9RtVz4Kp8Nb1Xc6Jd3Fs0Gw5Ye2Ua when the CLI asks"
 
 
 def _modifier_before(v: _View, start: int) -> int:
