@@ -274,6 +274,7 @@ def test_prose_window_finds_values_past_qualifiers(scrubber: Scrubber, text: str
     "DB_HOST=localhost; if (a!=b2) x+=Y1;", "C++17 and C#10 in Q&A3", "see #L42 and PR#1234",
     "host key fingerprint: SHA256:uNiVztksCsDhcc0u9e8BujQXVUpKZIDTMczCvj3tD2s", "set it to 4096 and retry",
     "Polski kod błędu 404 znaczy brak strony", "the issue is #2214",
+    "e.g. AKIA" + "IOSFODNN7EXAMPLE is the placeholder the AWS docs use", "password managers like KeePass are great",
 ])
 def test_prose_window_leaves_descriptions(scrubber: Scrubber, text: str) -> None:
     assert scrubber.scrub(text, find_names=False).text == text

@@ -51,6 +51,7 @@ Python Rust Go Golang Java JavaScript TypeScript Kotlin Swift Scala Ruby Julia P
 Lua Fortran Cobol Pascal Ada Crystal Nim Zig Clojure Jupyter Docker Kubernetes Linux Windows Mac Ubuntu Debian
 Android Apple Google Microsoft Amazon Meta Facebook Twitter Slack Discord GitHub GitLab Jira Notion Zoom Teams
 Excel Word Outlook PowerPoint Chrome Firefox Safari React Vue Angular Django Flask Rails Spring Node Deno
+Okta Auth0 Keycloak Bitwarden KeePass LastPass Dashlane
 Postgres MySQL Redis Kafka Spark Hadoop Airflow Pandas NumPy JAX Flax PyTorch TensorFlow Keras Triton CUDA AWS
 Azure GCP Terraform Ansible Jenkins Travis Copilot Claude Gemini Siri Alexa Cortana Bard Llama Mistral
 Amsterdam Rotterdam Utrecht Hague Delft Eindhoven Groningen Leiden Berlin Munich Hamburg Cologne Frankfurt
@@ -72,7 +73,7 @@ Eu Ok Victoria Santiago Florence Sydney Paris Jordan Georgia Chelsea Lincoln Aus
 Orlando Madison Aurora Nova Apache Linux Python Unix Mint Arch Gentoo Tor Swift Echo Alpha Beta
 Gamma Delta Sigma Omega Atlas Apollo Orion Luna Max Min Sum Mode Mac Ray Dash Flask Pepper Robot Who
 Strange Seuss Evil Oz Floor Chip Fifth Adam Jan Vila Bispo Martens Layton Oetker Bronner Scholl Dre Bean Octopus
-Jekyll Hyde Siri Cortana Venus Mercury Mercedes Tesla Porsche Ferrari Okta Bitwarden KeePass Brighton"""
+Jekyll Hyde Siri Cortana Venus Mercury Mercedes Tesla Porsche Ferrari Brighton"""
 _STOP = frozenset(_STOP_WORDS.split())
 _PROSE = frozenset(_PROSE_WORDS.split())
 # Words after which a capitalised word is a place or thing, not a person ("the Bishop", "in Florence").

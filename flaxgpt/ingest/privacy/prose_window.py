@@ -57,6 +57,9 @@ _KEYWORD = re.compile(
 # "!!" or "?" before a lower-case word goes on: chat rarely ends a sentence that way.
 _WINDOW = re.compile(r"(?:[^\n.;!?]|[.!?]+(?=\S|[ \t]+[a-z0-9]))*")
 _MAX_WORDS = 10
+# Nouns after which the keyword is a modifier, not the secret ("password managers", "token limit").
+_KEYWORD_AS_MODIFIER = frozenset("""managers manager policy policies requirements rules field fields strength length
+hashes hash hashing limit limits budget count counts usage rotation expiry""".split())  # noqa: SIM905
 _WORD = re.compile(r"\S+")
 _QUOTES = {'"': '"', "'": "'", "“": "”", "‘": "’", "«": "»", "„": "“"}  # no backticks: those quote code
 _CONNECTORS = frozenset("""is was are 's ’s it's its it’s : = -> => est ist lautet es c'est c’est wordt è é
@@ -117,6 +120,8 @@ def window_spans(v: _View, p: int, default_passwords: frozenset[str], ok_value: 
     if m.group(0).lower().startswith("webhook"):
         return _webhook_spans(text, end, window_end)
     words = list(_WORD.finditer(text, end, window_end))[:_MAX_WORDS]
+    if words and words[0].group(0).lower().rstrip(_STRIP) in _KEYWORD_AS_MODIFIER:
+        return []  # "password managers like X are great", "password field is required": about passwords
     if m.group(0).lower() in ("code", "código", "codigo", "codice", "kod", "koden", "koodi") and not _opener_near(
             text, p, window_end):
         # "error code 1045", "status code 404": only a code that opens something, or one written as a keypad

@@ -38,6 +38,10 @@ _AWS_SECRET = re.compile(rb"(?<![A-Za-z0-9/+])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=]
 _URL_USERINFO = re.compile(rb"://([^\s/?#@:\"'<>]{1,256}):([^\s/?#@\"'<>]{1,256})@")
 
 
+# Documentation's stand-ins in a provider's format: "AKIAIOSFODNN7EXAMPLE", "sk_test_XXXXXXXXXXXXXXXX".
+_STAND_IN = re.compile(rb"(?i:example)|XXXXXX|xxxxxx")
+
+
 def _provider_spans(v: _View) -> Iterator[_Span]:
     b, w = v.b, v.words
     i = w.find(_MIN_RUN)
@@ -53,8 +57,9 @@ def _provider_spans(v: _View) -> Iterator[_Span]:
             m = _PROVIDER.match(b, i - 3 if b[i - 3:i] == b"SG." else i)
         if m is None and has_digit:
             m = _PROVIDER.search(b, i, end)
-        if m is not None:
+        if m is not None and not _STAND_IN.search(b, m.start(), m.end()):
             yield _Span(m.start(), m.end(), "AWS_KEY" if m.group("AWS_KEY") else "TOKEN")
+        if m is not None:
             end = max(end, m.end())
         i = w.find(_MIN_RUN, end)
     if b"hooks.slack.com/" in b:
@@ -146,6 +151,7 @@ def _placeholder_like(value: str) -> bool:
     """Values that stand for a secret without being one: templates, env lookups, masks, placeholders."""
     v = value.strip()
     return (not v or v[0] in "$%{<[(*#" or v.lower() in _SKIP_VALUES or set(v) <= set("*xX.-_•●·?")
+            or "example" in v.lower()  # documentation's stand-ins: "AKIAIOSFODNN7EXAMPLE", "sk-example-123"
             or _YAML_TAG.fullmatch(v) is not None  # password: !vault | (Ansible), !Ref (CloudFormation)
             or v.startswith(("os.", "process.env", "env.", "ENV[", "getenv", "self.", "settings.", "config."))
             or (v[0] in "/~." and "/" in v[1:] and " " not in v))  # a path (PWD=/home/jane/src)
