@@ -119,7 +119,7 @@ _LIST_PAIR = re.compile(rb"[A-Z][a-z\xdf-\xff]+(?:, | and | & | \+ |/| y | und |
                         rb"[A-Z]")
 # After a list of people comes a verb or a function word; a noun makes it a list of things ("Amber and Jade beads").
 _AFTER_LIST = frozenset("""at on in to for from with are were have had will would went came said and or but who as
-over about this that the we they is was can could should also both all were came left joined""".split())  # noqa: SIM905
+over about this that the we they is was can could should also both all left joined""".split()) | _VERBS  # noqa: SIM905
 _LIST_SEP = re.compile(rf"[ \t]*(?:,[ \t]*(?:{_AND}[ \t]+)?|[ \t]+(?:{_AND}|ve)[ \t]+)|/")
 _SELF_ITEM = re.compile(r"(?:me|I|myself|moi|ich|yo|eu|io|jag|mig)\b")
 _TITLES = sorted(TITLE_WORDS | _SOFT | frozenset(_MORE_TITLES.split()), key=len, reverse=True)
@@ -184,10 +184,10 @@ _ROLE = re.compile(r"(?i:(?<![\w-])(?:mentor|advisor|adviser|supervisor|supervis
                    r"(?:[ \t]*\([^)\n]{1,60}\))?[ \t]*[:–—-]?[ \t]*(?=[A-Z]|[dip]r?\.)")  # "Mentor (Fellowship): X"
 _TAIL = re.compile(r"(?:^|(?<=\n)|[—–~]|\s-|(?<=\n)/|\bxx?\b|,)[ \t]*(?=[^\W\d_])([^\n,—–]{2,60}?)[ \t]*"
                    r"(?:\([^)\n]*\))?[^\w\n]*\Z")  # the last line's closing name, after a line start or a dash
-# A capitalised word at a sentence start (group 1); the text's first word is checked on its own, since a leading
-# character class lets the regex engine skip ahead fast (2.5x faster than lookbehinds).
 # A mail app's own last line ("Sent from my iPhone"), with nothing after it.
 _SENT_FROM = re.compile(r"(?i)(?:sent from|enviado desde|von meinem|verzonden (?:vanaf|met)|envoyé de)[^\n,—–-]*$")
+# A capitalised word at a sentence start (group 1); the text's first word is checked on its own, since a leading
+# character class lets the regex engine skip ahead fast (2.5x faster than lookbehinds).
 _SENTENCE_START = re.compile(rb"(?:[.!?;] |\n)(Aa+(?:'a)? )")
 _FIRST_WORD = re.compile(rb"Aa+(?:'a)? ")
 _LINE_TRIGGER = re.compile(rf"^[ \t]*(?:(?P<signoff>(?:{_SIGNOFF})[ \t]*[,!.]?[ \t]*(?:\n[ \t]*){{0,2}})"
@@ -208,6 +208,11 @@ _WORD_END = frozenset(" ,.;:!?\n")
 _FENCE = re.compile(r"^[ \t]*(?:```|~~~)", re.M)
 _REF_SPLIT = re.compile(r"[;,][ \t]*")
 _REF_LINE = re.compile(r"[ \t]*(?:[-*•>]|\d+[.)])?[ \t]*")
+
+
+def _without_possessive(word: str) -> str:
+    """``word`` without a final "'s" ("Yasmin's" -> "Yasmin"; "Al's" -> "Al", but "I's" stays)."""
+    return word[:-2] if word.endswith(("'s", "’s")) and len(word) > 3 else word
 
 
 def _run(text: str, pos: int) -> tuple[int, int, list[str]] | None:
@@ -235,9 +240,8 @@ def _run(text: str, pos: int) -> tuple[int, int, list[str]] | None:
                 words.append(word)
                 i = m.end() + 2
                 continue
-        possessive = word.endswith(("'s", "’s")) and len(word) > 3
-        if possessive:  # "Yasmin's wedding": the name ends here
-            word = word[:-2]
+        base = _without_possessive(word)
+        possessive, word = base != word, base  # "Yasmin's wedding": the name ends here
         if not word[0].isupper() or word in _STOP or (words and len(word) < 2):
             break
         words.append(word)
@@ -379,9 +383,7 @@ class _Finder:
         if first := _FIRST_WORD.match(view):
             starts.insert(0, first.span())
         for s, e in starts:
-            word = text[s:e - 1]  # most sentences start with no common first name: one lookup settles them
-            if word.endswith(("'s", "’s")) and len(word) > 3:
-                word = word[:-2]
+            word = _without_possessive(text[s:e - 1])  # most sentences start with no common first name: one lookup
             if not word.isalpha() or self.may_start_name(word, s + len(word)):
                 yield from self._sentence_start(s)
         for pattern, offset in ((_AFTER_WORD, 2), (_AFTER_SHORT, 0), (_AFTER_INITIAL, 2), (_AFTER_SLASH, 3)):
@@ -432,9 +434,7 @@ class _Finder:
         """A name without a context word ("I think Leonie is", "Our landlord, Vikram Malhotra"): a common
         first name, with only known surnames after it; ``verb``: a verb or "'s" must follow (sentence start)."""
         first = _TOKEN.match(self.text, c)  # most candidates are no common first name: settled by one lookup
-        word = first.group() if first else ""
-        if word.endswith(("'s", "’s")) and len(word) > 3:
-            word = word[:-2]
+        word = _without_possessive(first.group()) if first else ""
         if not self.may_start_name(word, c + len(word)):
             return
         if c and (self.text[c - 1].isalnum() or self.text[c - 1] in "_-'’"):  # "PyCon", "foo_Anna"
@@ -548,7 +548,7 @@ class _Finder:
         if not joined and not all(r[2][0] in self.names.first for r in items):
             return  # commas alone: "Noor Aksoy, Brightline, Rotterdam" is a name, a company and a city
         after = _TOKEN.match(text, items[-1][1] + 1) if text[items[-1][1]:items[-1][1] + 1] == " " else None
-        if after is not None and after.group().islower() and after.group() not in _AFTER_LIST | _VERBS:
+        if after is not None and after.group().islower() and after.group() not in _AFTER_LIST:
             return  # "Jasmine and Basmati rice"
         for _, _, words in items:
             first = words[0]
