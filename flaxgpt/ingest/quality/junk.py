@@ -10,7 +10,7 @@ from typing import ClassVar
 import numpy as np
 
 from flaxgpt.ingest.hashing import span_hashes
-from flaxgpt.ingest.quality.stats import TextStats
+from flaxgpt.ingest.quality.stats import TextStats, per_word
 
 _LOREM = re.compile(r"lorem\s+ipsum", re.IGNORECASE)
 
@@ -73,11 +73,7 @@ class Gibberish:
             return None
         b = b[: ends[-1]]  # the bytes of whole words only
         length = ends - starts
-
-        def count(mask: np.ndarray) -> np.ndarray:
-            """Bytes with ``mask`` set from each word's start to the next one's (whitespace sets no letter mask)."""
-            return np.add.reduceat(mask.view(np.uint8), starts, dtype=np.int32)
-
+        count = functools.partial(per_word, starts=starts, ends=ends)
         alpha = _ALPHA[b]
         lower = b | np.uint8(0x20)
         consonant = alpha & ~_VOWEL[b]
