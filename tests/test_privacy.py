@@ -251,3 +251,23 @@ def test_scrubber_pickles_for_worker_processes(scrubber):
     clone = pickle.loads(pickle.dumps(scrubber))
     text = f"jane@example.com {GITHUB} Bob Smith"
     assert clone.scrub(text, ("Bob Smith",)) == scrubber.scrub(text, ("Bob Smith",))
+
+
+def test_stem_search_finds_what_bytes_find_finds() -> None:
+    """The one-pass keyword search gives each stem's non-overlapping occurrences, as repeated bytes.find does,
+    for stems asked for before the text was scanned and for a stem new to the process."""
+    from flaxgpt.ingest.privacy.text import _View
+
+    def scan(lo: bytes, stem: bytes) -> list[int]:
+        found, i = [], lo.find(stem)
+        while i >= 0:
+            found.append(i)
+            i = lo.find(stem, i + len(stem))
+        return found
+
+    _View("warm up").find_all(b"aa")  # registers b"aa" for the next texts
+    text = "Aaaa PASSWORD aaa: passpass, the pass; Ünïcödé pass"
+    view = _View(text)
+    for stem in (b"aa", b"pass", b"password", b"zz-new-stem-zz", b"\xfcn"):
+        assert view.find_all(stem) == scan(text.encode("latin-1").lower(), stem), stem
+    assert _View("zz-new-stem-zz zz-new-stem-zz").find_all(b"zz-new-stem-zz") == [0, 15]

@@ -88,6 +88,10 @@ _GROUPED_KEY = re.compile(r"[A-Z0-9]{2,6}(?:-[A-Z0-9]{3,6}){3,7}")  # licence an
 # A default user with its password in words: "ssh as root with toor" (after "as ", checked by the caller).
 _AS_USER = re.compile(r"(?:admin|root|guest|administrator)[ \t]+with[ \t]+(?:password[ \t]+)?(?P<p>[^\s,;]{3,64})",
                       re.I)
+# A digit (isdigit: also '²', and '?' stands in for other scripts' digits) or a symbol of _SYMBOL_INSIDE, on
+# the Latin-1 view; a quoted value may run up to 80 characters past the window.
+_SECRET_MARK = re.compile(rb"[0-9\xb2\xb3\xb9!#$%^&*+=~?]")
+_DIGIT_MARK = re.compile(rb"[0-9\xb2\xb3\xb9?]")
 _URL = re.compile(r"https?://[^\s/]+(/\S*)")
 _CLI_PAIR = re.compile(r"[ \t]+([^\s:]{1,64}):(\S{3,64})")
 _CLI_PASSWORD = re.compile(r"(?<!\S)(?:-p(?=[^\s-])|--password[ =]|-p[ \t]+(?=\S*\d))(?P<v>\S+)")
@@ -119,6 +123,8 @@ def window_spans(v: _View, p: int, default_passwords: frozenset[str], ok_value: 
     window_end = w.end() if w else end
     if m.group(0).lower().startswith("webhook"):
         return _webhook_spans(text, end, window_end)
+    if kind == _SECRET and _SECRET_MARK.search(v.b, end, window_end + 80) is None:
+        return []  # every key or token has a digit or a symbol (``_candidate``): most "tokens" in ML prose end here
     words = list(_WORD.finditer(text, end, window_end))[:_MAX_WORDS]
     if words and words[0].group(0).lower().rstrip(_STRIP) in _KEYWORD_AS_MODIFIER:
         return []  # "password managers like X are great", "password field is required": about passwords
@@ -180,6 +186,8 @@ def before_spans(v: _View, p: int, ok_value: Callable[[str], bool]) -> list[_Spa
     m = _KEYWORD.match(text, p)
     if m is None or m.lastgroup == _LOGIN:
         return []
+    if m.lastgroup == _SECRET and _DIGIT_MARK.search(v.b, max(0, p - 140), p) is None:
+        return []  # a key has digits (``_secret_like``)
     b = _BEFORE.search(text, max(0, p - 140), p)
     if b is None or _GENERIC.intersection(b.group("mods").lower().split()):
         return []
