@@ -16,6 +16,7 @@ code blocks are left alone, and ``Scrubber`` does not run this finder on code do
 
 from __future__ import annotations
 
+import functools
 import itertools
 import re
 from collections.abc import Iterator
@@ -230,7 +231,24 @@ _REF_SPLIT = re.compile(r"[;,][ \t]*")
 _REF_LINE = re.compile(r"[ \t]*(?:[-*•>]|\d+[.)])?[ \t]*")
 
 
-_STARTS_NO_NAME, _STARTS_NAME, _STARTS_NAME_BEFORE_PARTICLE = 0, 1, 2
+_STARTS_NO_NAME, _STARTS_NAME, _STARTS_NAME_BEFORE_PARTICLE, _STARTS_NAME_UNLESS_LOWER = 0, 1, 2, 3
+
+
+def _common_first_name(names: NameSets, word: str) -> bool:
+    """A top first name that is no common word, stop word or prose word ("Priya", not "Will" or "May")."""
+    return (word in names.top_first and len(word) > 2 and not word.isupper() and word not in _COMMON_WORDS
+            and word not in _STOP and word not in _PROSE)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _word_start_kind(names: NameSets, word: str) -> int:
+    """What a sentence starting with ``word`` says of a name, as far as the word alone tells (``_start_kind``)."""
+    word = _without_possessive(word)
+    if not word.isalpha():
+        return _STARTS_NAME
+    if _common_first_name(names, word):
+        return _STARTS_NAME_UNLESS_LOWER
+    return _STARTS_NAME_BEFORE_PARTICLE if word in names.first else _STARTS_NO_NAME
 
 
 def _without_possessive(word: str) -> str:
@@ -338,10 +356,13 @@ class _Finder:
     def _start_kind(self, word: str) -> int:
         """Whether a sentence starting with ``word`` may start with a name: always (a strong first name, or not a
         plain word: "Anna," "O'Neill"), only before a particle surname (another known first name), or never."""
-        word = _without_possessive(word)
-        if not word.isalpha() or self.strong_first(word):
-            return _STARTS_NAME
-        return _STARTS_NAME_BEFORE_PARTICLE if word in self.names.first else _STARTS_NO_NAME
+        kind = _word_start_kind(self.names, word)
+        if kind == _STARTS_NAME_UNLESS_LOWER:  # strong unless used as a lower-case word in this document
+            word = _without_possessive(word)
+            if self.strong_first(word):
+                return _STARTS_NAME
+            return _STARTS_NAME_BEFORE_PARTICLE if word in self.names.first else _STARTS_NO_NAME
+        return kind
 
     def may_start_name(self, word: str, end: int) -> bool:
         """A strong first name, or a known one before a particle surname ("Jorinde van den Berg")."""
@@ -356,8 +377,7 @@ class _Finder:
         return strong
 
     def _strong_first(self, word: str) -> bool:
-        return (word in self.names.top_first and len(word) > 2 and not word.isupper() and word not in _COMMON_WORDS
-                and word not in _STOP and word not in _PROSE and not self.lower_elsewhere(word))
+        return _common_first_name(self.names, word) and not self.lower_elsewhere(word)
 
     def accept(self, kind: str, run: tuple[int, int, list[str]], closed: bool, titled: bool,
                soft: bool = False) -> bool:

@@ -88,9 +88,15 @@ _GROUPED_KEY = re.compile(r"[A-Z0-9]{2,6}(?:-[A-Z0-9]{3,6}){3,7}")  # licence an
 # A default user with its password in words: "ssh as root with toor" (after "as ", checked by the caller).
 _AS_USER = re.compile(r"(?:admin|root|guest|administrator)[ \t]+with[ \t]+(?:password[ \t]+)?(?P<p>[^\s,;]{3,64})",
                       re.I)
-# A digit (isdigit: also '²', and '?' stands in for other scripts' digits) or a symbol of _SYMBOL_INSIDE, on
-# the Latin-1 view; a quoted value may run up to 80 characters past the window.
+# A digit (isdigit: also '²', and '?' stands in for other scripts' digits and quotes) or a symbol of
+# _SYMBOL_INSIDE, on the Latin-1 view.
 _SECRET_MARK = re.compile(rb"[0-9\xb2\xb3\xb9!#$%^&*+=~?]")
+_QUOTE_MARK = re.compile(rb"[\"'\xab]")
+
+
+def _reach(b: bytes, start: int, window_end: int) -> int:
+    """Where a value read in the window [start, window_end) can end: a quoted one runs up to 80 characters on."""
+    return window_end + 80 if _QUOTE_MARK.search(b, start, window_end) else window_end
 _DIGIT_MARK = re.compile(rb"[0-9\xb2\xb3\xb9?]")
 _URL = re.compile(r"https?://[^\s/]+(/\S*)")
 _CLI_PAIR = re.compile(r"[ \t]+([^\s:]{1,64}):(\S{3,64})")
@@ -123,7 +129,7 @@ def window_spans(v: _View, p: int, default_passwords: frozenset[str], ok_value: 
     window_end = w.end() if w else end
     if m.group(0).lower().startswith("webhook"):
         return _webhook_spans(text, end, window_end)
-    if kind == _SECRET and _SECRET_MARK.search(v.b, end, window_end + 80) is None:
+    if kind == _SECRET and _SECRET_MARK.search(v.b, end, _reach(v.b, end, window_end)) is None:
         return []  # every key or token has a digit or a symbol (``_candidate``): most "tokens" in ML prose end here
     words = list(_WORD.finditer(text, end, window_end))[:_MAX_WORDS]
     if words and words[0].group(0).lower().rstrip(_STRIP) in _KEYWORD_AS_MODIFIER:

@@ -158,6 +158,8 @@ def _placeholder_like(value: str) -> bool:
 
 
 _AFTER_KEY = frozenset(b"=:\"'`]*> \t")  # what can follow a key in an assignment (bytes values)
+_BLANKS = frozenset(b" \t")
+_SEPARATOR_AFTER_BLANKS = re.compile(rb"[ \t]*[:=]")
 
 
 def _keyword_spans(v: _View) -> Iterator[_Span]:
@@ -168,6 +170,9 @@ def _keyword_spans(v: _View) -> Iterator[_Span]:
             key_start, key_end = v.word_bounds(i)
             if key_end < len(b) and b[key_end] in _AFTER_KEY and key_start not in seen:
                 seen.add(key_start)
+                if b[key_end] in _BLANKS and _SEPARATOR_AFTER_BLANKS.match(b, key_end) is None and not (
+                        b.startswith(b"--", key_start) or v.lo.startswith(b"bearer", key_start)):
+                    continue  # "the token budget": only a flag or "Bearer" takes its value after a space
                 span = _key_value(v, key_start, key_end)
                 if span is not None:
                     yield span
