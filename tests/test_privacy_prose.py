@@ -278,3 +278,31 @@ def test_prose_window_finds_values_past_qualifiers(scrubber: Scrubber, text: str
 ])
 def test_prose_window_leaves_descriptions(scrubber: Scrubber, text: str) -> None:
     assert scrubber.scrub(text, find_names=False).text == text
+
+
+@pytest.mark.parametrize(("text", "secret"), [
+    ("front door:\n0 8 2 7 5\nhold the last digit", "0 8 2 7 5"),
+    ("kapı şifresi 2468* , ama bazen", "2468"),
+    ("office door: badge reader broken so use keypad 3341*", "3341"),
+    ("the key box next to the entrance opens with 2514. Enjoy!", "2514"),
+    ("pin for the parcel locker: 481 937 — expires tomorrow 18:00", "481 937"),
+    ("Haustürcode: 7316, danach die Klingel", "7316"),
+    ("dorm door keypad 3·7·1·9 (as on the sheet)", "3·7·1·9"),
+    ("backpack TSA lock set to 517", "517"),
+])
+def test_lock_codes_stated_near_what_they_open_are_replaced(scrubber: Scrubber, text: str, secret: str) -> None:
+    out = scrubber.scrub(text).text
+    assert secret not in out and "<PASSWORD>" in out, out
+
+
+@pytest.mark.parametrize("text", [
+    "error code 1045 again, the db is down",
+    "the API returns code 200 when it works",
+    "el código postal es 28013, por si lo necesitas",
+    "The postcode is 1017 AB, right by the canal.",
+    "boarding at gate 23, seat 14C",
+    "my locker is number 12 on the left",
+    "cash box at the club: counted 212 euro on friday",
+])
+def test_numbers_near_lock_words_that_state_no_code_survive(scrubber: Scrubber, text: str) -> None:
+    assert scrubber.scrub(text).text == text

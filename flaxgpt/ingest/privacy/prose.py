@@ -26,6 +26,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
+from flaxgpt.ingest.privacy.lock_codes import lock_code_spans
 from flaxgpt.ingest.privacy.prose_window import (
     WINDOW_STEMS,
     before_spans,
@@ -208,6 +209,7 @@ def _prose_spans(v: _View) -> Iterator[_Span]:
     yield from pair_spans(v, _window_value)  # "jira: tomasor / Vx9!kLm2Pq", with no keyword at all
     yield from shaped_password_spans(v, _window_value)  # "I changed it to Blue!Otter55"
     yield from cued_password_spans(v, _window_value)  # "it's now winterjollof24"
+    yield from lock_code_spans(v)  # "front door:\n0 8 2 7 5", "kapı şifresi 2468*"
     yield from random_token_spans(v, _window_value)  # "use 7Hq2Lm9RtVz4Kp8Nb1Xc6Jd3Fs0Gw5Ye2Ua when the CLI asks"
 
 

@@ -1,0 +1,107 @@
+"""Codes that open something, stated near what they open: "front door:\\n0 8 2 7 5", "kapı şifresi 2468*",
+"keypad 3341*", "the key box next to the entrance opens with 2514", "pin for the parcel locker: 481 937".
+
+Found from the number: a keypad code's shape (3-8 digits, or digit groups joined by spaces, dashes or dots),
+then, in the same clause up to 80 characters back, a word for a lock or a code and a connector (":", "is",
+"to", "opens with", ...) or the code word right before it. A plain lock noun ("gate", "locker") needs a
+connector, so "gate 23" and "locker 12" stay; error, status and exit codes stay (their own words say so).
+"""
+
+from __future__ import annotations
+
+import re
+import string
+
+from flaxgpt.ingest.privacy.text import _Span, _View
+
+# A keypad code as written: "5829", "481 937", "6 6 0 2", "22-5-17", "3·7·1·9" (on the Latin-1 view), with an
+# optional "*" or "#" around it; not part of a longer number, word, time, date or amount (what comes before it
+# is checked in ``lock_code_spans``).
+_CODE_VALUE = re.compile(rb"(?P<v>[0-9](?:[0-9]{0,2}(?:[ \xb7.-][0-9]{1,3}){1,7}|[0-9]{2,7}))[*#]?"
+                         rb"(?![\w/:%$\x80\xa3\xa5]|[.,-][0-9])")  # one leading digit: the engine skips to digits fast
+_NOT_BEFORE = frozenset(b".,:/+*#$\xa3\x80-_" + (string.ascii_letters + string.digits).encode())
+_UNIT_AFTER = re.compile(r"[ \t]*(?:euros?|eur|usd|dollars?|pounds?|gbp|zł|zl|kr|lira|tl|€|\$|£|km|kg|mb|gb|ms|"
+                         r"min(?:utes?)?|h|hours?|am|pm|x|times|people|days?|years?|yrs|st|nd|rd|th|k)\b", re.I)
+_CLAUSE_END = re.compile(r"[.;!?](?:\s|$)|\n\s*\n")
+# Words for what a code opens, and words for the code itself (any language the language ID reports often).
+_LOCKS = frozenset("""door doors gate alarm lock locks locker lockbox keybox keysafe keypad safe padlock box shed
+mailbox suitcase entrance building freezer atm voicemail sim unlock unlocks vault garage intercom
+tür haustür tor schloss fahrradschloss tresor kluis sleutelkluis deur poort kapı kapının porta portão portal puerta
+portón cadenas coffre portail brama bramy bramę klatka klatki domofon skrytka""".split())  # noqa: SIM905
+# Words for the code: specific ones name a code that opens something; generic ones ("code", "pin") need a lock word
+# near or a 4+ digit value after a connector ("the pin is 4411", but "the API returns code 200").
+_SPECIFIC_CODE_WORDS = frozenset("""passcode pincode combination combo kombi kombination puk digicode şifre şifresi
+şifrem şifreyi""".split())  # noqa: SIM905
+_GENERIC_CODE_WORDS = frozenset("code codes pin kod kodu kodem koden código codigo codice".split())  # noqa: SIM905
+_THREE_DIGIT_LOCKS = frozenset("lock padlock suitcase schloss cadenas".split())  # noqa: SIM905  luggage locks
+# Codes that are no secret: the word before or after the code word says so ("error code 1045", "código postal").
+_NOT_SECRET = frozenset("""error status exit return http response zip postal post area country promo discount
+coupon voucher tracking reference ref gpio qr bar barcode source sample example cheat color colour iso
+postale""".split())  # noqa: SIM905
+# What may stand right before the code, after the lock or code word.
+_CONNECTORS = frozenset("""is es ist est to = : — – - → -> was are set now use with opens open unlocks unlock
+then just still actually number no""".split()) | {"it's", "it’s", "c'est", "to:"}  # noqa: SIM905
+_WORD = re.compile(r"[^\W\d_]+(?:['’-][^\W\d_]+)*|[=:→—–-]+|->")
+_MAX_WORDS = 12
+
+
+def lock_code_spans(v: _View) -> list[_Span]:
+    """PASSWORD spans of keypad codes stated right after what they open or the word for the code."""
+    if b"0" not in v.digits:  # every digit is "0" there
+        return []
+    text, out = v.text, []
+    b = v.b
+    for m in _CODE_VALUE.finditer(b):  # starts at a digit: fast to scan for (a leading lookbehind is not)
+        s, e = m.span("v")
+        p = s - 1 if s and b[s - 1] in b"*#" else s  # "*3091"
+        if p and (b[p - 1] in _NOT_BEFORE or b[p - 1] >= 0xc0):
+            continue  # part of a word, a longer number, a decimal, a time, a path or an amount
+        digits = sum(c.isdigit() for c in text[s:e])
+        if not 3 <= digits <= 8 or _UNIT_AFTER.match(text, m.end()) or text[m.end():m.end() + 1] == "%":
+            continue
+        if _stated_for_lock(text, s, digits):
+            out.append(_Span(s, e, "PASSWORD"))
+    return out
+
+
+def _stated_for_lock(text: str, s: int, digits: int) -> bool:
+    """True if the clause before ``s`` names a lock or a code and then states the code at ``s``."""
+    line_start = text.rfind("\n", 0, s) + 1
+    if not text[line_start:s].strip() and line_start > 1:  # "front door:\n0 8 2 7 5": the line before ends with ':'
+        line_start = text.rfind("\n", 0, line_start - 1) + 1
+    before = text[max(line_start, s - 80):s]
+    cut = max((m.end() for m in _CLAUSE_END.finditer(before)), default=0)
+    words = [w.lower() for w in _WORD.findall(before[cut:])][-_MAX_WORDS:]
+    k = next((k for k in range(len(words) - 1, -1, -1) if _code_word(words[k]) or _lock_word(words[k])), -1)
+    if k < 0:
+        return False
+    trigger, between = words[k], words[k + 1:]
+    if k and words[k - 1] in _NOT_SECRET or between and between[0] in _NOT_SECRET:
+        return False  # "error code 1045", "código postal es 28013"
+    specific = any(w in _SPECIFIC_CODE_WORDS or _compound_code(w) for w in words)
+    lock_near = any(_lock_word(w) for w in words)
+    if between:  # "the key box ... opens with 2514", "pin for the parcel locker: 481 937"
+        if between[-1] not in _CONNECTORS:
+            return False
+    elif not (_code_word(trigger) or trigger in ("keypad", "unlock")):
+        return False  # "gate 23", "locker 12": a lock's number, not its code
+    if trigger in _GENERIC_CODE_WORDS and not (specific or lock_near) and (digits < 4 or not between):
+        return False
+    return digits >= 4 or specific or any(w in _THREE_DIGIT_LOCKS for w in words)
+
+
+def _compound_code(word: str) -> bool:
+    """"Haustürcode", "Fahrradschloss-Kombi", "kapı şifresi": a compound whose last part names a code."""
+    return (word.endswith(("code", "kombi", "şifresi")) and word not in _GENERIC_CODE_WORDS
+            and not word.startswith(_NOT_SECRET_PREFIXES))  # "postcode", "barcode"
+
+
+_NOT_SECRET_PREFIXES = tuple(_NOT_SECRET)
+
+
+def _code_word(word: str) -> bool:
+    return word in _SPECIFIC_CODE_WORDS or word in _GENERIC_CODE_WORDS or _compound_code(word)
+
+
+def _lock_word(word: str) -> bool:
+    return word in _LOCKS or word.endswith(("schloss", "kluis", "tür", "box"))
