@@ -97,7 +97,8 @@ def test_vocab_too_large_refused(tmp_path, fake_meta, vocab):
 def test_bad_documents_refused(tmp_path, fake_meta):
     w = ShardWriter(tmp_path, "train", tokenizer_meta=fake_meta, source="x")
     for bad, match in (([1000], "out of range"), ([-1], "out of range"), ([], "empty"), ([[1, 2]], "1-D"),
-                       ([1.5], "integer")):
+                       ([1.5], "integer"), ([1, 1.5], "integer"), ([True, False], "integer"), (["1"], "integer"),
+                       ([2**63], "out of range"), ([1, 2**64], "integer")):
         with pytest.raises(ValueError, match=match):
             w.add(bad)
     with pytest.raises(ValueError, match="split"):
@@ -121,3 +122,13 @@ def test_inconsistent_or_corrupt_sets_refused(tmp_path, write_shards, fake_meta)
         list_shards(tmp_path, "train")
     with pytest.raises(FileNotFoundError, match="nowhere"):
         ShardSet(tmp_path / "nowhere", "train")
+
+
+def test_every_form_of_ids_writes_the_same_bytes(tmp_path, fake_meta):
+    # A list of ints takes add()'s fast conversion; arrays, tuples and numpy scalars take np.asarray.
+    forms = [[5, 999, 0], np.array([5, 999, 0], np.uint32), (5, 999, 0), [np.int64(5), 999, np.int16(0)],
+             [5, 999, False], np.array([5, 999, 0], np.int64)[::1]]
+    for k, ids in enumerate(forms):
+        with ShardWriter(tmp_path / str(k), "train", tokenizer_meta=fake_meta, source="x") as w:
+            w.add(ids)
+        assert (tmp_path / str(k) / "train-00000.bin").read_bytes() == np.array([5, 999, 0], "<u2").tobytes()

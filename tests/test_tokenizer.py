@@ -242,3 +242,14 @@ def test_random_text_round_trips_and_matches_batch():
         assert ids == tok.encode(text)
         assert tok.decode(ids) == text, text
         assert not set(ids) & set(tok.special_ids.values())
+
+
+@pytest.mark.parametrize("name", ["gpt2", "flaxgpt"])
+def test_encode_array_gives_the_ids_of_encode(name):
+    # ingest writes tiktoken's numpy output instead of Tokenizer.encode's list: the ids must be the same.
+    tok = get_tokenizer(name)
+    texts = ["", "Hello world", "<|endoftext|> typed in a file <|pad|><|endof", "a<|endoftext|>b\n\n<|im_start|>",
+             "naïve café 日本語 😀 \u00a0١٢", "broken \ud83d emoji", "  \n\t spaces   \r\n", "x" * 5000]
+    for text in texts:
+        ids = tok.encode_array(text)
+        assert np.asarray(ids).tolist() == tok.encode(text), text

@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import json
 import os
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import ml_collections
@@ -38,7 +40,7 @@ from flaxgpt.ingest.report import DROPPED_FILE, REPORT_JSON, REPORT_MD, IngestRe
 
 SHARDS_DIR = "shards"
 _OUTPUT_NAMES = {DOCUMENTS_FILE, DROPPED_FILE, REPORT_JSON, REPORT_MD, MIXTURE_FILE, SHARDS_DIR, SPEC_FILE}
-_TOKENIZE_CHARS = 4_000_000  # characters per tokenizer batch
+_TOKENIZE_AHEAD_CHARS = 4_000_000  # characters of documents being tokenized ahead of the shard writer
 
 
 def _tokenize(config: ml_collections.ConfigDict, tmp: Path, report: IngestReport, progress: bool) -> dict:
@@ -57,24 +59,29 @@ def _tokenize(config: ml_collections.ConfigDict, tmp: Path, report: IngestReport
         routers[name] = SplitRouter(writers[name], guarantee_both=config.val_fraction > 0,
                                     val_budget=config.max_val_share * report.s[name]["bytes_kept"])
     total = (tmp / DOCUMENTS_FILE).stat().st_size
-    threads = os.cpu_count() or 1
 
-    def flush(batch: list[dict]) -> None:
-        for rec, ids in zip(batch, tok.encode_batch([r["text"] for r in batch], num_threads=threads), strict=True):
-            split, h = split_of(rec["id"], config.val_fraction)
-            routers[rec["source"]].add(split, h, ids, size=len(rec["text"].encode()))
+    def write(rec: dict, encoded: Future) -> None:
+        size = len(rec["text"].encode())
+        split, h = split_of(rec["id"], config.val_fraction)
+        routers[rec["source"]].add(split, h, encoded.result(), size=size)
+        bar.update(size)
 
-    with tqdm(total=total, unit="B", unit_scale=True, desc="tokenize", disable=not progress) as bar:
-        batch: list[dict] = []
-        chars = 0
+    # tiktoken releases the GIL, so a pool of one thread per core encodes the next documents while this thread
+    # reads documents.jsonl and writes shards: no batch waits for its slowest document, and no core idles while
+    # the shards are written. The results are taken in document order, so the shards are the same.
+    with tqdm(total=total, unit="B", unit_scale=True, desc="tokenize", disable=not progress) as bar, \
+            ThreadPoolExecutor(os.cpu_count() or 1) as pool:
+        pending: deque[tuple[dict, Future]] = deque()
+        ahead = 0
         for rec in read_documents(tmp / DOCUMENTS_FILE):
-            batch.append(rec)
-            chars += len(rec["text"])
-            if chars >= _TOKENIZE_CHARS:
-                flush(batch)
-                bar.update(sum(len(r["text"].encode()) for r in batch))
-                batch, chars = [], 0
-        flush(batch)
+            pending.append((rec, pool.submit(tok.encode_array, rec["text"])))
+            ahead += len(rec["text"])
+            while ahead >= _TOKENIZE_AHEAD_CHARS:
+                done, encoded = pending.popleft()
+                ahead -= len(done["text"])
+                write(done, encoded)
+        for done, encoded in pending:
+            write(done, encoded)
         bar.update(bar.total - bar.n)
     for name in config.sources:
         routers[name].finish()

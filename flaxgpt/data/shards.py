@@ -24,6 +24,7 @@ tell "no documents" from "missing".
 
 from __future__ import annotations
 
+import array
 import bisect
 import json
 import os
@@ -58,6 +59,22 @@ def shard_prefix(directory: str | Path, split: str, k: int) -> Path:
 def _check_split(split: str) -> None:
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}: expected one of {SPLITS}")
+
+
+def _as_ids(doc_tokens: Sequence[int] | np.ndarray) -> np.ndarray:
+    """``np.asarray(doc_tokens)``, about 1.5x as fast for the plain list of ints a tokenizer returns.
+
+    numpy scans such a list once to find its dtype and again to convert it; ``array('q')`` converts it in
+    one C pass and refuses anything np.asarray would not make int64 of (floats, strings, nested lists, ints
+    past int64), which then goes to np.asarray so ``add`` reports it as before. A list starting with a bool
+    goes there too: np.asarray makes a bool array, not ints, of a list of bools.
+    """
+    if type(doc_tokens) is list and doc_tokens and type(doc_tokens[0]) is not bool:
+        try:
+            return np.frombuffer(array.array("q", doc_tokens), np.int64)
+        except (TypeError, OverflowError):
+            pass
+    return np.asarray(doc_tokens)
 
 
 def _fsync_write(path: Path, data: bytes) -> None:
@@ -123,7 +140,7 @@ class ShardWriter:
         its mask (one 0 or 1 per token)."""
         if self._closed:
             raise RuntimeError(f"ShardWriter for {self.directory} ({self.split}) is closed")
-        arr = np.asarray(doc_tokens)
+        arr = _as_ids(doc_tokens)
         if arr.ndim != 1 or (arr.size and not np.issubdtype(arr.dtype, np.integer)):
             raise ValueError(f"a document must be a 1-D sequence of integer ids, got shape {arr.shape} "
                              f"dtype {arr.dtype}")
@@ -142,7 +159,7 @@ class ShardWriter:
         if mask_arr is not None:
             self._mask_file.write(mask_arr.tobytes())
             self._trained_tokens += int(mask_arr.sum())
-        self._file.write(arr.astype(TOKEN_DTYPE, copy=False).tobytes())
+        self._file.write(np.ascontiguousarray(arr, TOKEN_DTYPE))  # written straight from the array's buffer
         self._num_tokens += arr.size
         self._ends.append(self._num_tokens)
 

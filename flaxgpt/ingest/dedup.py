@@ -50,12 +50,11 @@ from typing import Any
 import numpy as np
 
 from flaxgpt.ingest.hashing import (
-    BREAK,
     CHUNK,
-    PARA_SEP,
     mix64,
     ngram_hashes,
-    normalised_array,
+    normalised_paragraphs,
+    paragraph_parts,
     span_hashes,
     word_spans,
 )
@@ -151,13 +150,12 @@ _REVISION_MIN_PARAGRAPHS = 3
 _REVISION_SHARE = 2 / 3
 
 
-def _paragraph_spans(text: str) -> np.ndarray:
-    """(P, 2) raw [start, end) spans of the paragraphs: the text between separators."""
-    cuts = [0]
-    for m in PARA_SEP.finditer(text):
-        cuts.extend(m.span())
-    cuts.append(len(text))
-    return np.asarray(cuts, np.int64).reshape(-1, 2)
+def _paragraph_spans(parts: list[str]) -> np.ndarray:
+    """(P, 2) raw [start, end) spans of the paragraphs, from ``paragraph_parts``: the running sum of the parts'
+    lengths cuts the text at every paragraph's start and end."""
+    cuts = np.zeros(len(parts) + 1, np.int64)
+    np.cumsum(np.fromiter(map(len, parts), np.int64, len(parts)), out=cuts[1:])
+    return cuts.reshape(-1, 2)
 
 
 def _minhash(x: np.ndarray, rows: np.ndarray | None, n_rows: int, config: DedupConfig) -> np.ndarray:
@@ -179,18 +177,23 @@ def _minhash(x: np.ndarray, rows: np.ndarray | None, n_rows: int, config: DedupC
         h += b
         sig[present] = np.minimum.reduceat(h, starts, axis=0)
     else:
+        # A contiguous pass per function beats one (N, K) matrix for large N: three numpy calls per function
+        # on one reused buffer, and the minima written into the signature at once.
         h = np.empty_like(x)
-        for i in range(config.num_hashes):  # a contiguous pass per function beats one (N, K) matrix for large N
-            np.multiply(x, a[i], out=h)
-            h += b[i]
-            sig[present, i] = h.min() if rows is None else np.minimum.reduceat(h, starts)
+        mins = []
+        for ai, bi in zip(a, b, strict=True):
+            np.multiply(x, ai, out=h)
+            h += bi
+            mins.append(np.minimum.reduce(h) if rows is None else np.minimum.reduceat(h, starts))
+        sig[present] = np.array(mins, np.uint32).T
     return sig
 
 
 def fingerprint(text: str, kind: str | None = None, config: DedupConfig = DEFAULT_CONFIG) -> DocFingerprint:
     """Takes a document's text (and kind, which sets the paragraph threshold); returns its DocFingerprint."""
-    spans = _paragraph_spans(text.replace(BREAK, " ") if BREAK in text else text)
-    a = normalised_array(text)
+    parts = paragraph_parts(text)  # one regex pass for both the raw spans and the normalised text
+    spans = _paragraph_spans(parts)
+    a = normalised_paragraphs(parts[::2])
     breaks = np.nonzero(a == 0)[0]
     p_start = np.concatenate(([0], breaks + 1))
     p_end = np.concatenate((breaks, [len(a)]))
@@ -207,7 +210,9 @@ def fingerprint(text: str, kind: str | None = None, config: DedupConfig = DEFAUL
     n, n_words = config.ngram, len(w_start)
     sig, split = None, 0 < n_strip <= MAX_SPLIT_ROWS
     if n_words >= n:
-        x = (ngram_hashes(word_hash, n) >> np.uint64(32)).astype(np.uint32)
+        shingles = ngram_hashes(word_hash, n)
+        x = np.empty(len(shingles), np.uint32)  # the top 32 bits, shifted straight into a uint32 array
+        np.right_shift(shingles, np.uint64(32), out=x, casting="unsafe")
         if split:
             # A shingle's row: that of the paragraph holding its first word (0, or 1 + rank among strippable ones).
             para_row = np.where(strippable, np.cumsum(strippable), 0)

@@ -22,12 +22,15 @@ import regex
 # Normalisation
 
 PARA_SEP = re.compile(r"\n[^\S\n]*\n\s*|\n--[ \t]?\n\s*")  # blank line(s), or an e-mail signature separator
+_PARA_SPLIT = re.compile(f"({PARA_SEP.pattern})")  # the same, captured: split() keeps the separators
 BREAK = "\x00"  # marks a paragraph break inside normalised text (a NUL in the input is read as a space)
 _PUNCT = regex.compile(r"[\p{P}\p{S}]+")
 _MARKS = regex.compile(r"\p{Mn}+")
 _WIDE_SPACE_DIGIT = regex.compile(r"[[\s\d]--[\x00-\x7f]]+", regex.V1)  # non-ASCII whitespace and digits
 _ASCII_WS = b"\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f"  # what str.split() treats as whitespace, besides the space
-_TO_SPACE = bytes.maketrans(_ASCII_WS, b" " * len(_ASCII_WS))
+_DIGITS = b"0123456789"
+# Whitespace to a space and every digit to '0', in the same pass that deletes punctuation.
+_TO_SPACE_ZERO = bytes.maketrans(_ASCII_WS + _DIGITS, b" " * len(_ASCII_WS) + b"0" * len(_DIGITS))
 _ASCII_PUNCT = string.punctuation.encode()  # exactly the ASCII characters of Unicode categories P and S
 _SPACE, _ZERO = 32, 48
 
@@ -36,38 +39,58 @@ def _wide(m: regex.Match) -> str:
     return " " if m[0][0].isspace() else "0"
 
 
+def paragraph_parts(text: str) -> list[str]:
+    """Takes a text; returns it cut into [paragraph, separator, paragraph, ..., paragraph] (a NUL read as a space).
+
+    The parts join back to the text, so their lengths give the paragraphs' raw spans, and the paragraphs
+    (every other part) are what ``normalised_paragraphs`` takes: one regex pass serves both.
+    """
+    return _PARA_SPLIT.split(text.replace(BREAK, " ") if BREAK in text else text)
+
+
 def normalised_array(text: str) -> np.ndarray:
     """Takes a text; returns the UTF-8 bytes of its normalised form: words joined by one space, paragraphs by
-    one NUL, digit runs '0'.
+    one NUL, digit runs '0'."""
+    return normalised_paragraphs(paragraph_parts(text)[::2])
+
+
+def normalised_paragraphs(paragraphs: list[str]) -> np.ndarray:
+    """``normalised_array`` of the text made of ``paragraphs`` (as ``paragraph_parts`` cuts them).
 
     Pure-ASCII text takes a bytes fast path (translate); other text goes through the regexes first.
     """
-    t = PARA_SEP.sub(BREAK, text.replace(BREAK, " ") if BREAK in text else text).lower()
+    t = BREAK.join(paragraphs).lower()
     if not t.isascii():
         t = _PUNCT.sub("", t)
         if not t.isascii():
             t = _MARKS.sub("", unicodedata.normalize("NFD", t))
             t = _WIDE_SPACE_DIGIT.sub(_wide, t)
     # "replace": a lone surrogate (a broken emoji in a JSON export) becomes '?', which is then removed.
-    a = np.frombuffer(t.encode("utf-8", "replace").translate(_TO_SPACE, _ASCII_PUNCT), np.uint8)
-    if not len(a):
-        return a
-    digit = (a >= _ZERO) & (a <= _ZERO + 9)
-    a = np.where(digit, np.uint8(_ZERO), a)
+    # bytearray: the result is writable, like any array the caller makes.
+    a = np.frombuffer(bytearray(t.encode("utf-8", "replace").translate(_TO_SPACE_ZERO, _ASCII_PUNCT)), np.uint8)
+    return _squeeze(a) if len(a) else a
+
+
+def _squeeze(a: np.ndarray) -> np.ndarray:
+    """Drops the spaces that are not alone between two word bytes, and every '0' right after another.
+
+    Whole-array comparisons, no scan for the next non-space byte: runs of spaces are cut to their first space
+    (only if there are any), then a lone space's two neighbours decide. Most texts have a few bytes to drop,
+    or none, and a boolean mask that is nearly all True is cheap to apply.
+    """
     space = a == _SPACE
-    word = ~space & (a != 0)
-    # Keep a space only between two word bytes: the first of its run, not at a paragraph edge or the text's ends.
-    n = len(a)
-    nxt = np.where(space, n, np.arange(n))
-    nxt = np.minimum.accumulate(nxt[::-1])[::-1]  # index of the next non-space byte (n if none)
-    word_ext = np.zeros(n + 1, bool)
-    word_ext[:n] = word
-    keep = word_ext[nxt]  # a space is kept if the next non-space byte is a word byte...
-    keep[1:] &= word[:-1]  # ...and the byte before it is one too
-    keep[0] = False
-    keep |= ~space
-    keep[1:] &= ~(digit[1:] & digit[:-1])  # one '0' per digit run
-    return a[keep]
+    repeat = space[1:] & space[:-1]
+    if repeat.any():
+        keep = np.ones(len(a), bool)
+        np.logical_not(repeat, out=keep[1:])
+        a, space = a[keep], space[keep]
+    # Spaces now stand alone: one stays only between two word bytes, not at a paragraph edge or the text's ends.
+    drop = space.copy()
+    nul = a == 0
+    drop[1:-1] &= nul[:-2] | nul[2:]
+    zero = a == _ZERO
+    drop[1:] |= zero[1:] & zero[:-1]  # one '0' per digit run (dropping spaces never brings two digits together)
+    return a[~drop] if drop.any() else a
 
 
 def normalize(text: str) -> str:
@@ -113,11 +136,18 @@ def mix64(x: np.ndarray) -> np.ndarray:
 
 def _hash_chunk(chunk: np.ndarray, s: np.ndarray, e: np.ndarray) -> np.ndarray:
     """Hashes of the spans [s, e) of one chunk of at most the powers table's length (or any length for one span)."""
-    pw, inv = _powers(len(chunk))
-    prefix = np.zeros(len(chunk) + 1, np.uint64)
-    np.cumsum(chunk * pw[:len(chunk)], out=prefix[1:])
-    h = (prefix[e] - prefix[s]) * inv[s]
-    h ^= (e - s).astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)  # mix in the length too
+    n = len(chunk)
+    pw, inv = _powers(n)
+    prefix = np.empty(n + 1, np.uint64)  # prefix[i]: the sum of chunk[k] * BASE**k for k < i
+    prefix[0] = 0
+    np.multiply(chunk, pw[:n], out=prefix[1:])
+    np.cumsum(prefix[1:], out=prefix[1:])
+    h = prefix[e]
+    h -= prefix[s]
+    h *= inv[s]  # shifts each span's sum to start at BASE**0, so equal bytes hash alike wherever they sit
+    length = np.subtract(e, s, dtype=np.uint64, casting="unsafe")  # wraps like (e - s).astype(np.uint64)
+    length *= np.uint64(0x9E3779B97F4A7C15)
+    h ^= length  # mix in the length too
     return mix64(h)
 
 
@@ -147,10 +177,21 @@ def span_hashes(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.nda
 
 def word_spans(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """[start, end) byte offsets of the words of a normalised array (bytes other than space and NUL)."""
-    sep = np.ones(len(a) + 2, np.int8)
-    sep[1:-1] = (a == _SPACE) | (a == 0)
-    edges = np.diff(sep)
-    return np.nonzero(edges == -1)[0], np.nonzero(edges == 1)[0]
+    sep = a == _SPACE
+    sep |= a == 0
+    # A word runs from just after a separator (or the start) to the next separator (or the end). One index
+    # of the separators gives both ends; the empty spans between two adjacent separators are dropped.
+    cut = np.flatnonzero(sep)
+    starts = np.empty(len(cut) + 1, np.int64)
+    starts[0] = 0
+    np.add(cut, 1, out=starts[1:])
+    ends = np.empty(len(cut) + 1, np.int64)
+    ends[:-1] = cut
+    ends[-1] = len(a)
+    word = ends > starts
+    if word.all():  # the usual case: no empty paragraph, no separator at either end
+        return starts, ends
+    return starts[word], ends[word]
 
 
 _NGRAM_MULT = np.random.default_rng(0x5EED).integers(0, 2**64, size=64, dtype=np.uint64) | np.uint64(1)
