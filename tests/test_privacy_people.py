@@ -208,3 +208,26 @@ def test_audit_reads_every_file_and_names_file_and_field(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert f"in {out / 'documents.jsonl'} line 1 (id mail/a) [exact] field metadata.to[0]" in printed
     assert f"in {out / 'report.md'} [fuzzy]" in printed
+
+
+@pytest.mark.parametrize("text, gone, kept", [
+    ("me and andrzej went bouldering", ["andrzej"], ["me and", "bouldering"]),
+    ("me & mads on call this week", ["mads"], ["on call"]),
+    ("Saskia & I finally shipped the onboarding", ["Saskia"], ["finally shipped"]),
+    ("Selin ve Onur ile kahve içtik", ["Selin", "Onur"], ["kahve"]),
+    ("Road trip with Babs and Kwesi next month", ["Babs", "Kwesi"], ["Road trip"]),
+])
+def test_names_listed_with_the_writer_or_a_found_name_are_replaced(scrubber, text, gone, kept):
+    out = scrubber.scrub(text).text
+    assert not [g for g in gone if g in out] and all(k in out for k in kept), out
+
+
+@pytest.mark.parametrize("text", [
+    "call me, maybe tomorrow",
+    "Bonjour Claire, merci pour ton message !",
+    "me and the team shipped it",
+    "salt and I do not get along",
+])
+def test_lists_with_the_writer_keep_words_that_are_no_names(scrubber, text):
+    out = scrubber.scrub(text).text
+    assert out.count("<NAME>") <= text.count("Claire"), out

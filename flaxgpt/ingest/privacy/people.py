@@ -125,6 +125,10 @@ _AFTER_LIST = frozenset("""at on in to for from with are were have had will woul
 over about this that the we they is was can could should also both all left joined""".split()) | _VERBS  # noqa: SIM905
 _LIST_SEP = re.compile(rf"[ \t]*(?:,[ \t]*(?:{_AND}[ \t]+)?|[ \t]+(?:{_AND}|ve)[ \t]+)|/")
 _SELF_ITEM = re.compile(r"(?:me|I|myself|moi|ich|yo|eu|io|jag|mig)\b")
+# The writer first in a list of people ("me and andrzej", "me & mads", "w/ sunny and jun ho"), or last ("Saskia
+# & I"): found by substring on the lower-cased text.
+_SELF_JOINS = (b"me and ", b"me & ", b"me + ", b"me, ", b"w/ ")
+_JOINS_SELF = (b" & i ", b" and i ", b" + i ")
 _TITLES = sorted(TITLE_WORDS | _SOFT | frozenset(_MORE_TITLES.split()), key=len, reverse=True)
 
 
@@ -423,6 +427,7 @@ class _Finder:
                            if (m := _ROLE.search(text, max(0, i - 8), i + 40)) is not None}):
             yield from self._role(pos)
         yield from self._tail()
+        yield from self._with_self()
         for pos in sorted({m.start() for m in _LIST_PAIR.finditer(self.view)}):
             yield from self._people_list(pos)
         seen: set[int] = set()
@@ -615,6 +620,37 @@ class _Finder:
             if not any(w in self.owner_parts for w in words):
                 yield s, e, " ".join(words)
 
+    def _with_self(self) -> Iterator[tuple[int, int, str]]:
+        """Names joined to the writer in a list, in any case: "me and andrzej", "me, rose and bill", "w/ lisa &
+        jakub", "Saskia & I": each a common first name of the name sets that is no common or prose word."""
+        text = self.text
+        for stem in _SELF_JOINS:
+            for i in self.find_all(stem):
+                if i and (text[i - 1].isalnum() or text[i - 1] in "_-"):
+                    continue  # "theme and", "some/ path"
+                pos, comma = i + len(stem), stem.endswith(b", ")
+                while (m := _TOKEN.match(text, pos)) is not None and self._listed_name(m.group()):
+                    sep = _LIST_SEP.match(text, m.end())
+                    if comma and (sep is None or not sep.group().strip(" \t,")):
+                        break  # "call me, maria": a list needs its "and" ("me, rose and bill")
+                    yield m.start(), m.end(), m.group()
+                    if sep is None:
+                        break
+                    pos, comma = sep.end(), False
+        for stem in _JOINS_SELF:
+            for i in self.find_all(stem):
+                start = text.rfind(" ", 0, i) + 1 if i else 0
+                word = text[start:i]
+                if start and text[start - 1] not in " \n\t(" or not self._listed_name(word):
+                    continue
+                yield start, i, word
+
+    def _listed_name(self, word: str) -> bool:
+        """A common first name in any case ("andrzej", "Saskia"), 3+ letters, not a common, stop or prose word."""
+        name = word.capitalize() if word.islower() else word
+        return (len(word) >= 3 and word.isalpha() and name in self.names.top_first and name not in _COMMON_WORDS
+                and name not in _STOP and name not in _PROSE and name not in self.owner_parts)
+
     def _lower_name(self, pos: int) -> Iterator[tuple[int, int, str]]:
         """A common first name written in lower case after a greeting or a sign-off dash ("hi priya —",
         "-- lwazi"), when a comma, dash, colon, "!" or the line's end follows it."""
@@ -694,6 +730,33 @@ def _fenced(text: str) -> list[tuple[int, int]]:
     return [(marks[i], marks[i + 1]) for i in range(0, len(marks) - 1, 2)]
 
 
+# A list item right before or after a name found: "Selin ve <Onur>", "a Bia e o <Caio>", "with <Hamza> and Dong-hyun".
+_ARTICLE = r"(?:(?:o|a|el|la|le|de|der|die)[ \t]+)?"
+_JOIN = r"(?:[ \t]*[&+][ \t]*|[ \t]+(?:and|und|et|e|en|i|y|og|och|ve)[ \t]+)"  # no comma: "Hi Claire, merci"
+_NEIGHBOUR_BEFORE = re.compile(rf"(?:^|(?<=[\s(]))(?P<w>[^\W\d_]+(?:-[^\W\d_]+)?){_JOIN}{_ARTICLE}\Z")
+_NEIGHBOUR_AFTER = re.compile(rf"{_JOIN}{_ARTICLE}(?P<w>[^\W\d_]+(?:-[^\W\d_]+)?)(?![\w'’@-])")
+
+
+def _list_neighbours(text: str, found: list[tuple[int, int, str]], names: NameSets,
+                     owner_parts: frozenset[str]) -> list[tuple[int, int, str]]:
+    """Names listed with a name already found (one step each way, joined by "and", "&", "ve", "i", ...): a
+    capitalised known first name that is no common, stop or prose word."""
+    spans = {(s, e) for s, e, _ in found}
+    out = []
+    for s, e, _ in found:
+        for m in (_NEIGHBOUR_BEFORE.search(text, max(0, s - 40), s), _NEIGHBOUR_AFTER.match(text, e)):
+            if m is None or m.span("w") in spans:
+                continue
+            word = m.group("w")
+            first = word.split("-")[0]
+            if (len(first) >= 2 and first[0].isupper() and first in names.first and first not in _COMMON_WORDS
+                    and first not in _STOP and first not in _PROSE and first not in owner_parts
+                    and not word.isupper()):
+                spans.add(m.span("w"))
+                out.append((*m.span("w"), word))
+    return out
+
+
 def context_name_spans(view: _View, owner: Owner, names: NameSets) -> Iterator[_Span]:
     """``<NAME>`` spans for other people named in context in ``view.text``, and every other occurrence of
     those names in it (the owner's names and handles are never returned)."""
@@ -703,6 +766,7 @@ def context_name_spans(view: _View, owner: Owner, names: NameSets) -> Iterator[_
     found = list(_Finder(view, names, owner_parts, owner_handles).spans())
     if not found:
         return
+    found += _list_neighbours(text, found, names, owner_parts)
     fences = _fenced(text) if "```" in text or "~~~" in text else []
     people = []
     for s, e, name in found:
