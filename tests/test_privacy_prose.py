@@ -306,3 +306,23 @@ def test_lock_codes_stated_near_what_they_open_are_replaced(scrubber: Scrubber, 
 ])
 def test_numbers_near_lock_words_that_state_no_code_survive(scrubber: Scrubber, text: str) -> None:
     assert scrubber.scrub(text).text == text
+
+
+@pytest.mark.parametrize(("text", "secret"), [
+    ("mailgun key-9404cd7a094a4c2b9b135d0044c3a2b3 (eu region)", "key-9404cd7a094a4c2b9b135d0044c3a2b3"),
+    ("twilio SID AC7ac9bf18dec0fc201e43fd7be567202f", "AC7ac9bf18dec0fc201e43fd7be567202f"),
+    ("posts to https://hooks.zapier.com/hooks/catch/15697076/g026qm/", "15697076/g026qm"),
+    ("license: 6F96-9Z3S-XQOT-QES7 (the text editor)", "6F96-9Z3S-XQOT-QES7"),
+    ("Hasło do konta Spotify: Kisiel_Truskawka_7, nie zmieniajcie!", "Kisiel_Truskawka_7"),
+    ("pw for the wedding photo album (google photos shared link) is Elopement_0612", "Elopement_0612"),
+])
+def test_provider_keys_and_keywords_of_round_six(scrubber: Scrubber, text: str, secret: str) -> None:
+    assert secret not in scrubber.scrub(text).text
+
+
+@pytest.mark.parametrize("text", [
+    "Licensed under the Apache License, Version 2.0 (the License)",
+    "license: MIT, see LICENSE for details",
+])
+def test_licence_words_without_a_key_survive(scrubber: Scrubber, text: str) -> None:
+    assert scrubber.scrub(text).text == text

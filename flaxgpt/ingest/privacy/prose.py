@@ -45,9 +45,11 @@ from flaxgpt.ingest.privacy.text import _high_entropy, _Span, _View
 # without " the " (found within a line or two of English, so English text pays one short scan for them, and
 # a Dutch password in an English document needs a keyword like "password"), and those with a non-ASCII
 # letter only in text that has one.
-_STEMS = (b"pass", b"pw", b"pin", b"code", b"key", b"token", b"secret", b"wifi", b"log", b"cred")
-_FOREIGN_STEMS = (b"kennw", b"wachtw", b"senha", b"clave", b"sleutel", b"zugang", b"identifiant", b"jeton", b"inlog")
-_NON_ASCII_STEMS = (b"contrase", b"l\xf6senord", b"schl\xfc", b"cl\xe9", b"c\xf3dig")
+_STEMS = (b"pass", b"pw", b"pin", b"code", b"key", b"token", b"secret", b"wifi", b"log", b"cred", b"licen")
+_FOREIGN_STEMS = (b"kennw", b"wachtw", b"senha", b"clave", b"sleutel", b"zugang", b"identifiant", b"jeton", b"inlog",
+                  b"haslo", b"lizenz", b"klucz")
+# Letters outside Latin-1 are 'ÿ' (\xff) in the view: "hasło", "şifre".
+_NON_ASCII_STEMS = (b"contrase", b"l\xf6senord", b"schl\xfc", b"cl\xe9", b"c\xf3dig", b"has\xffo", b"\xffifre")
 _LOGIN_STEMS = frozenset({b"pass", b"log", b"cred", b"wifi", b"zugang", b"identifiant", b"inlog"})
 _COMPOUND_STEMS = frozenset({b"pass", b"pw", b"key", b"code", b"kennw", b"wachtw", b"schloss",
                              b"lock", b"kod"})  # apikey, Routerpasswort, Portkoden

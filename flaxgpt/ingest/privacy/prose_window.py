@@ -41,7 +41,7 @@ _KEYWORD = re.compile(
     r"(?:(?P<pw>p(?:a|\*)?s?s(?:w(?:o?r?d|ord|rod|ort|d)|wd|word|code|phrase)|pass|pwd?|passwd|kennwort|wachtwoord"
     r"|mot[ ]de[ ]passe|mdp|contrase[ñn]a|clave|senha|unlock[ ]phrase|pass[ ]?phrase"
     r"|(?:(?<=unlock[ ])|(?<=recovery[ ])|(?<=seed[ ]))phrase"
-    r"|parola[ ]d['’]ordine)"
+    r"|parola[ ]d['’]ordine|has[łl]o|şifre(?:si|m|niz)?)"
     r"|(?P<pin>pin(?:[ -]?code)?|puk|keypad|safe|(?:(?:bike|locker|parental|door|gate|pad)[ -]?)?lock(?:box)?"
     r"|(?:(?:door|alarm|lock|lockbox|key|safe|gate|keypad|garage|locker|bike|entry|building|garagentor|t[üu]r)"
     r"[ -]?)?(?:code|combo|combination)|(?:zugangs|garagen|tresor|alarm|haus|tor|schlie[ßs]fach|keller)code"
@@ -49,14 +49,14 @@ _KEYWORD = re.compile(
     r"|digicode|(?:pin|port|dörr|tür)[ -]?kod(?:en)?|kod|koden|koodi|alarm(?=[ \t]*:)"
     r"|c[óo]digo|codice|(?:zahlen|fahrrad|vorhänge)?schloss)"
     r"|(?P<secret>api[ _-]?keys?|apikeys?|keys?|tokens?|secrets?|cookie|bearer|webhook(?:[ ]url)?|jeton|sleutel|chave"
-    r"|schl[üu]ssel|cl[ée])"
+    r"|schl[üu]ssel|cl[ée]|licen[cs]e(?:[ ]keys?)?|lizenz(?:schl[üu]ssel)?|klucz(?:a|em)?)"
     r"|(?P<login>log(?:in|on|ged[ ]in|[ ]in(?:to)?)|sign(?:ed)?[ ]in|auth|creds?|credentials|zugangsdaten"
     r"|inlog(?:gen)?|admin|-u))"
     r"(?![\w-])", re.I)
 # Where the window ends: a sentence end, a line break, a semicolon.
 # "!!" or "?" before a lower-case word goes on: chat rarely ends a sentence that way.
 _WINDOW = re.compile(r"(?:[^\n.;!?]|[.!?]+(?=\S|[ \t]+[a-z0-9]))*")
-_MAX_WORDS = 10
+_MAX_WORDS = 14
 # Nouns after which the keyword is a modifier, not the secret ("password managers", "token limit").
 _KEYWORD_AS_MODIFIER = frozenset("""managers manager policy policies requirements rules field fields strength length
 hashes hash hashing limit limits budget count counts usage rotation expiry""".split())  # noqa: SIM905

@@ -30,10 +30,20 @@ _PROVIDER = re.compile(rb"""(?<![A-Za-z0-9])(?:
     | SG\.[A-Za-z0-9_-]{16,32}\.[A-Za-z0-9_-]{16,64}
     | AIza[A-Za-z0-9_-]{35}
     | eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*
-    ))""", re.X)
-_LOWER_PREFIXES = frozenset({b"gh", b"gi", b"sk", b"xo", b"rk", b"gl", b"py"})
+    | hf_[A-Za-z0-9]{30,}
+    | npm_[A-Za-z0-9]{36}
+    | key-[0-9a-f]{32}(?![0-9a-f])
+    | (?:AC|SK)[0-9a-f]{32}(?![0-9a-f])
+    | shp(?:at|ca|pa|ss)_[a-fA-F0-9]{32}
+    | dop_v1_[a-f0-9]{64}
+    | lin_api_[A-Za-z0-9]{40}
+    ))""", re.X)  # gitleaks' and GitHub secret scanning's formats: Hugging Face, npm, Mailgun, Twilio, Shopify...
+_LOWER_PREFIXES = frozenset({b"gh", b"gi", b"sk", b"xo", b"rk", b"gl", b"py", b"hf", b"np", b"ke", b"sh", b"do",
+                             b"li"})
 _MIN_RUN = b"w" * 16  # every provider token starts with (or, after "SG.", is) a run of 16+ word characters
-_SLACK_HOOK = re.compile(rb"hooks\.slack\.com/(?:services|workflows|triggers)/([A-Za-z0-9/_-]{8,})")
+_FCM_KEY = re.compile(rb"(?<![A-Za-z0-9])AAAA[A-Za-z0-9_-]{7}:APA91[A-Za-z0-9_-]{100,}")
+_HOOK_URL = re.compile(rb"hooks\.slack\.com/(?:services|workflows|triggers)/([A-Za-z0-9/_-]{8,})"
+                       rb"|hooks\.zapier\.com/hooks/catch/([0-9]+/[A-Za-z0-9]+)")
 _AWS_SECRET = re.compile(rb"(?<![A-Za-z0-9/+])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])")
 _URL_USERINFO = re.compile(rb"://([^\s/?#@:\"'<>]{1,256}):([^\s/?#@\"'<>]{1,256})@")
 
@@ -62,9 +72,13 @@ def _provider_spans(v: _View) -> Iterator[_Span]:
         if m is not None:
             end = max(end, m.end())
         i = w.find(_MIN_RUN, end)
-    if b"hooks.slack.com/" in b:
-        for m in _SLACK_HOOK.finditer(b):
-            yield _Span(m.start(1), m.end(1), "TOKEN")
+    if b":APA91" in b:  # Firebase Cloud Messaging's legacy server key ("AAAA...:APA91b..."): a colon inside
+        for m in _FCM_KEY.finditer(b):
+            yield _Span(m.start(), m.end(), "TOKEN")
+    if b"hooks.slack.com/" in b or b"hooks.zapier.com/" in b:
+        for m in _HOOK_URL.finditer(b):
+            group = 1 if m.group(1) else 2  # the secret path: Slack's or Zapier's
+            yield _Span(m.start(group), m.end(group), "TOKEN")
     yield from _aws_secret_spans(v)
 
 
