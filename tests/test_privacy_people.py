@@ -231,3 +231,13 @@ def test_names_listed_with_the_writer_or_a_found_name_are_replaced(scrubber, tex
 def test_lists_with_the_writer_keep_words_that_are_no_names(scrubber, text):
     out = scrubber.scrub(text).text
     assert out.count("<NAME>") <= text.count("Claire"), out
+
+
+@pytest.mark.parametrize("text, gone", [
+    ("Doktor Nyström ringer tillbaka i eftermiddag", "Nyström"),
+    ("Madame Nkemelu teaches the French class now", "Nkemelu"),
+    ("heyy kuba!! u still coming climbing tonight?", "kuba"),
+    ("yo sipho, ready for the deploy?", "sipho"),
+])
+def test_more_titles_and_chat_greetings(scrubber, text, gone):
+    assert gone not in scrubber.scrub(text).text

@@ -91,7 +91,8 @@ Mercedes Beatrice Dallas Houston Phoenix Denver Aurora Raleigh Camden Chester Pr
 _SOFT_TITLES = """Aunt Auntie Uncle Grandma Grandpa Granny Nana Oma Opa Tante Onkel Tía Tío Tia Tio Coach Pastor
 Officer Nurse Sister Brother Cousin Sr"""
 _SOFT = frozenset(_SOFT_TITLES.split())
-_MORE_TITLES = "Mevrouw Meneer Dra Dr Sgt Sergeant Rev Revd Capt Cpt Insp Det Lt Cmdr Rabbi Imam Sensei Judge"
+_MORE_TITLES = ("Mevrouw Meneer Dra Dr Sgt Sergeant Rev Revd Capt Cpt Insp Det Lt Cmdr Rabbi Imam Sensei Judge Doktor "
+                "Madame Mademoiselle Dean Pani Signora Signore Dona")
 # Relations before a name ("my sister Yasmin", "our landlord, Vikram Malhotra").
 _RELATIONS = """sister brother mum mom dad mother father son daughter wife husband partner boyfriend girlfriend fiancé
 fiancée cousin niece nephew aunt uncle grandma grandpa granny grandmother grandfather friend mate colleague coworker
@@ -217,7 +218,7 @@ _SENTENCE_START = re.compile(rb"(?:[.!?;] |\n)([%s][%s]++(?:'[%s])?) " % (_UPPER
 _FIRST_WORD = re.compile(rb"([%s][%s]++(?:'[%s])?) " % (_UPPER, _LOWER, _LOWER))
 _LINE_TRIGGER = re.compile(rf"^[ \t]*(?:(?P<signoff>(?:{_SIGNOFF})[ \t]*[,!.]?[ \t]*(?:\n[ \t]*){{0,2}})"
                            rf"|(?P<refs>[#*>-]*[ \t]*(?i:{_REFS})\b[ \t*:]*\n?)"
-                           r"|(?P<greet>(?i:hi|hey|hello|hiya|heya|morning|dear)[ \t,]+(?=[a-z])))", re.M)
+                           r"|(?P<greet>(?i:hi|he+y+|hello|hiya|heya|morning|dear|yo)[ \t,]+(?=[a-z])))", re.M)
 _MENTION = re.compile(r"(?<![^\s(\[{\"'“‘,;:!?])@(?=\w)")  # at the start or after a space or opening mark
 # Candidates are found on a view where every lower-case letter (and ',') is 'a' and every capital 'A': a
 # capitalised word after a lower-case word ("with Priya", "Hi, Tomasz") or after a short capitalised word
