@@ -241,3 +241,11 @@ def test_lists_with_the_writer_keep_words_that_are_no_names(scrubber, text):
 ])
 def test_more_titles_and_chat_greetings(scrubber, text, gone):
     assert gone not in scrubber.scrub(text).text
+
+
+@pytest.mark.parametrize("text, gone", [
+    ("Yours sincerely,\nChukwuemeka Nwosu (Emeka)", "Emeka"),
+    ("Reports to: Sven Eriksson (Head of Platform)", "Eriksson"),
+])
+def test_nicknames_after_a_name_and_reports_to(scrubber, text, gone):
+    assert gone not in scrubber.scrub(text).text

@@ -194,14 +194,15 @@ _SIGNOFF = (r"Best(?: regards| wishes)?|Regards|Kind regards|Warm regards|Many t
             r"--|—|–")
 _REFS = (r"References?|Referees?(?:[ \t]+\d+)?|Referenzen|Referenties|Références|Referencias|Referenze|Referências|"
          r"(?:Co-authored|Signed-off|Reviewed|Reported|Suggested|Acked|Tested)-by")
-_ROLE_STEMS = (b"mentor", b"advis", b"supervis", b"manager", b"reported to", b"reporting to", b"worked under",
+_ROLE_STEMS = (b"mentor", b"advis", b"supervis", b"manager", b"reported to", b"reports to", b"reporting to",
+               b"worked under",
                b"working under", b"referee", b"contact person", b"promotor", b"betreuer", b"doktor", b"team lead",
                b"tutor", b"relatore", b"directeur de th", b"director de tesis", b"orientador")
 _INLINE_REFS = re.compile(rf"(?:(?<=[.;] )|(?<= - )|(?<= – ))(?i:{_REFS}):[ \t]*")
 # A person's role on a CV or in a thesis, then their name: "Internship mentor: Hiroshi Sato", "Worked under Sarah
 # O'Donnell", "Reported to Dr. Amara Obi (CTO)", "Betreuer: Prof. Jan Smit".
 _ROLE = re.compile(r"(?i:(?<![\w-])(?:mentor|advisor|adviser|supervisor|supervised[ ]by|(?:line[ ])?manager"
-                   r"|reported[ ]to"
+                   r"|reported[ ]to|reports[ ]to"
                    r"|reporting[ ]to|worked[ ]under|working[ ]under|referee|contact[ ]person|(?:co-)?promotor"
                    r"|betreuer(?:in)?|doktorvater|doktormutter|team[ ]lead|tutor|relatore|directeur[ ]de[ ]thèse"
                    r"|director[ ]de[ ]tesis|orientador(?:a)?)s?)"
@@ -735,7 +736,8 @@ def _fenced(text: str) -> list[tuple[int, int]]:
 _ARTICLE = r"(?:(?:o|a|el|la|le|de|der|die)[ \t]+)?"
 _JOIN = r"(?:[ \t]*[&+][ \t]*|[ \t]+(?:and|und|et|e|en|i|y|og|och|ve)[ \t]+)"  # no comma: "Hi Claire, merci"
 _NEIGHBOUR_BEFORE = re.compile(rf"(?:^|(?<=[\s(]))(?P<w>[^\W\d_]+(?:-[^\W\d_]+)?){_JOIN}{_ARTICLE}\Z")
-_NEIGHBOUR_AFTER = re.compile(rf"{_JOIN}{_ARTICLE}(?P<w>[^\W\d_]+(?:-[^\W\d_]+)?)(?![\w'’@-])")
+_NEIGHBOUR_AFTER = re.compile(rf"{_JOIN}{_ARTICLE}(?P<w>[^\W\d_]+(?:-[^\W\d_]+)?)(?![\w'’@-])"
+                              rf"|[ \t]+\((?P<nick>[^\W\d_]+)\)")  # a nickname: "Chukwuemeka Nwosu (Emeka)"
 
 
 def _list_neighbours(text: str, found: list[tuple[int, int, str]], names: NameSets,
@@ -746,15 +748,16 @@ def _list_neighbours(text: str, found: list[tuple[int, int, str]], names: NameSe
     out = []
     for s, e, _ in found:
         for m in (_NEIGHBOUR_BEFORE.search(text, max(0, s - 40), s), _NEIGHBOUR_AFTER.match(text, e)):
-            if m is None or m.span("w") in spans:
+            group = "nick" if m is not None and m.groupdict().get("nick") else "w"
+            if m is None or m.span(group) in spans:
                 continue
-            word = m.group("w")
+            word = m.group(group)
             first = word.split("-")[0]
             if (len(first) >= 2 and first[0].isupper() and first in names.first and first not in _COMMON_WORDS
                     and first not in _STOP and first not in _PROSE and first not in owner_parts
                     and not word.isupper()):
-                spans.add(m.span("w"))
-                out.append((*m.span("w"), word))
+                spans.add(m.span(group))
+                out.append((*m.span(group), word))
     return out
 
 
