@@ -40,7 +40,8 @@ _GROUPS = re.compile(r"\d+")
 _NANP = re.compile(r"(?:\+?1[ .-]?)?(?:\(\d{3}\) ?|\d{3}[ .-])\d{3}[ .-]\d{4}")
 _PHONE_WORD = re.compile(rb"(?<![a-z])(?:tel|phone|mobile|mobiel|cell|fax|call|whatsapp|sms|telefoon|telefon|handy"
                          rb"|gsm)\b")
-_VERSION_WORD = re.compile(rb"(?<![a-z])(?:v|ver\.?|version|release|build)\s?\Z")
+# Words before a dotted number that make it a version or a section, not an address ("section 4.4.7.1").
+_VERSION_WORD = re.compile(rb"(?<![a-z])(?:v|ver\.?|version|release|build|section|sect\.|chapter|clause|\xa7)\s?\Z")
 _CARD_PREFIX = re.compile(r"4|5[1-5]|2[2-7]|3[0-9]|6[0-9]|50")
 _DATE = re.compile(r"\d{4}([-/.])\d{1,2}\1\d{1,2}|\d{1,2}([-/.])\d{1,2}\2\d{2,4}")
 _IBAN_HEAD = re.compile(rb"[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]{4})+ \Z")  # digits that continue an IBAN-like string

@@ -268,11 +268,17 @@ def _code_like(value: str) -> bool:
             or not any(c.isalnum() for c in value))
 
 
+# An SSH public key's base64 blob starts with its length-prefixed type: ssh-rsa, ssh-ed25519, ecdsa-sha2-...
+_SSH_PUBLIC_KEY = ("AAAAB3NzaC1yc2E", "AAAAC3NzaC1lZDI1NTE5", "AAAAE2VjZHNhLXNoYTIt", "AAAAB3NzaC1kc3M")
+
+
 def _window_value(value: str) -> bool:
     """A word ``prose_window`` may take as a value: not code, a placeholder, a manager's name or a predicate;
     an identifier or dotted name only when it looks random ("s7aging_pg_Pass", "MTA0ODI3.Gx7pQz.k9LmN2vR4")."""
     if not value or value.lower() in _PREDICATES or value.lower() in _MANAGERS or _placeholder_like(value):
         return False
+    if value.startswith(_SSH_PUBLIC_KEY):
+        return False  # an SSH public key's blob, shared on purpose
     if not _code_like(value):
         return True
     mixed = any(c.isdigit() for c in value) and any(c.isupper() for c in value) and any(c.islower() for c in value)

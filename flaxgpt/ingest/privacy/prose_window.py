@@ -58,8 +58,11 @@ _KEYWORD = re.compile(
 _WINDOW = re.compile(r"(?:[^\n.;!?]|[.!?]+(?=\S|[ \t]+[a-z0-9]))*")
 _MAX_WORDS = 14
 # Nouns after which the keyword is a modifier, not the secret ("password managers", "token limit").
+# Words before a keyword that make the sentence about such secrets in general ("the most common password").
+_ABOUT_ALL = frozenset("most common worst weakest popular famous classic typical example sample".split())  # noqa: SIM905
 _KEYWORD_AS_MODIFIER = frozenset("""managers manager policy policies requirements rules field fields strength length
-hashes hash hashing limit limits budget count counts usage rotation expiry""".split())  # noqa: SIM905
+hashes hash hashing limit limits budget count counts usage rotation expiry flow flows page form screen prompt
+dialog complexity validation""".split())  # noqa: SIM905
 _WORD = re.compile(r"\S+")
 _QUOTES = {'"': '"', "'": "'", "“": "”", "‘": "’", "«": "»", "„": "“"}  # no backticks: those quote code
 _CONNECTORS = frozenset("""is was are 's ’s it's its it’s : = -> => est ist lautet es c'est c’est wordt è é
@@ -134,6 +137,8 @@ def window_spans(v: _View, p: int, default_passwords: frozenset[str], ok_value: 
     words = list(_WORD.finditer(text, end, window_end))[:_MAX_WORDS]
     if words and words[0].group(0).lower().rstrip(_STRIP) in _KEYWORD_AS_MODIFIER:
         return []  # "password managers like X are great", "password field is required": about passwords
+    if _ABOUT_ALL.intersection(text[max(0, p - 24):p].lower().split()[-2:]):
+        return []  # "the most common password in leaked dumps is 123456": passwords in general
     if m.group(0).lower() in ("code", "código", "codigo", "codice", "kod", "koden", "koodi") and not _opener_near(
             text, p, window_end):
         # "error code 1045", "status code 404": only a code that opens something, or one written as a keypad
