@@ -332,7 +332,7 @@ def test_licence_words_without_a_key_survive(scrubber: Scrubber, text: str) -> N
     "TIL the most common password in leaked dumps is still 123456",
     "Reset password flow is broken on Safari, ticket FE-2291",
     "see section 4.4.7.1 of the spec for the timing diagram",
-    "public key (fine to share): ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJxRhHISpj8GlAdqIXJ12LVOn1ZVlG6trzswUfROPSOm laptop",
+    "public key: ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJxRhHISpj8GlAdqIXJ12LVOn1ZVlG6trzswUfROPSOm laptop",
 ])
 def test_passwords_in_general_sections_and_ssh_public_keys_survive(scrubber: Scrubber, text: str) -> None:
     assert scrubber.scrub(text).text == text

@@ -14,6 +14,7 @@ from flaxgpt.infer.perplexity import PerplexityScorer
 from flaxgpt.ingest.extract.base import KINDS
 from flaxgpt.ingest.quality import langid, stats
 from flaxgpt.ingest.quality.filter import QualityConfig, QualityFilter
+from flaxgpt.ingest.quality.junk import _NOT_MASH, Gibberish
 from flaxgpt.ingest.quality.perplexity import PerplexityFilter
 from flaxgpt.ingest.quality.stats import TextStats
 
@@ -165,6 +166,88 @@ def test_repetition_measures():
     assert stats.dup_ngram_chars(t, 5) == sum(map(len, text.split()[6:]))
     assert stats.dup_ngram_chars(TextStats("a b c d e f g h i j"), 5) == 0
     assert stats.duplicates(["x", "yy", "x", "yy", "x"]) == (3, 4)
+
+
+def _odd_texts(seed: int, n: int, max_tokens: int = 80) -> list[str]:
+    """Random texts from tokens that exercise the byte classes (whitespace kinds, punctuation, non-ASCII, mash)."""
+    rng = np.random.default_rng(seed)
+    pool = ["\x00", "\r\n", "\n\n", "\n", "\t", "\x0b", "\x0c", "\x1c", "\u00a0", "\u2028", "\ud83d", "😀", "é", "١٢",
+            "—", "...", "…", " ...\n", "word", "WORD", "Strengths", "•", "- ", "{", "#", "asdf", "QWER", "erty",
+            "zxcvb", "2023", "bcdfg", "hjkl", "rhythm", "lorem", "42", " ", "  ", "the", "of", "and", "a", ".", "?!",
+            "x" * 7, "http://x.io", ":tada:", "<@U1>", "Привет", "中文", "ſ", "ı"]
+    return ["".join(rng.choice(pool, int(rng.integers(0, max_tokens)))) for _ in range(n)]
+
+
+def test_word_statistics_match_their_definitions():
+    # The shared statistics take shortcuts (byte classes, sparse counts, totals over the text); each must agree
+    # with its plain definition over the words, as bytes.split() (the same whitespace) finds them.
+    for text in _odd_texts(4, 300) + [PROSE, CV, CHAT, CODE, MASH, "", " ", "a"]:
+        t = TextStats(text)
+        raw = text.encode("utf-8", "replace")
+        words = raw.split()
+        starts, ends = t.spans
+        assert [raw[s:e] for s, e in zip(starts, ends, strict=True)] == words
+        chars = [len(w.decode()) for w in words]
+        assert t.word_chars.tolist() == chars
+        punct = [sum(c in b"!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~" for c in w) for w in words]
+        assert t.word_chars_less_punct == sum(chars) - sum(punct)
+        has_letter = [any(bytes([c]).isalpha() or c >= 0xC0 for c in w) for w in words]  # ASCII or lead bytes
+        assert t.word_has_letter.tolist() == has_letter
+        for mask in (t.has(stats.PUNCT), t.has(stats.LETTER), t.has(stats.UPPER), np.zeros(len(raw), bool)):
+            expected = [int(mask[s:e].sum()) for s, e in zip(starts, ends, strict=True)]
+            assert stats.per_word(mask, starts, ends).tolist() == expected
+            assert stats.per_word(mask, starts[::3], ends[::3]).tolist() == expected[::3]
+
+
+def _gibberish_reference(text: str, g) -> str | None:
+    """Gibberish's rule word by word, as its docstring states it."""
+    rows = ("qwertyuiop", "asdfghjkl", "zxcvbnm")
+    keys = {row[i:i + 4] for row in rows for i in range(len(row) - 3)}
+    data = text.encode("utf-8", "replace")
+    words = [m.group() for m in re.finditer(rb"[^ \t\n\r\x0b\x0c]+", data) if m.end() <= g.sample_bytes]
+    n_mash = n_candidates = 0
+    for w in words:
+        if len(w) < 4:
+            continue
+        low = w.lower().decode("latin-1")
+        mash_like = (not any(c in b"aeiouyAEIOUY" for c in w) or bool(re.search("[bcdfghj-np-tv-xz]{5}", low))
+                     or any(low[i:i + 4] in keys for i in range(len(low) - 3)))
+        candidate = w.isalpha() and not w.isupper()
+        n_candidates += candidate
+        n_mash += mash_like and candidate and low not in _NOT_MASH
+    if n_mash >= g.min_mash_words and n_mash / n_candidates >= g.max_fraction:
+        return f"{g.name}: {n_mash} of {n_candidates} words look like keyboard mash"
+    return None
+
+
+def test_gibberish_counts_words_as_its_docstring_says():
+    texts = _odd_texts(5, 400) + [MASH, PROSE, MASH + " " + PROSE, "Strengths lengths http https " * 5]
+    for g in (Gibberish(), Gibberish(max_fraction=0.0, min_mash_words=1), Gibberish(sample_bytes=40)):
+        for text in texts:
+            assert g(TextStats(text)) == _gibberish_reference(text, g), (g, text)
+
+
+def test_line_counts_match_a_loop_over_the_lines():
+    from flaxgpt.ingest.quality.web import _ELLIPSIS_LINE_ENDS, _count, _non_blank_lines
+
+    for text in _odd_texts(6, 300) + ["", "\n", "\n\n", "a\n\n\nb\n", "x....\n...\n…  \n..", "\n\na\n"]:
+        lines = text.split("\n")
+        assert _non_blank_lines(lines) == re.split(r"\n+", text)
+        expected = sum(line.rstrip().endswith(("...", "…")) for line in lines)
+        assert sum(_count(p, text) for p in _ELLIPSIS_LINE_ENDS) == expected
+
+
+def test_content_shortcuts_never_skip_a_link_or_emoji():
+    from flaxgpt.ingest.quality import content
+
+    texts = _odd_texts(7, 300) + ["HTTPS://X.COM", "<MAİLTO:a@b.c>", "<maılto:a@b.c>", "wWw.x.org", "x:tada:"]
+    for text in texts:
+        for speakers in (False, True):
+            bare = content._SPEAKER.sub("", text) if speakers else text
+            if content._LINK.search(bare):
+                assert content._may_have_link(TextStats(text))
+            if content._SHORTCODE.search(content._NOT_WORDS.sub(" ", content._LINK.sub(" ", bare))):
+                assert not text.isascii() or content._SHORTCODE.search(text)
 
 
 def test_language_identification_is_offline(monkeypatch):

@@ -31,6 +31,14 @@ class WordCount:
 
 _STOP_WORDS = re.compile(r"\b(?:the|be|to|of|and|that|have|with)\b", re.IGNORECASE)
 _BULLETS = ("•", "●", "▪", "◦", "‣", "∙", "-", "*", "–")
+# Line ends after an ellipsis and trailing whitespace ([^\S\n] is str.isspace() less the newline): one regex per
+# ellipsis, each starting with a literal that the regex engine finds fast (a Python loop over the lines is slower).
+_ELLIPSIS_LINE_ENDS = (re.compile(r"\.\.\.[^\S\n]*(?:\n|\Z)"), re.compile(r"…[^\S\n]*(?:\n|\Z)"))
+
+
+def _count(pattern: re.Pattern, text: str) -> int:
+    """How many times ``pattern`` matches in ``text``."""
+    return sum(1 for _ in pattern.finditer(text))
 
 
 @dataclass(frozen=True)
@@ -58,7 +66,7 @@ class GopherQuality:
             return f"{self.name}: no words"
         if n < self.min_words:
             return None
-        avg = float((t.word_chars - t.word_punct).sum()) / n
+        avg = t.word_chars_less_punct / n
         if self.min_avg_word_length is not None and avg < self.min_avg_word_length:
             return f"{self.name}: mean word length {avg:.1f} < {self.min_avg_word_length}"
         if self.max_avg_word_length is not None and avg > self.max_avg_word_length:
@@ -74,7 +82,8 @@ class GopherQuality:
             if ratio > self.max_bullet_lines_ratio:
                 return f"{self.name}: {ratio:.0%} of lines are bullets > {self.max_bullet_lines_ratio:.0%}"
         if self.max_ellipsis_lines_ratio is not None:
-            ratio = sum(line.rstrip().endswith(("...", "…")) for line in lines) / len(lines)
+            # Lines whose rstrip() ends in '...' or '…' (one or the other: they end in different characters).
+            ratio = sum(_count(p, t.text) for p in _ELLIPSIS_LINE_ENDS) / len(lines)
             if ratio > self.max_ellipsis_lines_ratio:
                 return f"{self.name}: {ratio:.0%} of lines end in '...' > {self.max_ellipsis_lines_ratio:.0%}"
         if self.min_alpha_words_ratio is not None:
@@ -90,7 +99,14 @@ class GopherQuality:
 
 # Spelled with a literal start ("\n\n+", not "\n{2,}") so the regex engine scans for it fast (10x).
 _PARA_BREAK = re.compile(r"\n\n+")
-_LINE_BREAK = re.compile(r"\n\n*")
+
+
+def _non_blank_lines(lines: list[str]) -> list[str]:
+    """The text's lines split on runs of newlines (``re.split(r"\n+", text)``), from its lines split on each one:
+    the empty lines inside are dropped, an empty first or last one (a leading or trailing newline) is kept."""
+    if len(lines) < 3:
+        return lines
+    return [lines[0], *filter(None, lines[1:-1]), lines[-1]]
 
 
 @dataclass(frozen=True)
@@ -120,7 +136,7 @@ class GopherRepetition:
         if self.dup_para_char_frac is not None and chars / size > self.dup_para_char_frac:
             return f"{self.name}: repeated paragraphs hold {chars / size:.0%} of characters > " \
                    f"{self.dup_para_char_frac:.0%}"
-        lines = _LINE_BREAK.split(t.text)  # blank lines are not lines (they would all repeat one another)
+        lines = _non_blank_lines(t.lines)  # blank lines are not lines (they would all repeat one another)
         count, chars = duplicates(lines)
         if self.dup_line_frac is not None and count / len(lines) > self.dup_line_frac:
             return f"{self.name}: {count / len(lines):.0%} of lines repeat > {self.dup_line_frac:.0%}"
@@ -164,7 +180,7 @@ class FineWebQuality:
         ratio = sum(len(line) <= self.short_line_length for line in lines) / len(lines)
         if ratio >= self.short_line_thr:
             return f"{self.name}: {ratio:.0%} of lines are short >= {self.short_line_thr:.0%}"
-        nonempty = [line for line in lines if line.strip()]
+        nonempty = list(filter(str.strip, lines))  # the lines with more than whitespace
         ratio = duplicates(nonempty)[1] / max(1, len(t.text) - t.text.count("\n"))
         if ratio >= self.char_duplicates_ratio:
             return f"{self.name}: repeated lines hold {ratio:.1%} of characters >= {self.char_duplicates_ratio:.0%}"
