@@ -217,9 +217,13 @@ _UPPER = rb"A-Z\xc0-\xd6\xd8-\xde"  # Latin-1's capitals and lower-case letters 
 _LOWER = rb"a-z,\xdf-\xf6\xf8-\xff"
 _SENTENCE_START = re.compile(rb"(?:[.!?;] |\n)([%s][%s]++(?:'[%s])?) " % (_UPPER, _LOWER, _LOWER))
 _FIRST_WORD = re.compile(rb"([%s][%s]++(?:'[%s])?) " % (_UPPER, _LOWER, _LOWER))
-_LINE_TRIGGER = re.compile(rf"^[ \t]*(?:(?P<signoff>(?:{_SIGNOFF})[ \t]*[,!.]?[ \t]*(?:\n[ \t]*){{0,2}})"
-                           rf"|(?P<refs>[#*>-]*[ \t]*(?i:{_REFS})\b[ \t*:]*\n?)"
-                           r"|(?P<greet>(?i:hi|he+y+|hello|hiya|heya|morning|dear|yo)[ \t,]+(?=[a-z])))", re.M)
+_LINE_BODY = (rf"[ \t]*(?:(?P<signoff>(?:{_SIGNOFF})[ \t]*[,!.]?[ \t]*(?:\n[ \t]*){{0,2}})"
+              rf"|(?P<refs>[#*>-]*[ \t]*(?i:{_REFS})\b[ \t*:]*\n?)"
+              r"|(?P<greet>(?i:hi|he+y+|hello|hiya|heya|morning|dear|yo)[ \t,]+(?=[a-z])))")
+_LINE_TRIGGER = re.compile("^" + _LINE_BODY, re.M)
+# The line break before each trigger line: a leading literal lets the regex engine skip from break to break, where
+# "^" (re.M) is tried at every character.
+_BREAK_BEFORE_TRIGGER = re.compile(r"\n(?=" + re.sub(r"\(\?P<\w+>", "(?:", _LINE_BODY) + ")")
 _MENTION = re.compile(r"(?<![^\s(\[{\"'“‘,;:!?])@(?=\w)")  # at the start or after a space or opening mark
 # Candidates are found on a view where every lower-case letter (and ',') is 'a' and every capital 'A': a
 # capitalised word after a lower-case word ("with Priya", "Hi, Tomasz") or after a short capitalised word
@@ -410,7 +414,7 @@ class _Finder:
     def spans(self) -> Iterator[tuple[int, int, str]]:
         """(start, end, name or handle) of every name the context rules find."""
         text = self.text
-        for m in _LINE_TRIGGER.finditer(text):
+        for m in self._line_triggers():
             if m.lastgroup == "refs":
                 yield from self._references(m.end())
             elif m.lastgroup == "greet":
@@ -455,6 +459,15 @@ class _Finder:
                 if c not in seen:
                     seen.add(c)
                     yield from self._candidate(c)
+
+    def _line_triggers(self) -> Iterator[re.Match[str]]:
+        """What ``_LINE_TRIGGER.finditer`` over the text gives (sign-offs, references, greetings at line starts),
+        found from the line breaks before them."""
+        text, end = self.text, 0
+        for pos in itertools.chain((0,), (m.end() for m in _BREAK_BEFORE_TRIGGER.finditer(text))):
+            if pos >= end and (m := _LINE_TRIGGER.match(text, pos)) is not None:
+                end = m.end()
+                yield m
 
     def _title_starts(self) -> list[int]:
         """Where ``_TITLE_ANY.finditer`` over the text would match, found about 3x faster."""
