@@ -271,3 +271,18 @@ def test_stem_search_finds_what_bytes_find_finds() -> None:
     for stem in (b"aa", b"pass", b"password", b"zz-new-stem-zz", b"\xfcn"):
         assert view.find_all(stem) == scan(text.encode("latin-1").lower(), stem), stem
     assert _View("zz-new-stem-zz zz-new-stem-zz").find_all(b"zz-new-stem-zz") == [0, 15]
+
+
+def test_case_view_candidates_are_what_the_regex_scans_find() -> None:
+    """after_candidates (numpy) gives each AFTER_* regex's finditer positions, overlaps and all, on random case
+    views made of the characters that matter."""
+    import random
+
+    from flaxgpt.ingest.privacy import case_view as cv
+
+    rng = random.Random(0)
+    for _ in range(3000):
+        view = bytes(rng.choice(b"aaaAA  ./,\nx") for _ in range(rng.randint(0, 40)))
+        expected = [[m.start() + offset for m in pattern.finditer(view)]
+                    for pattern, offset in (cv.AFTER_WORD, cv.AFTER_SHORT, cv.AFTER_INITIAL, cv.AFTER_SLASH)]
+        assert cv.after_candidates(view) == expected, view

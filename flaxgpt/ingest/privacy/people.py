@@ -22,6 +22,7 @@ import re
 from collections.abc import Iterator
 
 from flaxgpt.ingest.extract.base import Owner
+from flaxgpt.ingest.privacy.case_view import after_candidates, case_view
 from flaxgpt.ingest.privacy.names import _COMMON_WORDS, TITLE_WORDS, _name_spans, _people_index
 from flaxgpt.ingest.privacy.namesets import NameSets
 from flaxgpt.ingest.privacy.text import _Span, _View
@@ -225,15 +226,6 @@ _LINE_TRIGGER = re.compile("^" + _LINE_BODY, re.M)
 # "^" (re.M) is tried at every character.
 _BREAK_BEFORE_TRIGGER = re.compile(r"\n(?=" + re.sub(r"\(\?P<\w+>", "(?:", _LINE_BODY) + ")")
 _MENTION = re.compile(r"(?<![^\s(\[{\"'“‘,;:!?])@(?=\w)")  # at the start or after a space or opening mark
-# Candidates are found on a view where every lower-case letter (and ',') is 'a' and every capital 'A': a
-# capitalised word after a lower-case word ("with Priya", "Hi, Tomasz") or after a short capitalised word
-# and an optional dot ("Dr. Kovacs", "Mr Okafor"); literal searches, so ordinary prose is skipped fast.
-_CASE_TABLE = bytes(97 if 97 <= c <= 122 or c == 44 or (c >= 223 and c != 247) else
-                    65 if 65 <= c <= 90 or (192 <= c <= 222 and c != 215) else c for c in range(256))
-_AFTER_WORD = re.compile(rb"a Aa")
-_AFTER_SHORT = re.compile(rb"Aa{1,3}\.? Aa")
-_AFTER_INITIAL = re.compile(rb"a A\. Aa")  # "with M. Lindqvist"
-_AFTER_SLASH = re.compile(rb"a/ Aa")  # "w/ Kasia"
 _HANDLE = re.compile(r"\w(?:[\w.-]*\w)?")
 _WORD_END = frozenset(" ,.;:!?\n")
 _FENCE = re.compile(r"^[ \t]*(?:```|~~~)", re.M)
@@ -452,10 +444,10 @@ class _Finder:
             if kind == _STARTS_NAME or kind == _STARTS_NAME_BEFORE_PARTICLE and _PARTICLE_AFTER.match(
                     text, s + len(_without_possessive(word))):
                 yield from self._sentence_start(s)
-        view = self.view.translate(_CASE_TABLE)
-        for pattern, offset in ((_AFTER_WORD, 2), (_AFTER_SHORT, 0), (_AFTER_INITIAL, 2), (_AFTER_SLASH, 3)):
-            for m in pattern.finditer(view):
-                c = m.start() + offset
+        # Capitalised words after a lower-case word ("with Priya", "Hi, Tomasz"), a short capitalised word ("Dr.
+        # Kovacs", "Mr Okafor"), an initial or "w/" (``case_view``).
+        for candidates in after_candidates(case_view(self.view)):
+            for c in candidates:
                 if c not in seen:
                     seen.add(c)
                     yield from self._candidate(c)
