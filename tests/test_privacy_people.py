@@ -249,3 +249,14 @@ def test_more_titles_and_chat_greetings(scrubber, text, gone):
 ])
 def test_nicknames_after_a_name_and_reports_to(scrubber, text, gone):
     assert gone not in scrubber.scrub(text).text
+
+
+@pytest.mark.parametrize("text, gone, kept", [
+    ("+@vikram.s for review", "vikram", "for review"),
+    ("> quoted from u/throwaway_brennan: 'just use postgres'", "throwaway_brennan", "just use postgres"),
+    ("To: Keanu Pahinui; Cc: Maren Solberg\nSubject: venue deposit", "Pahinui", "Maren Solberg"),
+    ("see https://reddit.com/u/someone and /usr/u/lib", "", "reddit.com/u/someone"),
+])
+def test_mentions_after_plus_reddit_users_and_mail_header_names(scrubber, text, gone, kept):
+    out = scrubber.scrub(text).text
+    assert (not gone or gone not in out) and kept in out, out

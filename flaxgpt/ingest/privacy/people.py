@@ -194,7 +194,7 @@ _SIGNOFF = (r"Best(?: regards| wishes)?|Regards|Kind regards|Warm regards|Many t
             r"Un saludo|Saludos cordiales|Gr\.|Groet|Kh\.|Peace|Namaste|Hugs|xo|xoxo|"
             r"--|—|–")
 _REFS = (r"References?|Referees?(?:[ \t]+\d+)?|Referenzen|Referenties|Références|Referencias|Referenze|Referências|"
-         r"(?:Co-authored|Signed-off|Reviewed|Reported|Suggested|Acked|Tested)-by")
+         r"(?:Co-authored|Signed-off|Reviewed|Reported|Suggested|Acked|Tested)-by|To|Cc|Bcc|From")  # and mail headers
 _ROLE_STEMS = (b"mentor", b"advis", b"supervis", b"manager", b"reported to", b"reports to", b"reporting to",
                b"worked under",
                b"working under", b"referee", b"contact person", b"promotor", b"betreuer", b"doktor", b"team lead",
@@ -225,7 +225,8 @@ _LINE_TRIGGER = re.compile("^" + _LINE_BODY, re.M)
 # The line break before each trigger line: a leading literal lets the regex engine skip from break to break, where
 # "^" (re.M) is tried at every character.
 _BREAK_BEFORE_TRIGGER = re.compile(r"\n(?=" + re.sub(r"\(\?P<\w+>", "(?:", _LINE_BODY) + ")")
-_MENTION = re.compile(r"(?<![^\s(\[{\"'“‘,;:!?])@(?=\w)")  # at the start or after a space or opening mark
+_REDDIT_USER = re.compile(r"(?<![\w/.-])u/([A-Za-z0-9_-]{3,20})(?![\w/-])")
+_MENTION = re.compile(r"(?<![^\s(\[{\"'“‘,;:!?+])@(?=\w)")  # at the start, after a space, opening mark or "+"
 _HANDLE = re.compile(r"\w(?:[\w.-]*\w)?")
 _WORD_END = frozenset(" ,.;:!?\n")
 _FENCE = re.compile(r"^[ \t]*(?:```|~~~)", re.M)
@@ -416,6 +417,10 @@ class _Finder:
         if "@" in text:
             for m in _MENTION.finditer(text):
                 yield from self._mention(m.end())
+        if "u/" in text:  # Reddit's user names: "quoted from u/throwaway_brennan"
+            for m in _REDDIT_USER.finditer(text):
+                if m.group(1).lower() not in self.owner_handles:
+                    yield m.start(1), m.end(1), m.group(1)
         lo = self.lo
         # Both regexes are case-insensitive, so slow over a whole document: a stem scan goes first (~10x faster).
         if b"refer" in lo or b"-by:" in lo:
