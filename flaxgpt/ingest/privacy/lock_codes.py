@@ -33,24 +33,25 @@ portón cadenas coffre portail brama bramy bramę klatka klatki domofon skrytka"
 _SPECIFIC_CODE_WORDS = frozenset("""passcode pincode combination combo kombi kombination puk digicode şifre şifresi
 şifrem şifreyi""".split())  # noqa: SIM905
 _GENERIC_CODE_WORDS = frozenset("code codes pin kod kodu kodem koden código codigo codice".split())  # noqa: SIM905
-_THREE_DIGIT_LOCKS = frozenset("lock padlock suitcase schloss cadenas".split())  # noqa: SIM905  luggage locks
+# Luggage and bike locks have three-digit combinations; other codes need four digits or a specific code word.
+_THREE_DIGIT_LOCKS = frozenset("lock padlock suitcase schloss cadenas".split())  # noqa: SIM905
 # Codes that are no secret: the word before or after the code word says so ("error code 1045", "código postal").
 _NOT_SECRET = frozenset("""error status exit return http response zip postal post area country promo discount
 coupon voucher tracking reference ref gpio qr bar barcode source sample example cheat color colour iso
 postale""".split())  # noqa: SIM905
+_NOT_SECRET_PREFIXES = tuple(_NOT_SECRET)  # "postcode", "barcode"
 # What may stand right before the code, after the lock or code word.
 _CONNECTORS = frozenset("""is es ist est to = : — – - → -> was are set now use with opens open unlocks unlock
 then just still actually number no""".split()) | {"it's", "it’s", "c'est", "to:"}  # noqa: SIM905
 _WORD = re.compile(r"[^\W\d_]+(?:['’-][^\W\d_]+)*|[=:→—–-]+|->")
-_MAX_WORDS = 12
+_MAX_WORDS = 12  # words of the clause looked at, back from the code
 
 
 def lock_code_spans(v: _View) -> list[_Span]:
     """PASSWORD spans of keypad codes stated right after what they open or the word for the code."""
     if b"0" not in v.digits:  # every digit is "0" there
         return []
-    text, out = v.text, []
-    b = v.b
+    text, b, out = v.text, v.b, []
     for m in _CODE_VALUE.finditer(b):  # starts at a digit: fast to scan for (a leading lookbehind is not)
         s, e = m.span("v")
         p = s - 1 if s and b[s - 1] in b"*#" else s  # "*3091"
@@ -93,10 +94,7 @@ def _stated_for_lock(text: str, s: int, digits: int) -> bool:
 def _compound_code(word: str) -> bool:
     """"Haustürcode", "Fahrradschloss-Kombi", "kapı şifresi": a compound whose last part names a code."""
     return (word.endswith(("code", "kombi", "şifresi")) and word not in _GENERIC_CODE_WORDS
-            and not word.startswith(_NOT_SECRET_PREFIXES))  # "postcode", "barcode"
-
-
-_NOT_SECRET_PREFIXES = tuple(_NOT_SECRET)
+            and not word.startswith(_NOT_SECRET_PREFIXES))
 
 
 def _code_word(word: str) -> bool:
