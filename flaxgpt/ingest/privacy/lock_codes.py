@@ -42,7 +42,7 @@ postale""".split())  # noqa: SIM905
 _NOT_SECRET_PREFIXES = tuple(_NOT_SECRET)  # "postcode", "barcode"
 # What may stand right before the code, after the lock or code word.
 _CONNECTORS = frozenset("""is es ist est to = : — – - → -> was are set now use with opens open unlocks unlock
-then just still actually number no""".split()) | {"it's", "it’s", "c'est", "to:"}  # noqa: SIM905
+then just still actually number no""".split()) | {"it's", "it’s", "c'est"}  # noqa: SIM905
 _WORD = re.compile(r"[^\W\d_]+(?:['’-][^\W\d_]+)*|[=:→—–-]+|->")
 _MAX_WORDS = 12  # words of the clause looked at, back from the code
 

@@ -196,9 +196,8 @@ _SIGNOFF = (r"Best(?: regards| wishes)?|Regards|Kind regards|Warm regards|Many t
 _REFS = (r"References?|Referees?(?:[ \t]+\d+)?|Referenzen|Referenties|Références|Referencias|Referenze|Referências|"
          r"(?:Co-authored|Signed-off|Reviewed|Reported|Suggested|Acked|Tested)-by|To|Cc|Bcc|From")  # and mail headers
 _ROLE_STEMS = (b"mentor", b"advis", b"supervis", b"manager", b"reported to", b"reports to", b"reporting to",
-               b"worked under",
-               b"working under", b"referee", b"contact person", b"promotor", b"betreuer", b"doktor", b"team lead",
-               b"tutor", b"relatore", b"directeur de th", b"director de tesis", b"orientador")
+               b"worked under", b"working under", b"referee", b"contact person", b"promotor", b"betreuer", b"doktor",
+               b"team lead", b"tutor", b"relatore", b"directeur de th", b"director de tesis", b"orientador")
 _INLINE_REFS = re.compile(rf"(?:(?<=[.;] )|(?<= - )|(?<= – ))(?i:{_REFS}):[ \t]*")
 # A person's role on a CV or in a thesis, then their name: "Internship mentor: Hiroshi Sato", "Worked under Sarah
 # O'Donnell", "Reported to Dr. Amara Obi (CTO)", "Betreuer: Prof. Jan Smit".
@@ -658,21 +657,18 @@ class _Finder:
                 yield start, i, word
 
     def _listed_name(self, word: str) -> bool:
-        """A common first name in any case ("andrzej", "Saskia"), 3+ letters, not a common, stop or prose word."""
+        """A common first name (``_common_first_name``) in any case ("andrzej", "Saskia"), not the owner's."""
         name = word.capitalize() if word.islower() else word
-        return (len(word) >= 3 and word.isalpha() and name in self.names.top_first and name not in _COMMON_WORDS
-                and name not in _STOP and name not in _PROSE and name not in self.owner_parts)
+        return word.isalpha() and _common_first_name(self.names, name) and name not in self.owner_parts
 
     def _lower_name(self, pos: int) -> Iterator[tuple[int, int, str]]:
         """A common first name written in lower case after a greeting or a sign-off dash ("hi priya —",
         "-- lwazi"), when a comma, dash, colon, "!" or the line's end follows it."""
         m = _TOKEN.match(self.text, pos)
-        if m is None or not m.group().islower() or len(m.group()) < 3:
+        if m is None or not m.group().islower():
             return
-        name = m.group().capitalize()
         rest = self.text[m.end():m.end() + 3].lstrip(" \t")
-        if (name in self.names.top_first and name not in _COMMON_WORDS and name not in _STOP and name not in _PROSE
-                and (not rest or rest[0] in ",:!\n—–-")):
+        if _common_first_name(self.names, m.group().capitalize()) and (not rest or rest[0] in ",:!\n—–-"):
             yield m.start(), m.end(), m.group()
 
     def _mention(self, pos: int) -> Iterator[tuple[int, int, str]]:
