@@ -72,6 +72,21 @@ def test_name_sets_come_from_the_package_and_know_names_not_products():
     ("Te llamo luego.\nUn saludo,\nIñaki\nEnviado desde mi móvil", ["Iñaki"], ["Un saludo"]),
     ("Met vriendelijke groet,\n\nDaan Vermeulen\nTeamleider", ["Daan", "Vermeulen"], ["Teamleider"]),
     ("Cheers,\n--\nAngus McTavish | Surveyor", ["Angus", "McTavish"], ["Surveyor"]),
+    # round 6: names listed with the writer or a found name, more titles and greetings, nicknames, mail headers
+    ("me and andrzej went bouldering", ["andrzej"], ["me and", "bouldering"]),
+    ("me & mads on call this week", ["mads"], ["on call"]),
+    ("Saskia & I finally shipped the onboarding", ["Saskia"], ["finally shipped"]),
+    ("Selin ve Onur ile kahve içtik", ["Selin", "Onur"], ["kahve"]),
+    ("Road trip with Babs and Kwesi next month", ["Babs", "Kwesi"], ["Road trip"]),
+    ("Doktor Nyström ringer tillbaka i eftermiddag", ["Nyström"], ["ringer"]),
+    ("Madame Nkemelu teaches the French class now", ["Nkemelu"], ["French class"]),
+    ("heyy kuba!! u still coming climbing tonight?", ["kuba"], ["heyy"]),
+    ("yo sipho, ready for the deploy?", ["sipho"], ["deploy"]),
+    ("Yours sincerely,\nChukwuemeka Nwosu (Emeka)", ["Emeka"], ["Yours sincerely"]),
+    ("Reports to: Sven Eriksson (Head of Platform)", ["Eriksson"], ["Head of Platform"]),
+    ("+@vikram.s for review", ["vikram"], ["for review"]),
+    ("> quoted from u/throwaway_brennan: 'just use postgres'", ["throwaway_brennan"], ["just use postgres"]),
+    ("To: Keanu Pahinui; Cc: Maren Solberg\nSubject: venue deposit", ["Pahinui"], ["Maren Solberg"]),
 ])
 def test_names_in_context_are_replaced(scrubber, text, gone, kept):
     out = scrubber.scrub(text).text
@@ -210,53 +225,13 @@ def test_audit_reads_every_file_and_names_file_and_field(tmp_path, capsys):
     assert f"in {out / 'report.md'} [fuzzy]" in printed
 
 
-@pytest.mark.parametrize("text, gone, kept", [
-    ("me and andrzej went bouldering", ["andrzej"], ["me and", "bouldering"]),
-    ("me & mads on call this week", ["mads"], ["on call"]),
-    ("Saskia & I finally shipped the onboarding", ["Saskia"], ["finally shipped"]),
-    ("Selin ve Onur ile kahve içtik", ["Selin", "Onur"], ["kahve"]),
-    ("Road trip with Babs and Kwesi next month", ["Babs", "Kwesi"], ["Road trip"]),
-])
-def test_names_listed_with_the_writer_or_a_found_name_are_replaced(scrubber, text, gone, kept):
-    out = scrubber.scrub(text).text
-    assert not [g for g in gone if g in out] and all(k in out for k in kept), out
-
-
 @pytest.mark.parametrize("text", [
     "call me, maybe tomorrow",
     "Bonjour Claire, merci pour ton message !",
     "me and the team shipped it",
     "salt and I do not get along",
+    "see https://reddit.com/u/someone and /usr/u/lib",
 ])
 def test_lists_with_the_writer_keep_words_that_are_no_names(scrubber, text):
     out = scrubber.scrub(text).text
     assert out.count("<NAME>") <= text.count("Claire"), out
-
-
-@pytest.mark.parametrize("text, gone", [
-    ("Doktor Nyström ringer tillbaka i eftermiddag", "Nyström"),
-    ("Madame Nkemelu teaches the French class now", "Nkemelu"),
-    ("heyy kuba!! u still coming climbing tonight?", "kuba"),
-    ("yo sipho, ready for the deploy?", "sipho"),
-])
-def test_more_titles_and_chat_greetings(scrubber, text, gone):
-    assert gone not in scrubber.scrub(text).text
-
-
-@pytest.mark.parametrize("text, gone", [
-    ("Yours sincerely,\nChukwuemeka Nwosu (Emeka)", "Emeka"),
-    ("Reports to: Sven Eriksson (Head of Platform)", "Eriksson"),
-])
-def test_nicknames_after_a_name_and_reports_to(scrubber, text, gone):
-    assert gone not in scrubber.scrub(text).text
-
-
-@pytest.mark.parametrize("text, gone, kept", [
-    ("+@vikram.s for review", "vikram", "for review"),
-    ("> quoted from u/throwaway_brennan: 'just use postgres'", "throwaway_brennan", "just use postgres"),
-    ("To: Keanu Pahinui; Cc: Maren Solberg\nSubject: venue deposit", "Pahinui", "Maren Solberg"),
-    ("see https://reddit.com/u/someone and /usr/u/lib", "", "reddit.com/u/someone"),
-])
-def test_mentions_after_plus_reddit_users_and_mail_header_names(scrubber, text, gone, kept):
-    out = scrubber.scrub(text).text
-    assert (not gone or gone not in out) and kept in out, out
