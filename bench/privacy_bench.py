@@ -6,8 +6,10 @@ Reads every ``bench/privacy/*.jsonl`` (one set per file; each line ``{"text", "f
 and optionally ``"people"``, names passed to the scrubber as a chat export would) and scrubs each text with
 the owner of ``bench/privacy/owner.json``. A positive (non-empty ``leak``) is found when none of its
 ``leak`` strings survives; a negative (empty ``leak``, its ``family`` the family it is a hard negative
-for) is a false positive when the scrubber put any placeholder into it. Per family: positives,
-negatives, recall, false-positive rate, precision and how many rows kept all their ``keep`` strings.
+for) is a false positive when the scrubber put a placeholder of that family's kind into it (``<NAME>`` for
+the name families, a secret's for the secret families, any other family any placeholder; other personal
+data replaced in a negative is counted apart). Per family: positives, negatives, recall,
+false-positive rate, precision and how many rows kept all their ``keep`` strings.
 
 Then the bundled persona's text files, each paragraph scrubbed as the ingest scrubs a document: a
 sentence is a false positive when a secret placeholder (PRIVATE_KEY, AWS_KEY, TOKEN, PASSWORD, SECRET)
@@ -38,6 +40,18 @@ PERSONA = ROOT / "examples" / "persona"
 RECALL_TARGET = 0.97
 FP_TARGET = 0.01
 SECRET_LABELS = frozenset({"PRIVATE_KEY", "AWS_KEY", "TOKEN", "PASSWORD", "SECRET"})
+# What a false positive is for a hard negative of each family: a placeholder of the kind the family's finders put.
+# Other personal data in a negative (a phone number, an IP address, a test card number) is replaced by policy;
+# it is counted apart ("other personal data"), not as a false positive of the family.
+NAME_FAMILIES = frozenset({"greeting", "signoff", "mid_sentence", "cv_reference", "title", "with_and", "mention"})
+SECRET_FAMILIES = frozenset({"prose_password", "prose_pin", "prose_api_key", "login", "kv_password", "kv_secret"})
+
+
+def family_labels(family: str) -> frozenset[str] | None:
+    """The placeholder labels that make a false positive for a negative of ``family`` (None: any label)."""
+    if family in NAME_FAMILIES:
+        return frozenset({"NAME"})
+    return SECRET_LABELS if family in SECRET_FAMILIES else None
 # Persona files that are about the corpus, not part of it (sources.py says so), and generated lock files.
 _PERSONA_SKIP = {"README.md", "canaries.txt", "facts.jsonl", "sources.py", "make_formats.py", "package-lock.json"}
 _PERSONA_SUFFIXES = {".md", ".txt", ".eml", ".csv", ".tsv", ".py", ".toml", ".json"}
@@ -56,6 +70,7 @@ class FamilyScore:
     found: int = 0
     negatives: int = 0
     false_positives: int = 0
+    other_pii: int = 0  # negatives where only other personal data (phone, IP, card, ...) was replaced
     keep_rows: int = 0
     keep_ok: int = 0
     # The scrubbed texts of missed positives, of false positives and of rows that lost a keep string.
@@ -130,9 +145,12 @@ def score_rows(rows: Iterable[dict], scrubber: Scrubber) -> dict[tuple[str, str]
                 s.found += 1
         else:
             s.negatives += 1
-            if result.counts:
+            labels = family_labels(row["family"])
+            if labels is None and result.counts or labels is not None and labels & set(result.counts):
                 s.false_positives += 1
                 s.fps.append(result.text)
+            elif result.counts:
+                s.other_pii += 1
         if row["keep"]:
             s.keep_rows += 1
             if all(k in result.text for k in row["keep"]):
@@ -223,6 +241,10 @@ def report(scores: dict[tuple[str, str], FamilyScore], persona: tuple[int, list[
     for set_name in sorted({k[0] for k in scores}):
         neg = sum(s.negatives for k, s in scores.items() if k[0] == set_name)
         fp = sum(s.false_positives for k, s in scores.items() if k[0] == set_name)
+        other = sum(s.other_pii for k, s in scores.items() if k[0] == set_name)
+        if other:
+            print(f"  {set_name}: {other}/{neg} negatives had other personal data replaced (phones, IPs, cards, "
+                  "addresses: replaced by policy, not counted as false positives)")
         if neg:
             results.append((f"false positives {set_name}: {fp}/{neg} = {fp / neg:.3f} <= {FP_TARGET}",
                             fp / neg <= FP_TARGET))

@@ -127,6 +127,12 @@ def test_secrets_stated_in_words_are_replaced_and_the_sentence_kept(scrubber, te
     "Reset password flow is broken on Safari, ticket FE-2291",
     "see section 4.4.7.1 of the spec for the timing diagram",
     "public key: ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJxRhHISpj8GlAdqIXJ12LVOn1ZVlG6trzswUfROPSOm laptop",
+    # Seventh round: examples, masks and placeholders, scores, advice about defaults.
+    "the hint under the field says 'e.g. Tr0ub4dor&3' from the comic",
+    "webhook url: https://hooks.slack.com/services/XXXX/YYYY/ZZZZ (placeholder)",
+    "api key: sk-...4f2a (last 4 shown in the dashboard)", "docs example: `client_secret=REPLACE_ME` then deploy",
+    "zxcvbn gave my new password a 4/4", "never leave admin/admin on a production router",
+    "my password is up-to-date",
 ])
 def test_sentences_that_only_mention_secrets_fingerprints_and_licence_addresses_survive(scrubber, text):
     result = scrubber.scrub(text)
@@ -174,6 +180,17 @@ def test_scoring_counts_leaks_false_positives_and_lost_keeps(scrubber, tmp_path)
     assert (s.positives, s.found, s.negatives, s.false_positives) == (2, 2, 2, 1)
     assert (s.recall, s.fp_rate, s.precision) == (1.0, 0.5, 2 / 3)
     assert (s.keep_rows, s.keep_ok) == (2, 2)
+    # A hard negative of a secret family counts a secret's placeholder; a phone number replaced by policy is
+    # counted apart, and a <NAME> is what a name family's negative counts.
+    rows = [
+        {"text": "call me at +44 20 7946 0958 when at the gate", "family": "prose_pin", "leak": [], "keep": []},
+        {"text": "the gate code changed to 4417#", "family": "prose_pin", "leak": [], "keep": []},
+        {"text": "Hi Priya, the gate code changed", "family": "greeting", "leak": [], "keep": []},
+    ]
+    scores = bench.score_rows(rows, scrubber)
+    pin, greeting = scores[("", "prose_pin")], scores[("", "greeting")]
+    assert (pin.negatives, pin.false_positives, pin.other_pii) == (2, 1, 1)
+    assert (greeting.false_positives, greeting.other_pii) == (1, 0)
 
 
 def test_a_bad_labelled_row_is_named_by_file_line_and_field(tmp_path):
@@ -262,6 +279,9 @@ def test_persona_false_positives_exclude_planted_canaries(scrubber, tmp_path):
     ("I changed it to marigold1984 last night", "marigold1984"),
     ("the shed laptop unlocks with fern&moss44", "fern&moss44"),
     ("run it with 9Kq2Lm7RtVz4Kp8Nb1Xc6Jd3Fs when it asks", "9Kq2Lm7RtVz4Kp8Nb1Xc6Jd3Fs"),
+    # Seventh round: words joined by hyphens, and capitalised words ending in a number after ":".
+    ("passphrase is glacial-umbrella-pepper-tide", "glacial-umbrella-pepper-tide"),
+    ("master pw (printed copy in the safe): Harbor Lights Over Kestrel Bay 9", "Harbor Lights Over Kestrel Bay 9"),
 ])
 def test_prose_window_finds_values_past_qualifiers(scrubber: Scrubber, text: str, secret: str) -> None:
     out = scrubber.scrub(text, find_names=False).text

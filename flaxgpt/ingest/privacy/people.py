@@ -76,12 +76,14 @@ Eu Ok Victoria Santiago Florence Sydney Paris Jordan Georgia Chelsea Lincoln Aus
 Orlando Madison Aurora Nova Apache Linux Python Unix Mint Arch Gentoo Tor Swift Echo Alpha Beta
 Gamma Delta Sigma Omega Atlas Apollo Orion Luna Max Min Sum Mode Mac Ray Dash Flask Pepper Robot Who
 Strange Seuss Evil Oz Floor Chip Fifth Adam Jan Vila Bispo Martens Layton Oetker Bronner Scholl Dre Bean Octopus
-Jekyll Hyde Siri Cortana Venus Mercury Mercedes Tesla Porsche Ferrari Brighton"""
+Jekyll Hyde Siri Cortana Venus Mercury Mercedes Tesla Porsche Ferrari Brighton Kafka Django Rust Hadoop
+Ansible Gatsby Sphinx Heroku Alexa Kibana Grafana Elixir Pandas Keras Valencia"""
 _STOP = frozenset(_STOP_WORDS.split())
 _PROSE = frozenset(_PROSE_WORDS.split())
 # Words after which a capitalised word is a place or thing, not a person ("the Bishop", "in Florence").
 _NOT_BEFORE_WORDS = """the a an this that these those in at of from into onto via near le la les el los las
-het een der die das den dem des du au aux en im am zum zur nach naar bij"""
+het een der die das den dem des du au aux en im am zum zur nach naar bij desde aus uit vanuit från fra depuis
+dalla dal dallo fino hacia vers"""
 _NOT_BEFORE = frozenset(_NOT_BEFORE_WORDS.split())
 # Cities and regions named like people: after "from" they are places ("from Charlotte", "from Savannah").
 _PLACES = frozenset("""Charlotte Savannah Eugene Tyler Jackson Marion Augusta Helena Regina Adelaide Alexandria
@@ -109,6 +111,15 @@ will would can could just also and hat ist sagt sagte war heeft is zei belde dit
 fell went came made got sent wrote left took gave brought found spoke speaks knows likes loves lives works gets
 makes goes does says broke ran met saw won lost"""
 _VERBS = frozenset(_VERB_WORDS.split())
+# Verbs done to a person, before a lower-case name ("saw hamid", "ask lena"); after an opinion verb the name must
+# do something ("i think marek fixed it").
+_OPINION_VERBS = (b"think ", b"thinks ", b"guess ", b"heard ", b"hope ")
+_PERSON_VERBS = (b"saw ", b"met ", b"meet ", b"ask ", b"asked ", b"tell ", b"told ", b"ping ", b"pinged ", b"called ",
+                 b"texted ", b"thank ", b"thanked ", b"invite ", b"invited ", b"remind ", b"reminded ", b"hug ",
+                 b"ran into ", b"bumped into ", b"visit ", b"visited ", b"phoned ", b"emailed ", b"messaged ",
+                 b"dm ", b"dm'd ", b"cc ") + _OPINION_VERBS
+_CHAT_WORDS = frozenset("haha hehe kinda lets ive yeah yep nope okay lmao tbh idk omg lol".split())  # noqa: SIM905
+_JOINING = frozenset("and from just also".split())  # noqa: SIM905  # in _VERBS for "Rosa and I", but no verbs
 
 _PARTICLE_WORDS = "van von de der den da di du le la dos das del della bin ibn al el ter ten zu y"
 _PARTICLES = frozenset(_PARTICLE_WORDS.split())
@@ -172,6 +183,9 @@ _GROUP_HANDLE = re.compile(r"(?i)(?:bot|\[bot\]|oncall|on-call|team|squad|crew|g
                            r"|coveralls|sonarcloud|pre-commit-ci|copilot|stale)$")
 _SURNAME_SHAPE = re.compile(r"(?:Mac|Mc|O['’]|Fitz|D['’])[A-Z]|[A-Z][a-z]+-[A-Z][a-z]+$")  # MacAllister, Smith-Jones
 _UNIT_LETTER = re.compile(r" [A-Z](?![\w'’])")
+_THING_HEADS = frozenset("""Hurricane Storm Typhoon Cyclone Tropical Operation Project Camp Fort Mount Mt Lake Cape
+Port Hotel Restaurant Café Cafe Villa Casa Club Studio Radio Bar Pub Hurrikan Sturm Orkan Tormenta Huracán Tempête
+Ouragan Stormen""".split())  # noqa: SIM905
 _SAINTS = ("St. ", "St ", "Ste. ", "Saint ", "San ", "Santa ", "Sankt ", "Sint ")
 
 # Words before a capitalised name, lower-cased, by context (phrases of up to three words).
@@ -215,7 +229,7 @@ _SENT_FROM = re.compile(r"(?i)(?:sent from|enviado desde|von meinem|verzonden (?
 # character class lets the regex engine skip ahead fast (2.5x faster than lookbehinds).
 _UPPER = rb"A-Z\xc0-\xd6\xd8-\xde"  # Latin-1's capitals and lower-case letters (with ',': "Anna, ...")
 _LOWER = rb"a-z,\xdf-\xf6\xf8-\xff"
-_SENTENCE_START = re.compile(rb"(?:[.!?;] |\n)([%s][%s]++(?:'[%s])?) " % (_UPPER, _LOWER, _LOWER))
+_SENTENCE_START = re.compile(rb"(?:[.!?;:] |\n)([%s][%s]++(?:'[%s])?) " % (_UPPER, _LOWER, _LOWER))
 _FIRST_WORD = re.compile(rb"([%s][%s]++(?:'[%s])?) " % (_UPPER, _LOWER, _LOWER))
 _LINE_BODY = (rf"[ \t]*(?:(?P<signoff>(?:{_SIGNOFF})[ \t]*[,!.]?[ \t]*(?:\n[ \t]*){{0,2}})"
               rf"|(?P<refs>[#*>-]*[ \t]*(?i:{_REFS})\b[ \t*:]*\n?)"
@@ -227,6 +241,7 @@ _BREAK_BEFORE_TRIGGER = re.compile(r"\n(?=" + re.sub(r"\(\?P<\w+>", "(?:", _LINE
 _REDDIT_USER = re.compile(r"(?<![\w/.-])u/([A-Za-z0-9_-]{3,20})(?![\w/-])")
 _MENTION = re.compile(r"(?<![^\s(\[{\"'“‘,;:!?+])@(?=\w)")  # at the start, after a space, opening mark or "+"
 _HANDLE = re.compile(r"\w(?:[\w.-]*\w)?")
+_DOMAIN = re.compile(r"\.(?:com|org|net|edu|gov|co|uk|example|test|local|invalid)$", re.I)  # not .dev: "@kaito.dev"
 _WORD_END = frozenset(" ,.;:!?\n")
 _FENCE = re.compile(r"^[ \t]*(?:```|~~~)", re.M)
 _REF_SPLIT = re.compile(r"[;,][ \t]*")
@@ -328,6 +343,7 @@ class _Finder:
     def __init__(self, view: _View, names: NameSets, owner_parts: frozenset[str], owner_handles: frozenset[str]):
         self.text, self.view, self.lo, self.find_all = view.text, view.b, view.lo, view.find_all
         self.names, self.owner_parts, self.owner_handles = names, owner_parts, owner_handles
+        self.owner_lower = frozenset(p.lower() for p in owner_parts)
         self._lower: dict[str, bool] = {}
         self._strong: dict[str, bool] = {}
 
@@ -430,6 +446,7 @@ class _Finder:
             yield from self._role(pos)
         yield from self._tail()
         yield from self._with_self()
+        yield from self._lower_after_verb()
         for pos in sorted({m.start() for m in _LIST_PAIR.finditer(self.view)}):
             yield from self._people_list(pos)
         seen: set[int] = set()
@@ -447,7 +464,7 @@ class _Finder:
                 kind = kinds[word] = self._start_kind(word)
             if kind == _STARTS_NAME or kind == _STARTS_NAME_BEFORE_PARTICLE and _PARTICLE_AFTER.match(
                     text, s + len(_without_possessive(word))):
-                yield from self._sentence_start(s)
+                yield from self._bare(s, verb=True, after_colon=self.view[m.start()] == 58)
         # Capitalised words after a lower-case word ("with Priya", "Hi, Tomasz"), a short capitalised word ("Dr.
         # Kovacs", "Mr Okafor"), an initial or "w/" (``case_view``).
         for candidates in after_candidates(case_view(self.view)):
@@ -495,16 +512,18 @@ class _Finder:
             if kind:
                 yield from self._context(kind, c)
                 return
-        if words and words[-1] not in _NOT_BEFORE:  # a sentence start needs a verb: ``_sentence_start``
+        if words and words[-1] not in _NOT_BEFORE:  # a sentence start needs a verb (``_bare``)
             yield from self._bare(c)
         elif words and words[-1] == "from" and self.text[c:c + 12].split(" ", 1)[0].rstrip(".,;:!?") not in _PLACES:
             yield from self._bare(c)  # "the PR from Dariusz", but "from Charlotte" is a city
         elif words and words[-1] == "that" or not words and before.rstrip().endswith(("—", "–", " -")):
             yield from self._bare(c, verb=True)  # "I learned that Björn speaks", "... — Mirela quoted that"
 
-    def _bare(self, c: int, verb: bool = False) -> Iterator[tuple[int, int, str]]:
+    def _bare(self, c: int, verb: bool = False, after_colon: bool = False) -> Iterator[tuple[int, int, str]]:
         """A name without a context word ("I think Leonie is", "Our landlord, Vikram Malhotra"): a common
-        first name, with only known surnames after it; ``verb``: a verb or "'s" must follow (sentence start)."""
+        first name, with only known surnames after it; ``verb``: a verb or "'s" must follow (sentence start);
+        ``after_colon``: a verb proper, not "and" ("notes: Obi will draft", but "grocery run: Jasmine and
+        Basmati rice")."""
         first = _TOKEN.match(self.text, c)  # most candidates are no common first name: settled by one lookup
         word = _without_possessive(first.group()) if first else ""
         if not self.may_start_name(word, c + len(word)):
@@ -513,6 +532,9 @@ class _Finder:
             return
         if self._after_capitalised(c):  # "Mass Ave", "Fifth Floor": part of a proper noun, not a person
             return
+        head = self.text[max(0, c - 12):c].rstrip(" ").rsplit(" ", 1)[-1].rsplit("\n", 1)[-1]
+        if head in _THING_HEADS:
+            return  # "Hurricane Milton", "Operation Barbarossa", "Camp David": named things
         if self.text[max(0, c - 7):c].endswith(_SAINTS):
             return  # "St. Mary's Hospital", "San Sebastián": a place named after a saint
         run = _run(self.text, c)
@@ -526,7 +548,8 @@ class _Finder:
         if verb and not self.text.startswith(("'s", "’s"), e):
             nxt = _TOKEN.match(self.text, e + 1)
             verb = nxt.group() if nxt else ""
-            if verb not in _VERBS and not (len(verb) > 4 and verb.islower() and verb.endswith("ed")):
+            if (verb not in _VERBS or after_colon and verb in _JOINING) and not (
+                    len(verb) > 4 and verb.islower() and verb.endswith("ed")):
                 return  # "Mirela quoted", "Jorinde presented": a verb in the past
         yield s, e, " ".join(words)
 
@@ -542,10 +565,6 @@ class _Finder:
             return False
         before = text[:k].rstrip(" \t")
         return bool(before) and before[-1] not in ".!?:\n\"'(" and not before.endswith(("—", "-"))
-
-    def _sentence_start(self, c: int) -> Iterator[tuple[int, int, str]]:
-        """A name that starts a sentence and does something ("Rosa said", "Joaquín's dog")."""
-        yield from self._bare(c, verb=True)
 
     def _tail(self) -> Iterator[tuple[int, int, str]]:
         """A sign-off on the last line ("Thanks again,\nLucas", "... — Tariq", "xx Bea", "Ta, Gareth")."""
@@ -656,6 +675,29 @@ class _Finder:
                     continue
                 yield start, i, word
 
+    def _lower_after_verb(self) -> Iterator[tuple[int, int, str]]:
+        """A first name in lower case after a verb done to a person ("saw hamid at the station", "ask lena",
+        "i think marek fixed it": then a verb must follow), when it is no English word ("rose", "bill")."""
+        text = self.text
+        for stem in _PERSON_VERBS:
+            for i in self.find_all(stem):
+                if i and (text[i - 1].isalnum() or text[i - 1] in "_-'’"):
+                    continue  # "jigsaw ", "don't tell "
+                m = _TOKEN.match(text, i + len(stem))
+                if m is None or not m.group().islower() or m.group() in _CHAT_WORDS:
+                    continue
+                word = _without_possessive(m.group())
+                end = m.start() + len(word)
+                if text[end:end + 1] not in _WORD_END and text[end:end + 2] not in ("'s", "’s") or not (
+                        self._listed_name(word) and word.capitalize() not in self.names.words):
+                    continue
+                if stem in _OPINION_VERBS:  # "i think marek fixed the cron job", but not "i think plus ..."
+                    nxt = _TOKEN.match(text, end + 1)
+                    verb = nxt.group() if nxt and text[end:end + 1] == " " else ""
+                    if (verb not in _VERBS or verb in _JOINING) and not (len(verb) > 4 and verb.endswith("ed")):
+                        continue
+                yield m.start(), end, word
+
     def _listed_name(self, word: str) -> bool:
         """A common first name (``_common_first_name``) in any case ("andrzej", "Saskia"), not the owner's."""
         name = word.capitalize() if word.islower() else word
@@ -682,8 +724,9 @@ class _Finder:
         decorator = at_line_start and after in ("\n", "")  # "@dataclass" alone on a line
         module = handle.split(".", 1)[0].lower()  # "@functools.cache", "@pytest.mark.slow"
         if (module in _AT_WORDS or handle.lower() in self.owner_handles or decorator or handle.isdigit()
-                or _GROUP_HANDLE.search(handle)):
-            return
+                or _GROUP_HANDLE.search(handle) or handle.lower() in self.owner_lower
+                or len(handle) > 2 and handle.isupper() or _DOMAIN.search(handle)):
+            return  # not a person: "@here", an owner's name, "@NASA", "ending in @uni.example"
         if after and after in "(/":  # "@app.route(...)", "@types/node"
             return
         end = m.end()
@@ -767,6 +810,40 @@ def _list_neighbours(text: str, found: list[tuple[int, int, str]], names: NameSe
     return out
 
 
+# Pairs that name a brand, a firm, a work or a duo rather than two people one knows ("Ben & Jerry's", "Romeo and
+# Juliet", "Marks & Spencer"), and "X & X" ("Johnson & Johnson") or "X & Sons".
+_FAMOUS_PAIR_WORDS = """ben+jerry marks+spencer johnson+johnson procter+gamble romeo+juliet antony+cleopatra tom+jerry
+hansel+gretel jack+jill adam+eve bonnie+clyde lewis+clark simon+garfunkel sonny+cher bert+ernie rick+morty mario+luigi
+batman+robin sherlock+watson holmes+watson thelma+louise wallace+gromit calvin+hobbes laurel+hardy abbott+costello
+penn+teller barnes+noble dolce+gabbana abercrombie+fitch crate+barrel ernst+young simon+schuster harry+david
+bang+olufsen williams+sonoma smith+wesson black+decker hall+oates tristan+isolde samson+delilah troilus+cressida
+dido+aeneas orpheus+eurydice rosencrantz+guildenstern gilbert+sullivan lennon+mccartney starsky+hutch mork+mindy
+cagney+lacey morecambe+wise ant+dec key+peele phineas+ferb rocky+bullwinkle pinky+brain ren+stimpy chip+dale
+lilo+stitch timon+pumbaa frog+toad max+moritz asterix+obelix tintin+milou pettson+findus tristan+iseult
+pelléas+mélisande hero+leander daphnis+chloe paolo+francesca lancelot+guinevere beauty+beast jules+jim
+freddie+jason bill+ted harold+kumar jay+bob cheech+chong penn+teller siegfried+roy hewlett+packard
+johnson+wales fortnum+mason lea+perrins arm+hammer moët+chandon tate+lyle rolls+royce""".split()  # noqa: SIM905
+_FAMOUS_PAIRS = frozenset(tuple(p.split("+")) for p in _FAMOUS_PAIR_WORDS)
+_PAIR_JOIN = r"[ \t]*(?:&|\+|and|n|'n'|und|et|y|e|og|och)[ \t]*"
+_PAIR_AFTER = re.compile(_PAIR_JOIN + r"([^\W\d_]+)")
+_PAIR_BEFORE = re.compile(r"([^\W\d_]+)" + _PAIR_JOIN + r"\Z")
+_FIRM_TAIL = frozenset("sons son co company partners associates brothers bros daughters".split())  # noqa: SIM905
+
+
+def _without_famous_pairs(text: str, found: list[tuple[int, int, str]]) -> list[tuple[int, int, str]]:
+    """``found`` less the names that are one side of a famous pair, "X & X" or "X & Sons"."""
+    drop: set[int] = set()
+    for s, e, name in found:
+        word = name.split(" ")[-1].lower()
+        after = _PAIR_AFTER.match(text, e)
+        before = _PAIR_BEFORE.search(text, max(0, s - 30), s)
+        pairs = ([(word, after.group(1).lower())] if after else []) + (
+            [(before.group(1).lower(), name.split(" ")[0].lower())] if before else [])
+        if any(a == b or b in _FIRM_TAIL or (a, b) in _FAMOUS_PAIRS for a, b in pairs):
+            drop.add(s)
+    return [f for f in found if f[0] not in drop] if drop else found
+
+
 def context_name_spans(view: _View, owner: Owner, names: NameSets) -> Iterator[_Span]:
     """``<NAME>`` spans for other people named in context in ``view.text``, and every other occurrence of
     those names in it (the owner's names and handles are never returned)."""
@@ -777,6 +854,7 @@ def context_name_spans(view: _View, owner: Owner, names: NameSets) -> Iterator[_
     if not found:
         return
     found += _list_neighbours(text, found, names, owner_parts)
+    found = _without_famous_pairs(text, found)
     fences = _fenced(text) if "```" in text or "~~~" in text else []
     people = []
     for s, e, name in found:

@@ -45,6 +45,7 @@ _VERSION_WORD = re.compile(rb"(?<![a-z])(?:v|ver\.?|version|release|build|sectio
 _CARD_PREFIX = re.compile(r"4|5[1-5]|2[2-7]|3[0-9]|6[0-9]|50")
 _DATE = re.compile(r"\d{4}([-/.])\d{1,2}\1\d{1,2}|\d{1,2}([-/.])\d{1,2}\2\d{2,4}")
 _IBAN_HEAD = re.compile(rb"[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]{4})+ \Z")  # digits that continue an IBAN-like string
+_DOC_NETS = tuple(ipaddress.IPv4Network(n) for n in ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24"))
 _ZIP4 = re.compile(rb"\d{5}-\d{4}(?![\d-])")
 _STATE_BEFORE = re.compile(rb"(?<![A-Za-z])[A-Z]{2},?[ \t]+\Z")
 _COUNTING = "01234567890123456789"  # "0123456789" is a placeholder, not a phone
@@ -111,6 +112,11 @@ def _number_spans(v: _View, regions: tuple[str, ...]) -> Iterator[_Span]:
             continue  # "Boston, MA 02110-1301": a US ZIP+4 code, not a phone (it goes with its address)
         cand = text[s:e].rstrip(" .-/")
         e = s + len(cand)
+        if text[e:e + 1] == ":" and text[e + 1:e + 3].isdigit():  # "[07.05.2025 22:10]": its last group is an hour
+            cand = cand[:cand.rfind(" ") + 1 if " " in cand else 0].rstrip(" .-/")
+            e = s + len(cand)
+            if not cand:
+                continue
         if ")" in cand and "(" not in cand:
             cand, e = cand.rstrip(")"), e - (len(cand) - len(cand.rstrip(")")))
         keyword = _PHONE_WORD.search(lo, max(0, s - 24), s) is not None
@@ -151,8 +157,8 @@ def _ip_spans(v: _View) -> Iterator[_Span]:
             ip = ipaddress.IPv4Address(text)
         except ValueError:
             continue
-        if ip.is_unspecified or ip.is_loopback or text.startswith("255."):
-            continue
+        if ip.is_unspecified or ip.is_loopback or text.startswith("255.") or any(ip in n for n in _DOC_NETS):
+            continue  # documentation's example ranges (RFC 5737) are nobody's address
         if _VERSION_WORD.search(v.lo, max(0, s - 9), s):
             continue
         yield _Span(s, e, "IP_ADDRESS")

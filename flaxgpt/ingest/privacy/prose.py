@@ -148,7 +148,7 @@ plain plaintext literally basically probably definitely actually apparently supp
 required mandatory forbidden allowed attached below above elsewhere somewhere everywhere back off up
 down out away home ridiculous silly stupid dumb weird strange boring annoying lame huge tiny big small
 see ask check use enter choose pick type try find get read look given taken forgotten broken chosen stolen
-shown seen sufficient insufficient necessary unnecessary fixed wrongly correctly
+shown seen sufficient insufficient necessary unnecessary fixed wrongly correctly up-to-date outdated
 key crucial essential useless pointless why needed tbd irrelevant unchanged unset null
 falsch richtig geheim abgelaufen ungültig gültig neu alt lang kurz sicher unsicher leer nicht noch schon
 im auf unter das der die ein eine mein dein unser hier dort weg zu sehr gleich anders bekannt unbekannt
@@ -166,6 +166,9 @@ _FUNCTION_WORDS = frozenset("a an the in on at of for to from with by is are was
 _WEAK = ("bare", "dash")  # connectors after which only a credential-looking value counts
 _PASSWORD_STEMS = ("pass", "pw", "wacht", "kennw", "mot de", "contrase", "senha", "senord")
 _PHRASE = re.compile(r"[^\W\d_]+(?:[ \t]+(?:[^\W\d_]+|\d{1,6}(?=[\s,;.!?]|$))){1,7}")
+_HYPHEN_WORDS = re.compile(r"[^\W\d_]{3,}(?:-[^\W\d_]{3,}){2,7}")
+# "master pw: Harbor Lights Over Kestrel Bay 9": capitalised words ending in a number, the whole line
+_TITLE_PHRASE = re.compile(r"(?:[A-Z][^\W\d_]+[ \t]+){2,7}\d{1,6}[ \t]*(?:$|\n)", re.M)
 _LINE_REST = re.compile(r"[^\n]{1,80}")
 _SLASH_NEXT = re.compile(r"[ \t]*[/|]")
 
@@ -344,7 +347,9 @@ def _password_value(text: str, s: int, e: int, quoted: bool, conn: str, phrase: 
     if _PLAIN.fullmatch(value):
         if conn == "bare":
             return None  # "password managers", "reset your password here"
-        if phrase:
+        if _HYPHEN_WORDS.fullmatch(value):
+            return _Span(s, e, "PASSWORD")  # "is glacial-umbrella-pepper-tide", but not "is up-to-date"
+        if phrase or conn == "hard" and _TITLE_PHRASE.match(text, s):
             return _passphrase(text, s, conn)
         return _Span(s, e, "PASSWORD") if _plain_value(text, value, e) else None
     if value.isdigit():

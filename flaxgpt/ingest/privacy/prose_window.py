@@ -86,6 +86,8 @@ _NOT_BEFORE_PIN = frozenset("in since until by from before after at on of every 
 # A default user and its password without a keyword: "root:toor", "guest/guest", "admin / 12345admin".
 _DEFAULT_USER = re.compile(
     r"(?:admin|root|guest|administrator|pi)(?:[ \t]*[/|][ \t]*|:)(?P<p>[^\s/|,:]{2,64})(?![^\s,])", re.I)
+_ADVICE = re.compile(r"(?i)\b(?:never|don['’]?t|do not|avoid|stop)\b[^.!?\n]{0,30}\b(?:use|leave|keep|ship|set)\b"
+                     r"|\bdefault[- ](?:credentials?|passwords?|logins?)\b|\bfactory[- ]defaults?\b")
 _BOT_TOKEN = re.compile(r"\d{6,12}:[A-Za-z0-9_-]{20,64}")  # chat bot tokens: the bot's id, then its secret
 _GROUPED_KEY = re.compile(r"[A-Z0-9]{2,6}(?:-[A-Z0-9]{3,6}){3,7}")  # licence and product keys
 # A default user with its password in words: "ssh as root with toor" (after "as ", checked by the caller).
@@ -115,6 +117,8 @@ def window_spans(v: _View, p: int, default_passwords: frozenset[str], ok_value: 
     d = _DEFAULT_USER.match(text, p)
     if d is not None and (_password_word(d.group("p"), default_passwords) or d.group("p") == text[p:d.start("p")]
                           .rstrip(":/| \t")) and ok_value(d.group("p")):
+        if d.group("p").lower() in default_passwords and _ADVICE.search(_sentence_around(text, p)):
+            return []  # "never leave a router on admin/admin": advice about defaults, nobody's login
         return [_Span(d.start("p"), d.end("p"), "PASSWORD")]
     a = _AS_USER.match(text, p)
     if a is not None and text[max(0, p - 3):p].lower() == "as ":  # "ssh as root with toor"
@@ -267,6 +271,8 @@ def pair_spans(v: _View, ok_value: Callable[[str], bool]) -> list[_Span]:
 _SHAPE_SYMBOLS = bytes(33 if chr(c) in "!#$%&*+~^" else 32 for c in range(256))
 _SHAPE_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!#$%&*+~^_-")
 _SHAPE_TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9!#$%&*+~^_-]{6,39}")
+_EXAMPLE_BEFORE = re.compile(
+    r"(?i)(?:\be\.g\.,?|\bfor (?:example|instance),?|\bz\.\s?b\.|\bbijv\.|\bp\. ?ex\.)[ \t]*[\"'“‘(]?\Z")
 _CODE_OPERATORS = ("==", "!=", "+=", "-=", "*=", "&&", "||", "->", "=>", "**", "++", "--", "<=", ">=", "^=", "|=")
 
 
@@ -301,6 +307,8 @@ def shaped_password_spans(v: _View, ok_value: Callable[[str], bool]) -> list[_Sp
         if (end < len(text) and text[end] in _SHAPE_CHARS or start and text[start - 1] in "@/\\:.$%{<"
                 or end < len(text) and text[end] in "@/(["):
             continue  # longer than a password, or part of an address, a path, a template or a call
+        if _EXAMPLE_BEFORE.search(text, max(0, start - 16), start):
+            continue  # "the hint says 'e.g. Tr0ub4dor&3'": an example, not somebody's password
         if (any(c.isupper() for c in value) and any(c.islower() for c in value) and any(c.isdigit() for c in value)
                 and not any(op in value for op in _CODE_OPERATORS) and ok_value(value)):
             out.append(_Span(start, end, "PASSWORD"))
@@ -537,11 +545,19 @@ def _password_word(value: str, default_passwords: frozenset[str]) -> bool:
                             or value.isdigit() and len(value) >= 4)
 
 
+def _sentence_around(text: str, p: int) -> str:
+    """The sentence or line around ``p`` (up to 200 characters each way)."""
+    lo, hi = max(0, p - 200), min(len(text), p + 200)
+    start = max(text.rfind(c, lo, p) for c in ".!?\n") + 1
+    ends = [i for i in (text.find(c, p, hi) for c in ".!?\n") if i >= 0]
+    return text[max(start, lo):min(ends) if ends else hi]
+
+
 def _pair_spans(s: int, pair: re.Match[str], default_passwords: frozenset[str]) -> list[_Span] | None:
     """``user/pass`` or ``user:pass`` at ``s``: the password part, or both parts when they are equal."""
     user, pw = pair.group(1), pair.group(2)
-    if not user[:1].isalnum() or not _password_word(pw, default_passwords) and pw != user:
-        return None
+    if not user[:1].isalnum() or not _password_word(pw, default_passwords) and (pw != user or pw.isdigit()):
+        return None  # "a 4/4" is a score
     if pw.lower() in ("pass", "password", "pw") or user.lower() in ("http", "https", "ssh"):
         return None
     spans = [_Span(s + pair.start(2), s + pair.end(2), "PASSWORD")]

@@ -50,6 +50,7 @@ _URL_USERINFO = re.compile(rb"://([^\s/?#@:\"'<>]{1,256}):([^\s/?#@\"'<>]{1,256}
 
 # Documentation's stand-ins in a provider's format: "AKIAIOSFODNN7EXAMPLE", "sk_test_XXXXXXXXXXXXXXXX".
 _STAND_IN = re.compile(rb"(?i:example)|XXXXXX|xxxxxx")
+_MASKED_PATH = re.compile(rb"(?:(?:(.)\1{2,}|\.\.\.|<[^/>]*>)(?:/|$))+")  # "XXXX/YYYY/ZZZZ", ".../...", "<id>/<key>"
 
 
 def _provider_spans(v: _View) -> Iterator[_Span]:
@@ -78,7 +79,8 @@ def _provider_spans(v: _View) -> Iterator[_Span]:
     if b"hooks.slack.com/" in b or b"hooks.zapier.com/" in b:
         for m in _HOOK_URL.finditer(b):
             group = 1 if m.group(1) else 2  # the secret path: Slack's or Zapier's
-            yield _Span(m.start(group), m.end(group), "TOKEN")
+            if not _MASKED_PATH.fullmatch(m.group(group)):  # ".../services/XXXX/YYYY/ZZZZ" stands for one
+                yield _Span(m.start(group), m.end(group), "TOKEN")
     yield from _aws_secret_spans(v)
 
 
@@ -133,6 +135,7 @@ _QUERY_VALUE = re.compile(rb"=(?P<bare>[^&\s#\"'<>]{4,})")
 _SKIP_VALUES = frozenset({"null", "none", "nil", "undefined", "true", "false", "required", "optional", "string",
                           "str", "bytes", "bool", "int", "text", "yes", "no", "env", "secret", "password", "pass",
                           "pwd", "passwd", "redacted", "hidden", "todo", "tbd", "n/a", "example", "placeholder"})
+_REPLACE_ME = re.compile(r"(?i)replace[_-]?(?:me|this|with)|insert[_-]?(?:your|here|key|token)|fill[_-]?me[_-]?in")
 _CODE_REF = re.compile(r"[A-Za-z_][\w.]*")
 _CODE_CALL = re.compile(r"[A-Za-z_][\w.]*[(\[]")  # get_password(...), data["pw"]
 # A plain word is prose ("the secret: practice"), not a mid-line password (those have a digit, symbol, ...).
@@ -165,6 +168,8 @@ def _placeholder_like(value: str) -> bool:
     """Values that stand for a secret without being one: templates, env lookups, masks, placeholders."""
     v = value.strip()
     return (not v or v[0] in "$%{<[(*#" or v.lower() in _SKIP_VALUES or set(v) <= set("*xX.-_•●·?")
+            or "..." in v or "…" in v or "****" in v  # masked: "sk-...4f2a", "ghp_…Xz", "AKIA****WXYZ"
+            or _REPLACE_ME.search(v) is not None  # "REPLACE_ME", "changeme-please", "<insert-key>"
             or "example" in v.lower()  # documentation's stand-ins: "AKIAIOSFODNN7EXAMPLE", "sk-example-123"
             or _YAML_TAG.fullmatch(v) is not None  # password: !vault | (Ansible), !Ref (CloudFormation)
             or v.startswith(("os.", "process.env", "env.", "ENV[", "getenv", "self.", "settings.", "config."))
