@@ -133,6 +133,7 @@ def test_secrets_stated_in_words_are_replaced_and_the_sentence_kept(scrubber, te
     "api key: sk-...4f2a (last 4 shown in the dashboard)", "docs example: `client_secret=REPLACE_ME` then deploy",
     "zxcvbn gave my new password a 4/4", "never leave admin/admin on a production router",
     "my password is up-to-date",
+    "Passordet ditt er utløpt. Logg inn for å velge et nytt.", "kildekoden er 2024 linjer", "this one is v2beta3 now",
 ])
 def test_sentences_that_only_mention_secrets_fingerprints_and_licence_addresses_survive(scrubber, text):
     result = scrubber.scrub(text)
@@ -282,6 +283,19 @@ def test_persona_false_positives_exclude_planted_canaries(scrubber, tmp_path):
     # Seventh round: words joined by hyphens, and capitalised words ending in a number after ":".
     ("passphrase is glacial-umbrella-pepper-tide", "glacial-umbrella-pepper-tide"),
     ("master pw (printed copy in the safe): Harbor Lights Over Kestrel Bay 9", "Harbor Lights Over Kestrel Bay 9"),
+    # ... keywords and copulas of more languages, values on the next line, in Markdown emphasis, after "one is",
+    # a quoted phrase a vault opens with, Oracle connect strings, Databricks tokens.
+    ("adgangskoden til routeren er Rugbrød!2023", "Rugbrød!2023"), ("heslo na wifi je Knedlik_s_Zelim9", "Knedlik"),
+    ("mökin salasana on revontuli-Sauna-12", "revontuli-Sauna-12"), ("le mot de passe est lapinbleu93", "lapinbleu93"),
+    ("az API kulcs e10cd79e048c07dd7753eda83d7c58df, ne tedd ki", "e10cd79e048c07dd7753eda83d7c58df"),
+    ("uživatel: sklad, heslo: Medvidek_Pu9", "Medvidek_Pu9"), ("koden til postkassen er 0912", "0912"),
+    ("ev alarmının kodu 1905, kapıyı açınca", "1905"), ("codice bancomat 80431, prendi pure 100", "80431"),
+    ("Passwort fürs Gäste-WLAN\nSommerwiese_55\nbitte nicht weitergeben", "Sommerwiese_55"),
+    ("password is **Quasar!Moth** (bold so you see it)", "Quasar!Moth"),
+    ("remember to change it, current one is Winterfell2025", "Winterfell2025"),
+    ("keepass db opens with 'drift wood lantern fig'", "drift wood lantern fig"),
+    ("oracle: system/Manager#19c@//orahost:1521/ORCLPDB1", "Manager#19c"),
+    ("databricks PAT dapi4e095bd1d6854575622f856469602d1b", "dapi4e095bd1d6854575622f856469602d1b"),
 ])
 def test_prose_window_finds_values_past_qualifiers(scrubber: Scrubber, text: str, secret: str) -> None:
     out = scrubber.scrub(text, find_names=False).text

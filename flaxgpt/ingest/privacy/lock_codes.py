@@ -27,22 +27,27 @@ _CLAUSE_END = re.compile(r"[.;!?](?:\s|$)|\n\s*\n")
 _LOCKS = frozenset("""door doors gate alarm lock locks locker lockbox keybox keysafe keypad safe padlock box shed
 mailbox suitcase entrance building freezer atm voicemail sim unlock unlocks vault garage intercom
 tür haustür tor schloss fahrradschloss tresor kluis sleutelkluis deur poort kapı kapının porta portão portal puerta
-portón cadenas coffre portail brama bramy bramę klatka klatki domofon skrytka""".split())  # noqa: SIM905
+portón cadenas coffre portail brama bramy bramę klatka klatki domofon skrytka bancomat cajero atm
+dør døren porten låset förrådet förråd postkassen postkasse brevlådan garasjen garaget garagen ovi oven portti
+kapu kapunál ajtó riasztó széf ușii ușa bloc blocului interfon trezor trezoru trezorul sejf furtka drzwi dveře
+dveří brána brány pintu gerbang brankas kassaskåpet pengeskabet alarme alarmen alarmu alarmului""".split())  # noqa: SIM905
 # Words for the code: specific ones name a code that opens something; generic ones ("code", "pin") need a lock word
 # near or a 4+ digit value after a connector ("the pin is 4411", but "the API returns code 200").
 _SPECIFIC_CODE_WORDS = frozenset("""passcode pincode combination combo kombi kombination puk digicode şifre şifresi
 şifrem şifreyi""".split())  # noqa: SIM905
-_GENERIC_CODE_WORDS = frozenset("code codes pin kod kodu kodem koden código codigo codice".split())  # noqa: SIM905
+_GENERIC_CODE_WORDS = frozenset("""code codes pin kod kodu kodem koden código codigo codice kode kodun kodunu koodi
+kód kódja kódot codul""".split())  # noqa: SIM905
 # Luggage and bike locks have three-digit combinations; other codes need four digits or a specific code word.
 _THREE_DIGIT_LOCKS = frozenset("lock padlock suitcase schloss cadenas".split())  # noqa: SIM905
 # Codes that are no secret: the word before or after the code word says so ("error code 1045", "código postal").
 _NOT_SECRET = frozenset("""error status exit return http response zip postal post area country promo discount
 coupon voucher tracking reference ref gpio qr bar barcode source sample example cheat color colour iso
-postale""".split())  # noqa: SIM905
+postale kilde käll källkod lähde program feil fel virhe hiba status streg streck viiva rabat rabatt alennus land
+landekode maa fejl""".split())  # noqa: SIM905
 _NOT_SECRET_PREFIXES = tuple(_NOT_SECRET)  # "postcode", "barcode"
 # What may stand right before the code, after the lock or code word.
 _CONNECTORS = frozenset("""is es ist est to = : — – - → -> was are set now use with opens open unlocks unlock
-then just still actually number no""".split()) | {"it's", "it’s", "c'est"}  # noqa: SIM905
+then just still actually number no er är on je jest e este é è adalah""".split()) | {"it's", "it’s", "c'est"}  # noqa: SIM905
 _WORD = re.compile(r"[^\W\d_]+(?:['’-][^\W\d_]+)*|[=:→—–-]+|->")
 _MAX_WORDS = 12  # words of the clause looked at, back from the code
 
@@ -68,12 +73,15 @@ def lock_code_spans(v: _View) -> list[_Span]:
 def _stated_for_lock(text: str, s: int, digits: int) -> bool:
     """True if the clause before ``s`` names a lock or a code and then states the code at ``s``."""
     line_start = text.rfind("\n", 0, s) + 1
-    if not text[line_start:s].strip() and line_start > 1:  # "front door:\n0 8 2 7 5": the line before ends with ':'
+    own_line = not text[line_start:s].strip(" \t→>*•-") and line_start > 1
+    if own_line:  # "front door:\n0 8 2 7 5", "gate at the allotment\n→ 0 3 0 9": the line before names the lock
         line_start = text.rfind("\n", 0, line_start - 1) + 1
     before = text[max(line_start, s - 80):s]
     cut = max((m.end() for m in _CLAUSE_END.finditer(before)), default=0)
     words = [w.lower() for w in _WORD.findall(before[cut:])][-_MAX_WORDS:]
     k = next((k for k in range(len(words) - 1, -1, -1) if _code_word(words[k]) or _lock_word(words[k])), -1)
+    if own_line:  # on its own line, the code word of the line before goes with it ("keypad by the garage")
+        k = next((j for j in range(len(words) - 1, -1, -1) if _code_word(words[j]) or words[j] == "keypad"), k)
     if k < 0:
         return False
     trigger, between = words[k], words[k + 1:]
@@ -81,8 +89,13 @@ def _stated_for_lock(text: str, s: int, digits: int) -> bool:
         return False  # "error code 1045", "código postal es 28013"
     specific = any(w in _SPECIFIC_CODE_WORDS or _compound_code(w) for w in words)
     lock_near = any(_lock_word(w) for w in words)
+    if own_line and (_code_word(trigger) or trigger == "keypad"):  # "use the keypad by the garage\n3 7 7 0"
+        between = []
+    elif not between and k and _lock_word(trigger) and _code_word(words[k - 1]):
+        trigger, between = words[k - 1], [trigger]  # "codice bancomat 80431", "kod bramy 1234"
     if between:  # "the key box ... opens with 2514", "pin for the parcel locker: 481 937"
-        if between[-1] not in _CONNECTORS:
+        if between[-1] not in _CONNECTORS and not (len(between) == 1 and _lock_word(between[0])
+                                                   and _code_word(trigger)):
             return False
     elif not (_code_word(trigger) or trigger in ("keypad", "unlock")):
         return False  # "gate 23", "locker 12": a lock's number, not its code
@@ -93,8 +106,8 @@ def _stated_for_lock(text: str, s: int, digits: int) -> bool:
 
 def _compound_code(word: str) -> bool:
     """"Haustürcode", "Fahrradschloss-Kombi", "kapı şifresi": a compound whose last part names a code."""
-    return (word.endswith(("code", "kombi", "şifresi")) and word not in _GENERIC_CODE_WORDS
-            and not word.startswith(_NOT_SECRET_PREFIXES))
+    return (word.endswith(("code", "kombi", "şifresi", "kode", "koden", "kod", "koodi", "kód"))
+            and word not in _GENERIC_CODE_WORDS and not word.startswith(_NOT_SECRET_PREFIXES))
 
 
 def _code_word(word: str) -> bool:
@@ -102,4 +115,7 @@ def _code_word(word: str) -> bool:
 
 
 def _lock_word(word: str) -> bool:
-    return word in _LOCKS or word.endswith(("schloss", "kluis", "tür", "box"))
+    return word in _LOCKS or word.endswith(("schloss", "kluis", "tür", "box")) or word.startswith(_LOCK_STEMS)
+
+
+_LOCK_STEMS = ("alarm", "kapı", "trezor", "garage", "garasj")  # inflected: "alarmının", "trezoru", "garasjen"

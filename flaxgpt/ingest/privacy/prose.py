@@ -122,7 +122,10 @@ _NOT_VALUE = re.compile(
     r"|(?:sha\d*|md5|blake2b?):\S*"  # digests in docs
     r"|[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+"  # config.token, os.environ, example.com
     r"|\w*(?:your|example|placeholder|dummy|redacted|xxx)\w*(?:[-_]\w+)*)")  # your-api-key-here
-_IDENT_WITH_KEYWORD = re.compile(r"(?i)[a-z_][a-z0-9_]*(?:pass|pwd|secret|token|key|pin)[a-z0-9_]*")
+# An identifier naming a secret: the keyword next to "_" or at its end ("db_pass", "pin_hash", "apiKey"), not
+# inside a word by chance ("lapinbleu93", "Aspen2024") or at its start ("pinecone42").
+_KW = r"(?:pass(?:word|wd)?|pwd|secret|token|key|pin)"
+_IDENT_WITH_KEYWORD = re.compile(rf"(?i)[a-z_][a-z0-9_]*(?:_{_KW}|{_KW}_)[a-z0-9_]*|[a-z_][a-z0-9_]*{_KW}")
 _SNAKE = re.compile(r"[a-z][a-z0-9]*(?:_[a-z0-9]+)+")
 _UNIT = re.compile(r"\s*(?:[-+]|or\s+more|\+)?\s*(?:char|character|digit|letter|word|symbol|byte|bit|token"
                    r"|day|hour|minute|week|month|year|time|attempt|tr(?:y|ie)|line|loc|zeichen|stellen|tekens|cijfers"
@@ -164,6 +167,9 @@ _DEFAULT_PASSWORDS = frozenset({"admin", "root", "toor", "guest", "changeme", "l
                                 "pass", "secret", "password", "qwerty", "welcome", "master", "ubnt", "raspberry"})
 _FUNCTION_WORDS = frozenset("a an the in on at of for to from with by is are was my your our it and or not".split())  # noqa: SIM905
 _WEAK = ("bare", "dash")  # connectors after which only a credential-looking value counts
+# Keywords of languages _PREDICATES has no words of: after them only a credential-like or quoted value counts.
+_NO_PREDICATE_LISTS = ("passord", "lösenord", "losenord", "adgangskode", "kodeord", "salasana", "hes", "hasło",
+                       "haslo", "jelsz", "parol", "sandi", "lozink", "geslo", "şifre")
 _PASSWORD_STEMS = ("pass", "pw", "wacht", "kennw", "mot de", "contrase", "senha", "senord")
 _PHRASE = re.compile(r"[^\W\d_]+(?:[ \t]+(?:[^\W\d_]+|\d{1,6}(?=[\s,;.!?]|$))){1,7}")
 _HYPHEN_WORDS = re.compile(r"[^\W\d_]{3,}(?:-[^\W\d_]{3,}){2,7}")
@@ -327,6 +333,8 @@ def _stated_value(v: _View, m: re.Match[str]) -> _Span | None:
     if m.group("pin") or (not keyword and any(t in more for t in ("code", "pin"))):
         return _Span(s, e, "PASSWORD") if _DIGITS.fullmatch(value) and not _UNIT.match(text, e) else None
     if keyword and any(t in keyword for t in _PASSWORD_STEMS):
+        if keyword.startswith(_NO_PREDICATE_LISTS) and _PLAIN.fullmatch(value) and not quoted:
+            return None  # "Passordet ditt er utløpt": a plain word is a password only where _PREDICATES can tell
         return _password_value(text, s, e, quoted, conn, "phrase" in keyword)
     if m.group("wifi"):  # "wifi: X" alone: a WPA key has 8+ characters and is not a word; "wifi: SSID / X" is a login
         ok = len(value) >= 8 and not _PLAIN.fullmatch(value) and not _SLASH_NEXT.match(text, e)

@@ -29,7 +29,14 @@ from flaxgpt.ingest.privacy.text import _high_entropy, _Span, _View
 # Lower-case stems beyond ``prose._STEMS`` that start a keyword only this module reads.
 WINDOW_STEMS = (b"pssw", b"pasw", b"combo", b"combina", b"kombina", b"lock", b"bearer", b"webhook", b"safe",
                 b"keypad", b"puk", b"phrase", b"kod", b"digicode", b"alarm", b"chave",
-                b"cookie", b"auth", b"mdp", b" -u", b"admin", b"root", b"guest", b"codi", b"parola", b"schloss")
+                b"cookie", b"auth", b"mdp", b" -u", b"admin", b"root", b"guest", b"codi", b"parola", b"schloss",
+                # other languages' words: password, code, key, user ('\xff' stands for letters outside Latin-1)
+                b"p4ss", b"passw0", b"passord", b"adgangskode", b"salasana", b"heslo", b"jelsz", b"parol", b"parool",
+                b"sandi", b"laluan", b"lozink", b"geslo", b"contrasenya", b"l\xf6sen", b"losen", b"koodi", b"k\xf3d",
+                b"nyckel", b"n\xf8kkel", b"nokkel", b"n\xf8gle", b"avain", b"avaimen", b"kl\xed\xff", b"kulcs",
+                b"cheia", b"cheie", b"chiave", b"anahtar", b"kunci", b"brugernavn", b"brukernavn", b"anv\xe4ndar",
+                b"u\xffivatel", b"uzivatel", b"felhaszn", b"utilizator", b"kullan", b"pengguna", b"k\xe4ytt\xe4j",
+                b"benutzer", b"gebruiker", b"utilisateur", b"usuario", b"usu\xe1rio", b"utente", b"u\xffytkownik")
 
 _PW = "pw"
 _PIN = "pin"
@@ -41,17 +48,26 @@ _KEYWORD = re.compile(
     r"(?:(?P<pw>p(?:a|\*)?s?s(?:w(?:o?r?d|ord|rod|ort|d)|wd|word|code|phrase)|pass|pwd?|passwd|kennwort|wachtwoord"
     r"|mot[ ]de[ ]passe|mdp|contrase[ñn]a|clave|senha|unlock[ ]phrase|pass[ ]?phrase"
     r"|(?:(?<=unlock[ ])|(?<=recovery[ ])|(?<=seed[ ]))phrase"
-    r"|parola[ ]d['’]ordine|has[łl]o|şifre(?:si|m|niz)?)"
+    r"|parola[ ]d['’]ordine|has[łl]o|şifre(?:si|m|niz)?|p[a4@]ss?w[o0]rd|passord(?:et)?|adgangskode(?:n)?"
+    r"|kodeord(?:et)?|l[öo]sen(?:ord(?:et)?)?|salasana(?:n|a)?|hes(?:lo|la|lem)|jelsz[óo](?:t|ja|va|m)?|parolă"
+    r"|parola(?=[ \t]+(?:de|pentru|la|wifi|wi-fi)\b|[ \t]*:)|parool|(?:kata[ ])?sandi|kata[ ]laluan|lozink[ae]|geslo"
+    r"|contrasenya)"
     r"|(?P<pin>pin(?:[ -]?code)?|puk|keypad|safe|(?:(?:bike|locker|parental|door|gate|pad)[ -]?)?lock(?:box)?"
     r"|(?:(?:door|alarm|lock|lockbox|key|safe|gate|keypad|garage|locker|bike|entry|building|garagentor|t[üu]r)"
     r"[ -]?)?(?:code|combo|combination)|(?:zugangs|garagen|tresor|alarm|haus|tor|schlie[ßs]fach|keller)code"
     r"|(?:kluis|deur|fiets|poort|hek|toegangs)code|combinaci[óo]n|combinaison|combinazione|combinatie|kombination"
     r"|digicode|(?:pin|port|dörr|tür)[ -]?kod(?:en)?|kod|koden|koodi|alarm(?=[ \t]*:)"
-    r"|c[óo]digo|codice|(?:zahlen|fahrrad|vorhänge)?schloss)"
+    r"|c[óo]digo|codice|(?:zahlen|fahrrad|vorhänge)?schloss"
+    r"|(?!kilde|käll|lähde|program|feil|fel|virhe|hiba|status|streg|streck|viiva|post|rabat|alennus|land|fejl)"
+    r"[^\W\d_]{2,14}(?:koden|kode|koodi|kód|kodu))"
     r"|(?P<secret>api[ _-]?keys?|apikeys?|keys?|tokens?|secrets?|cookie|bearer|webhook(?:[ ]url)?|jeton|sleutel|chave"
-    r"|schl[üu]ssel|cl[ée]|licen[cs]e(?:[ ]keys?)?|lizenz(?:schl[üu]ssel)?|klucz(?:a|em)?)"
+    r"|schl[üu]ssel|cl[ée]|licen[cs]e(?:[ ]keys?)?|lizenz(?:schl[üu]ssel)?|klucz(?:a|em)?|nyckel(?:n)?"
+    r"|n[øo]kkel(?:en)?|n[øo]gle(?:n)?|(?:api-?)?avain|avaimen|kl[ií]č|kulcs(?:a|ot)?|cheia|cheie|chiave"
+    r"|anahtar[ıi]?|kunci)"
     r"|(?P<login>log(?:in|on|ged[ ]in|[ ]in(?:to)?)|sign(?:ed)?[ ]in|auth|creds?|credentials|zugangsdaten"
-    r"|inlog(?:gen)?|admin|-u))"
+    r"|inlog(?:gen)?|admin|-u|brugernavn|brukernavn|anv[äa]ndar(?:e|namn)|u[žz]ivatel|felhaszn[áa]l[óo](?:n[ée]v)?"
+    r"|utilizator|kullan[ıi]c[ıi](?:[ ]ad[ıi])?|pengguna|k[äa]ytt[äa]j[äa](?:tunnus)?|benutzer(?:name)?"
+    r"|gebruiker(?:snaam)?|utilisateur|usuario|usu[áa]rio|utente|u[żz]ytkownik))"
     r"(?![\w-])", re.I)
 # Where the window ends: a sentence end, a line break, a semicolon.
 # "!!" or "?" before a lower-case word goes on: chat rarely ends a sentence that way.
@@ -65,10 +81,28 @@ hashes hash hashing limit limits budget count counts usage rotation expiry flow 
 dialog complexity validation""".split())  # noqa: SIM905
 _WORD = re.compile(r"\S+")
 _QUOTES = {'"': '"', "'": "'", "“": "”", "‘": "’", "«": "»", "„": "“"}  # no backticks: those quote code
-_CONNECTORS = frozenset("""is was are 's ’s it's its it’s : = -> => est ist lautet es c'est c’est wordt è é
+_CONNECTORS = frozenset("""is was are 's ’s it's its it’s : = -> => → est ist lautet es c'est c’est wordt è é
 är""".split())  # noqa: SIM905
+# Copulas of languages where the word is also another language's common word ("on", "je", "e"): they connect a
+# value only after a keyword of their language (keyword prefixes).
+_COPULAS = tuple((tuple(stems.split()), frozenset(words.split())) for words, stems in (
+    ("on", "salasana koodi avain avaim käyttäjä kayttaja"),
+    ("je", "heslo hesla kód kod klíč klic uživatel uzivatel lozink geslo"),
+    ("jest to", "hasło haslo klucz użytkownik uzytkownik"), ("e este", "parol codul cheia cheie utilizator"),
+    ("adalah", "kata sandi kunci pengguna"),
+    ("er", "passord adgangskode kode nøkkel nokkel nøgle nogle brugernavn brukernavn"),
+    ("är", "lösen losen nyckel användar anvandar")))
+
+
+def _copulas(keyword: str) -> frozenset[str] | None:
+    """The copulas that connect a value after ``keyword`` beyond ``_CONNECTORS`` (None: an English keyword)."""
+    return next((words for stems, words in _COPULAS if keyword.startswith(stems)), None)
+
+
 _FILE_OR_HOST = re.compile(r"\.(?:[a-z]{2,4}|[a-z]{2,4}\d?)$")  # "notes.txt", "host.io", "model.h5"
-_PASSWORD_LABELS = frozenset("p: pw: pwd: pass: password: pw= p= pass= pwd= password=".split())  # noqa: SIM905
+_PASSWORD_LABELS = frozenset("""p: pw: pwd: pass: password: pw= p= pass= pwd= password= passwort: kennwort: wachtwoord:
+mdp: senha: contraseña: clave: lösen: lösenord: passord: kode: kodeord: adgangskode: salasana: heslo: hasło: haslo:
+jelszó: parola: parolă: şifre: sifre: sandi: lozinka: geslo:""".split())  # noqa: SIM905
 _OPENING_VERBS = frozenset("opens open unlocks unlock opened unlocked".split())  # noqa: SIM905
 # Words between a connector and its value that keep the connector's force: "is now X", "was just X".
 _ADVERBS = frozenset("now just literally simply still again all both nu jetzt le la il el lo".split())  # noqa: SIM905
@@ -97,6 +131,7 @@ _AS_USER = re.compile(r"(?:admin|root|guest|administrator)[ \t]+with[ \t]+(?:pas
 # _SYMBOL_INSIDE, on the Latin-1 view.
 _SECRET_MARK = re.compile(rb"[0-9\xb2\xb3\xb9!#$%^&*+=~?]")
 _QUOTE_MARK = re.compile(rb"[\"'\xab]")
+_QUOTED_WORDS = re.compile(r"[\"'“‘][^\W\d_]{3,}(?:-[^\W\d_]{3,}){3,7}[\"'”’]")
 
 
 def _reach(b: bytes, start: int, window_end: int) -> int:
@@ -136,8 +171,10 @@ def window_spans(v: _View, p: int, default_passwords: frozenset[str], ok_value: 
     window_end = w.end() if w else end
     if m.group(0).lower().startswith("webhook"):
         return _webhook_spans(text, end, window_end)
-    if kind == _SECRET and _SECRET_MARK.search(v.b, end, _reach(v.b, end, window_end)) is None:
-        return []  # every key or token has a digit or a symbol (``_candidate``): most "tokens" in ML prose end here
+    if kind == _SECRET and _SECRET_MARK.search(v.b, end, _reach(v.b, end, window_end)) is None and (
+            _QUOTED_WORDS.search(text, end, window_end) is None):
+        return []  # a key or token has a digit or a symbol (``_candidate``), or is quoted words joined by hyphens
+        # ('moss-ferret-anvil-trumpet'): most "tokens" in ML prose end here
     words = list(_WORD.finditer(text, end, window_end))[:_MAX_WORDS]
     if words and words[0].group(0).lower().rstrip(_STRIP) in _KEYWORD_AS_MODIFIER:
         return []  # "password managers like X are great", "password field is required": about passwords
@@ -150,13 +187,17 @@ def window_spans(v: _View, p: int, default_passwords: frozenset[str], ok_value: 
         spans = (_spelled_pin(text, words, i) for i in range(len(words)))
         return next((s for s in spans if s), [])
     prev, after_conn = m.group(0).lower(), False
+    copulas = _copulas(prev)
+    connectors = _CONNECTORS | copulas if copulas else _CONNECTORS
+    if copulas:  # no predicate lists for these languages: a plain word is no password there ("er utløpt")
+        plain_ok = _never
     found: list[_Span] = []
     described = False  # "the password is the same as the dev one: X": only a value after ":" or "=" counts
     for i, t in enumerate(words):
         raw = t.group(0)
         if prev == "with" and i > 1 and words[i - 2].group(0).lower() in _OPENING_VERBS:
             prev = "is"  # "the safe opens with 18-24-06"
-        after_conn = prev in _CONNECTORS or prev.endswith(":") or after_conn and prev in _ADVERBS
+        after_conn = prev in connectors or prev.endswith(":") or after_conn and prev in _ADVERBS
         if (described or found and kind != _SECRET) and not (prev.endswith(":") or prev in ("=", "is", "are")):
             prev = raw.lower()
             continue  # after a value, only another stated one: "was X, the new one is Y"
@@ -177,7 +218,20 @@ def window_spans(v: _View, p: int, default_passwords: frozenset[str], ok_value: 
                 0).lower() in ("the", "my", "a", "your", "our", "his", "her"):
             described = True  # "the password is the same one we set up": a description, not a value
         prev = raw.lower()
+    if not found and kind == _PW and text.startswith("\n", window_end):
+        found = _next_line_value(text, window_end + 1, ok_value)  # "Passwort fürs Gäste-WLAN\nSommerwiese_55"
     return found
+
+
+def _next_line_value(text: str, start: int, ok_value: Callable[[str], bool]) -> list[_Span]:
+    """A password alone on the line after its keyword's line: one credential-like word."""
+    end = text.find("\n", start)
+    line = text[start:len(text) if end < 0 else end]
+    value = line.strip()
+    if not value or " " in value or len(value) > 64 or not _credential_like(value) or not ok_value(value):
+        return []
+    s = start + line.find(value)
+    return [_Span(s, s + len(value), "PASSWORD")]
 
 
 # A value stated before its keyword: "Xq9#trLm is the password", "2719 is the PIN for the phone", "I'm using
@@ -262,7 +316,15 @@ def pair_spans(v: _View, ok_value: Callable[[str], bool]) -> list[_Span]:
             m = _LABEL_PAIR.match(text, i)
             if m is not None and _password_word(m.group("p").rstrip(".,;)"), frozenset()) and ok_value(m.group("p")):
                 out.append(_Span(m.start("p"), m.start("p") + len(m.group("p").rstrip(".,;)")), "PASSWORD"))
+    if b"@//" in v.b:
+        for m in _EZCONNECT.finditer(text):  # "system/Manager#19c@//orahost:1521/ORCLPDB1"
+            if _password_word(m.group("p"), frozenset()) and ok_value(m.group("p")):
+                out.append(_Span(m.start("p"), m.end("p"), "PASSWORD"))
     return out
+
+
+# Oracle's connect strings: user/password@//host:port/service.
+_EZCONNECT = re.compile(r"(?<![\w/])[A-Za-z]\w{0,30}/(?P<p>[^\s/@]{3,64})@//[\w.-]+")
 
 
 # A password by its shape alone, with no keyword near: "I changed it to Blue!Otter55", "use Ch3rry!Pie when it
@@ -318,19 +380,27 @@ def shaped_password_spans(v: _View, ok_value: Callable[[str], bool]) -> list[_Sp
 # Phrases that set or use a secret without naming it: "I changed it to tigerlily88", "it's now winterjollof24",
 # "same as always: mangotree42", "the laptop unlocks with kofi&ama4ever".
 _CUES = (b" it to ", b"it's now ", b" unlocks with ", b" opens with ", b"same as always", b"go-to is ", b"now it's ")
+# "the new one is Winterfell2025": only a strong password (``_strong_password``) after these.
+_STRONG_CUES = (b" one is ", b" one's ")
 _CUE_VALUE = re.compile(r"[ \t:]*[\"'“‘`]?(?P<v>[^\s\"'”’`]{6,64})")
+_CUE_PHRASE = re.compile(r"[ \t]*(?P<q>[\"'“‘])(?P<v>[^\W\d_]{2,}(?:[ \t][^\W\d_]{2,}){2,7})[\"'”’]")
 
 
 def cued_password_spans(v: _View, ok_value: Callable[[str], bool]) -> list[_Span]:
     """The value after a phrase that sets or uses a secret without naming it, when it looks like a credential
     (letters and digits mixed, or a symbol inside): "changed it to tigerlily88", but not "set it to 4096"."""
     out = []
-    for cue in _CUES:
+    for cue in _CUES + _STRONG_CUES:
         for i in v.find_all(cue):
+            phrase = _CUE_PHRASE.match(v.text, i + len(cue)) if cue in (b" unlocks with ", b" opens with ") else None
+            if phrase is not None:  # "keepass db opens with 'drift wood lantern fig'"
+                out.append(_Span(phrase.start("v"), phrase.end("v"), "PASSWORD"))
+                continue
             m = _CUE_VALUE.match(v.text, i + len(cue))
             value = m.group("v").rstrip(".,;:!?)") if m else ""
             if value and _credential_like(value) and _CLEAN.fullmatch(value) and ok_value(value) and not (
-                    _HEX_ID.fullmatch(value) or value[0].isdigit()):
+                    _HEX_ID.fullmatch(value) or value[0].isdigit()) and (
+                    cue not in _STRONG_CUES or _strong_password(value)):
                 out.append(_Span(m.start("v"), m.start("v") + len(value), "PASSWORD"))
     return out
 
@@ -354,6 +424,10 @@ def random_token_spans(v: _View, ok_value: Callable[[str], bool]) -> list[_Span]
             out.append(_Span(start, end, "SECRET"))
         i = words.find(_RANDOM_RUN, end)
     return out
+
+
+def _never(text: str, word: str, end: int) -> bool:
+    return False
 
 
 def _strong_password(value: str) -> bool:
@@ -412,8 +486,8 @@ def _candidate(text: str, s: int, raw: str, kind: str, after_conn: bool, prev: s
         q = text.find(close, s + 1, min(s + 80, len(text) if line_end < 0 else line_end))
         value = text[s + 1:q] if q > s + 1 and not text[q + 1:q + 2].isalnum() else ""
         ok = kind != _PIN and len(value) >= 3 and ok_value(value) and (after_conn or kind == _PW) and (
-            _credential_like(value) and " " not in value if kind == _SECRET
-            else after_conn or " " not in value)
+            (_credential_like(value) or _WORDS_JOINED.fullmatch(value) is not None) and " " not in value
+            if kind == _SECRET else after_conn or " " not in value)
         possessive = close == "'" and value.endswith("s") and text[s - 1:s].isalpha()
         if value and not value.startswith("<") and ok and not possessive:
             return [_Span(s + 1, q, "SECRET" if kind == _SECRET else "PASSWORD")]
@@ -425,6 +499,9 @@ def _candidate(text: str, s: int, raw: str, kind: str, after_conn: bool, prev: s
             and value not in ("free", "temp", "again", "staging", "prod"))
         return [_Span(s + 1, s + 1 + len(value), "PASSWORD")] if ok else None
     value = raw.rstrip(_STRIP).lstrip("(")
+    emphasis = len(value) - len(value.lstrip("*_"))
+    if emphasis and value.endswith(value[:emphasis]) and len(value) > 2 * emphasis:
+        value = value[emphasis:-emphasis]  # "is **Quasar!Moth**", "is *fietsbel2*": Markdown emphasis
     s += raw.find(value) if value else 0
     if kind == _PIN and after_conn and value[:1] in ("*", "#") and value[1:].isdigit() and 4 <= len(value) - 1 <= 8:
         return [_Span(s + 1, s + len(value), "PASSWORD")]  # "the gate code is *4096", "entry code is #2214"
@@ -454,7 +531,7 @@ def _candidate(text: str, s: int, raw: str, kind: str, after_conn: bool, prev: s
     pair = _PAIR.fullmatch(value) if kind in (_LOGIN, _PW) else None
     if pair is not None:
         return _pair_spans(s, pair, default_passwords)
-    if prev in _PREPOSITIONS and kind != _LOGIN:
+    if prev in _PREPOSITIONS and kind != _LOGIN and not after_conn:  # but Finnish "salasana on X": "on" is "is"
         return None
     if kind == _LOGIN and rest and _CLEAN.fullmatch(value):
         # "login for grafana is admin admin", "with kiosk / kiosk123", "webmaster / letmein"
@@ -482,6 +559,7 @@ def _candidate(text: str, s: int, raw: str, kind: str, after_conn: bool, prev: s
     return None
 
 
+_WORDS_JOINED = re.compile(r"[^\W\d_]{3,}(?:-[^\W\d_]{3,}){3,7}")  # a diceware secret: "moss-ferret-anvil-trumpet"
 _DIGIT_WORDS = frozenset("""zero oh one two three four five six seven eight nine null eins zwei drei vier fünf sechs
 sieben acht neun nul een twee drie vier vijf zes zeven acht negen zéro un deux trois quatre cinq sept huit neuf
 cero uno dos tres cuatro cinco seis siete ocho nueve um uma dois duas três quatro cinco sete oito nove due tre

@@ -37,9 +37,10 @@ _PROVIDER = re.compile(rb"""(?<![A-Za-z0-9])(?:
     | shp(?:at|ca|pa|ss)_[a-fA-F0-9]{32}
     | dop_v1_[a-f0-9]{64}
     | lin_api_[A-Za-z0-9]{40}
-    ))""", re.X)  # gitleaks' and GitHub secret scanning's formats: Hugging Face, npm, Mailgun, Twilio, Shopify...
+    | dapi[a-f0-9]{32}(?:-\d)?(?![0-9a-f])
+    ))""", re.X)  # gitleaks' and GitHub secret scanning's formats (Hugging Face, npm, Mailgun, Twilio, Databricks...)
 _LOWER_PREFIXES = frozenset({b"gh", b"gi", b"sk", b"xo", b"rk", b"gl", b"py", b"hf", b"np", b"ke", b"sh", b"do",
-                             b"li"})
+                             b"li", b"da"})
 _MIN_RUN = b"w" * 16  # every provider token starts with (or, after "SG.", is) a run of 16+ word characters
 _FCM_KEY = re.compile(rb"(?<![A-Za-z0-9])AAAA[A-Za-z0-9_-]{7}:APA91[A-Za-z0-9_-]{100,}")
 _HOOK_URL = re.compile(rb"hooks\.slack\.com/(?:services|workflows|triggers)/([A-Za-z0-9/_-]{8,})"
