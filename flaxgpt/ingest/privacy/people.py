@@ -92,10 +92,11 @@ Orlando Lincoln Chelsea Sydney Paris Jordan Santiago Sofia Lyon Nancy Luzern Luc
 Mercedes Beatrice Dallas Houston Phoenix Denver Aurora Raleigh Camden Chester Preston Clifton""".split())  # noqa: SIM905
 # Family and household titles: a name follows only if the name sets know it ("Aunt Philippa", "Coach Renata").
 _SOFT_TITLES = """Aunt Auntie Uncle Grandma Grandpa Granny Nana Oma Opa Tante Onkel Tía Tío Tia Tio Coach Pastor
-Officer Nurse Sister Brother Cousin Sr"""
+Officer Nurse Sister Brother Cousin Sr Pan Don Fru Frk Herra Rouva Neiti Tohtori pan pani fru meneer mevrouw
+doktor tohtori"""
 _SOFT = frozenset(_SOFT_TITLES.split())
 _MORE_TITLES = ("Mevrouw Meneer Dra Dr Sgt Sergeant Rev Revd Capt Cpt Insp Det Lt Cmdr Rabbi Imam Sensei Judge Doktor "
-                "Madame Mademoiselle Dean Pani Signora Signore Dona")
+                "Madame Mademoiselle Dean Signora Signore Dona Doña Dña Sr Sra Hr Pani Panie Pana")
 # Relations before a name ("my sister Yasmin", "our landlord, Vikram Malhotra").
 _RELATIONS = """sister brother mum mom dad mother father son daughter wife husband partner boyfriend girlfriend fiancé
 fiancée cousin niece nephew aunt uncle grandma grandpa granny grandmother grandfather friend mate colleague coworker
@@ -159,8 +160,9 @@ def _by_first_letter(alternatives: list[str], word_start: bool = False) -> str:
 
 # One title or a chain of them ("Herr Dr.-Ing.", "dr. ir.", "Dott.ssa"); lower-case ones only with their dot.
 _CAPITAL_TITLES = [r"Sig\.ra", r"Dott\.ssa", r"Prof\.ssa", r"Avv\.ssa", r"Pr\.", r"Fr\.", r"Dr\.-Ing\.?",
-                   r"Dipl\.-Ing\.?"]
-_LOWER_TITLE_ALT = [r"dr\.", r"ir\.", r"prof\.", r"ing\.", r"drs\.", r"mr\."]
+                   r"Dipl\.-Ing\.?", r"M\.(?= [A-Z][a-z]{2})", r"D-na", r"Dl\."]  # "M. Garnier", "d-na Mureșan"
+_LOWER_TITLE_ALT = [r"dr\.", r"ir\.", r"prof\.", r"ing\.", r"drs\.", r"mr\.", r"dott\.ssa", r"prof\.ssa", r"sig\.ra",
+                    r"dott\.", r"avv\.", r"d-na", r"dl\.", r"hab\.", r"dr(?=[ \t])"]
 _TITLE_ALT = _by_first_letter(_CAPITAL_TITLES + _LOWER_TITLE_ALT + [rf"{title}\.?" for title in _TITLES])
 _TITLE = re.compile(rf"(?:{_TITLE_ALT}[ \t]+)+")
 _TITLE_ANY = re.compile(rf"(?<![\w.])(?:{_TITLE_ALT}[ \t]+)+(?=[^\W\d_])")
@@ -168,7 +170,8 @@ _TITLE_ANY = re.compile(rf"(?<![\w.])(?:{_TITLE_ALT}[ \t]+)+(?=[^\W\d_])")
 # one of their letters fast), or one of the lower-case titles with their dot, found by substring search.
 _CAPITAL_TITLE_ALT = _by_first_letter(_CAPITAL_TITLES + [rf"{title}\.?" for title in _TITLES], word_start=True)
 _TITLE_CAPITAL = re.compile(rf"{_CAPITAL_TITLE_ALT}[ \t]+(?:{_TITLE_ALT}[ \t]+)*(?=[^\W\d_])")
-_LOWER_TITLES = (b"dr.", b"ir.", b"prof.", b"ing.", b"drs.", b"mr.")
+_LOWER_TITLES = (b"dr.", b"ir.", b"prof.", b"ing.", b"drs.", b"mr.", b"dott.", b"sig.ra", b"avv.", b"d-na ", b"dl. ",
+                 b"hab.", b"dr ", b"meneer ", b"mevrouw ", b"pani ", b"pan ", b"fru ", b"doktor ", b"tohtori ")
 _AT_NAMES = """here channel everyone all team property staticmethod classmethod dataclass abstractmethod
 override deprecated param params return returns raise raises throws throw type see since version author link code
 example note todo fixme media import keyframes font-face charset supports page namespace include mixin extend
@@ -206,8 +209,16 @@ _SIGNOFF = (r"Best(?: regards| wishes)?|Regards|Kind regards|Warm regards|Many t
             r"Un abrazo|Atentamente|Saluti|Cordiali saluti|Un saluto|Abraços|Atenciosamente|Pozdrawiam|Hälsningar|"
             r"Med vänlig hälsning|Mvh|Hilsen|Ta|Danke(?: (?:&|und) (?:LG|VG))?|Merci|Gracias|Grazie|Obrigad[oa]|Tack|"
             r"Un saludo|Saludos cordiales|Gr\.|Groet|Kh\.|Peace|Namaste|Hugs|xo|xoxo|"
+            r"Med vänliga hälsningar|Vänliga hälsningar|Venlig hilsen|Venlige hilsner|Med venlig hilsen|"
+            r"Vennlig hilsen|Med vennlig hilsen|S pozdravem|Üdvözlettel|Üdv|Ystävällisin terveisin|Terveisin|"
+            r"Pozdrawiam serdecznie|Z poważaniem|Pozdrowienia|Cu stimă|Cu drag|Salutări|Saygılarımla|Sevgiler|"
+            r"Selamlar|Hormat saya|Salam|Met groet|Mit besten Grüßen|(?:Viele |Liebe |Beste |Herzliche )?Grüße"
+            r"(?: aus [^\n,]{1,40})?|Bien cordialement|Cordialmente|Un abbraccio|A presto|Beijos|Um abraço|Besos|"
+            r"Cheers mate|Cheers all|"
             r"--|—|–")
-_REFS = (r"References?|Referees?(?:[ \t]+\d+)?|Referenzen|Referenties|Références|Referencias|Referenze|Referências|"
+_REFS = (r"References?(?:[ \t]+available)?|Referees?(?:[ \t]+\d+)?|Referenzen|Referenties|Références|Referencias|"
+         r"Referenze|Referências|Referencje|Referenser|Referanser|Referencer|Suosittelijat|Referenciák|Referințe|"
+         r"Referanslar|Referensi|"
          r"(?:Co-authored|Signed-off|Reviewed|Reported|Suggested|Acked|Tested)-by|To|Cc|Bcc|From")  # and mail headers
 _ROLE_STEMS = (b"mentor", b"advis", b"supervis", b"manager", b"reported to", b"reports to", b"reporting to",
                b"worked under", b"working under", b"referee", b"contact person", b"promotor", b"betreuer", b"doktor",
@@ -231,8 +242,8 @@ _UPPER = rb"A-Z\xc0-\xd6\xd8-\xde"  # Latin-1's capitals and lower-case letters 
 _LOWER = rb"a-z,\xdf-\xf6\xf8-\xff"
 _SENTENCE_START = re.compile(rb"(?:[.!?;:] |\n)([%s][%s]++(?:'[%s])?) " % (_UPPER, _LOWER, _LOWER))
 _FIRST_WORD = re.compile(rb"([%s][%s]++(?:'[%s])?) " % (_UPPER, _LOWER, _LOWER))
-_LINE_BODY = (rf"[ \t]*(?:(?P<signoff>(?:{_SIGNOFF})[ \t]*[,!.]?[ \t]*(?:\n[ \t]*){{0,2}})"
-              rf"|(?P<refs>[#*>-]*[ \t]*(?i:{_REFS})\b[ \t*:]*\n?)"
+_LINE_BODY = (rf"[ \t]*(?:(?P<signoff>(?:{_SIGNOFF})[ \t]*[,!.:]?[ \t]*(?:\n[ \t]*){{0,2}})"
+              rf"|(?P<refs>[#*>-]*[ \t]*(?i:{_REFS})\b[ \t*:—–-]*\n?)"
               r"|(?P<greet>(?i:hi|he+y+|hello|hiya|heya|morning|dear|yo)[ \t,]+(?=[a-z])))")
 _LINE_TRIGGER = re.compile("^" + _LINE_BODY, re.M)
 # The line break before each trigger line: a leading literal lets the regex engine skip from break to break, where
@@ -317,7 +328,7 @@ def _group(text: str, pos: int) -> tuple[list[tuple[int, int, list[str]]], int]:
     runs = []
     while True:
         title = _TITLE.match(text, pos)  # "with Aunt Philippa and Uncle Roderick"
-        if title and runs:
+        if title and runs and not text.startswith("M. ", pos):  # "J. Okafor and M. Brandt": an initial
             pos = title.end()
         run = _run(text, pos)
         if run is None:
@@ -488,6 +499,8 @@ class _Finder:
         lower = [i for stem in _LOWER_TITLES for i in self.find_all(stem)]
         for pos in sorted({m.start() for m in _TITLE_CAPITAL.finditer(text)}.union(lower)):
             if pos >= end and (m := _TITLE_ANY.match(text, pos)):
+                if text.startswith("M. ", pos) and text[max(0, pos - 5):pos].endswith(("with ", "and ", ", ", "& ")):
+                    continue  # "with M. Lindqvist and T. Nakamura": initials in a list, not "Monsieur"
                 starts.append(pos)
                 end = m.end()
         return starts
@@ -495,7 +508,7 @@ class _Finder:
     def _candidate(self, c: int) -> Iterator[tuple[int, int, str]]:
         """The capitalised word at ``c``: a title, or a name after a greeting, "with" or "thanks"."""
         text = self.text
-        if _TITLE.match(text, c):
+        if _TITLE.match(text, c) and not text.startswith("M. ", c):
             yield from self._context("title", c)
             return
         before = text[max(0, c - 40):c]
@@ -586,6 +599,8 @@ class _Finder:
         if title:
             pos = title.end()
         run = _run(text, pos)
+        if run and not at_line_start and not title and run[2][0] not in self.names.first:
+            return  # "..., Politecnico di Milano": after a comma or dash, a sign-off starts with a first name
         if (run and run[1] <= m.end(1) and not text[run[1]:m.end(1)].strip() and len(run[2]) <= 3
                 and self.accept("signoff", run, True, title is not None,
                                 title is not None and title.group().rstrip(". \t") in _SOFT)):
@@ -762,11 +777,13 @@ class _Finder:
             # Each part of the line may name a referee: "Dr. A (supervisor); B C (manager)", "A B, Director".
             starts = [_REF_LINE.match(text, line_start).end()]
             starts += [m.end() for m in _REF_SPLIT.finditer(text, line_start, line_end)]
-            for p in starts:
+            for k, p in enumerate(starts):
                 title = _TITLE.match(text, p)
                 if title:
                     p = title.end()
                 run = _run(text, p)
+                if run and k and not title and run[2][0] not in self.names.first:
+                    continue  # "Prof. X, Politecnico di Milano": after the first part, a first name or a title
                 if (run and (title or len(run[2]) > 1) and "et al" not in text[run[1]:run[1] + 8]
                         and (run[1] == line_end or text[run[1]:line_end].lstrip(" \t")[:1] in tuple(",(–—-:|/<;"))
                         and self.accept("refs", run, True, title is not None)):
