@@ -140,6 +140,19 @@ def test_names_in_context_are_replaced(scrubber, text, gone, kept):
     ("pani doktor Wójcik mówi, że to tylko przeziębienie", ["Wójcik"], ["pani doktor"]),
     ("M. Garnier m'a rendu le devis signé", ["Garnier"], ["devis"]),
     ("Co-authored with M. Lindqvist and T. Nakamura.", ["Lindqvist", "Nakamura"], ["Co-authored"]),
+    # ... chat logs pasted as text, pronouns, titles after the name, inflected names in lists, capitals outside
+    # Latin-1, lower-case names before an emoji, a dash sign-off after a comma.
+    ("[21/11/2025, 19:42:11] Margarida Santos: chego às 8", ["Margarida", "Santos"], ["chego"]),
+    ("12/03/24, 08:15 - Bogdan Ionescu: am ajuns la birou", ["Bogdan", "Ionescu"], ["birou"]),
+    ("[14:02] <pieter_vd> deploy's done\n[14:03] <maren> nice", ["pieter_vd"], ["<maren>", "deploy"]),
+    ("Seun Adebayo (he/him) is typing…", ["Seun", "Adebayo"], ["(he/him)"]),
+    ("Kemal Hoca dersi iptal etti", ["Kemal"], ["dersi"]),
+    ("Sato-sensei's slides are on the drive", ["Sato"], ["-sensei's"]),
+    ("byli jsme s Tomášem a Kateřinou na horách", ["Tomášem", "Kateřinou"], ["horách"]),
+    ("mentiin Eetun ja Sannan kanssa mökille", ["Eetun", "Sannan"], ["kanssa"]),
+    ("Astrid og jeg skal bage i weekenden", ["Astrid"], ["og jeg"]),
+    ("Cześć Łukasz, masz chwilę?", ["Łukasz"], ["Cześć"]), ("heyy kuba 👋 you around tonight?", ["kuba"], ["heyy"]),
+    ("sorry can't make it tonight, next time! - Ilse", ["Ilse"], ["next time"]),
 ])
 def test_names_without_an_enumerated_context_are_replaced(scrubber, text, gone, kept):
     out = scrubber.scrub(text).text
@@ -164,7 +177,8 @@ def test_names_without_an_enumerated_context_are_replaced(scrubber, text, gone, 
     "we had Ben & Jerry's on the sofa", "Backend Engineer at Johnson & Johnson", "saw Romeo and Juliet twice",
     "Hurricane Milton made landfall", "follow @NASA for the stream", "the one ending in @uni.example, no",
     "grocery run: Jasmine and Basmati rice", "Saludos desde Valencia", "i think rose did it", "told bill about it",
-    "pan fried Asian noodles", "Don Quixote is long",
+    "pan fried Asian noodles", "Don Quixote is long", "<b> bold </b>\n<i> italic </i>", "flights to Milan and Rome",
+    "Beyond the Bey of Tunis",
 ])
 def test_bare_name_rule_keeps_things_and_places(scrubber, text):
     assert "<NAME>" not in scrubber.scrub(text).text

@@ -114,6 +114,31 @@ makes goes does says broke ran met saw won lost"""
 _VERBS = frozenset(_VERB_WORDS.split())
 # Verbs done to a person, before a lower-case name ("saw hamid", "ask lena"); after an opinion verb the name must
 # do something ("i think marek fixed it").
+# Titles after a name: Turkish, Hungarian, Japanese ('\xff' stands for letters outside Latin-1: "Hanım").
+_POST_TITLE_STEMS = (b" bey", b" han\xffm", b" hoca", b" \xfar", b" asszony", b"-san", b"-sensei", b"-sama", b"-kun",
+                     b"-chan", b" efendi", b" abla", b" abi")
+# A chat log's speaker at a line start: WhatsApp on iOS and Android, IRC with or without a time, Telegram's copy.
+_CHAT_LINE = re.compile(
+    r"^(?:\[\d{1,4}[/.-]\d{1,2}[/.-]\d{2,4},?[ \t]\d{1,2}:\d{2}(?::\d{2})?(?:[ \t]?[APap][Mm])?\][ \t]*"
+    r"(?P<wa>[^:\n\d][^:\n]{1,39}?):[ \t]"
+    r"|\d{1,4}[/.-]\d{1,2}[/.-]\d{2,4},?[ \t]\d{1,2}:\d{2}(?::\d{2})?(?:[ \t]?[APap][Mm])?[ \t]+[-–][ \t]+"
+    r"(?P<android>[^:\n\d][^:\n]{1,39}?):[ \t]"
+    r"|\[\d{1,2}:\d{2}(?::\d{2})?\][ \t]*<(?P<irc>[^<>\s/][^<>\n]{0,38})>[ \t]"
+    r"|<(?P<irc_bare>[\w.|^-]{2,30}|[A-Z][\w'-]+(?: [A-Z][\w'-]+){1,2})>[ \t]+(?=\S)"
+    r"|(?P<tg>[A-Z][^,\n\[\]]{1,39}),[ \t]\[\d{1,2}[./]\d{1,2}[./]\d{2,4}[ \t]\d{1,2}:\d{2}\][ \t]*$)", re.M)
+_HTML_TAGS = frozenset("""a b i u p s q br hr em tt li ul ol dl dt dd tr td th div span code pre kbd sub sup small big
+strong table thead tbody tfoot html head body title script style link meta img form input label button select option
+textarea iframe nav header footer section article aside main template slot svg path g sup center font blockquote
+cite abbr mark del ins figure figcaption caption col colgroup video audio source canvas noscript details summary
+dialog menu object param embed picture time wbr""".split())  # noqa: SIM905
+_PRONOUNS = re.compile(r"([A-Z][^\W\d_]+(?:[ -][A-Z][^\W\d_'’-]+){0,2})[ \t]+"
+                       r"\((?:he|she|they|ze|xe|hen|sie|er|il|elle)/(?:him|her|hers|them|theirs|zir|xem|hen|ihr|ihm|lui|elle)\)")
+# Case endings and the nominative ending they replace: Polish and Czech instrumental, Hungarian "with", Finnish
+# genitive ("Eetun ja Sannan kanssa").
+_CASE_ENDINGS = (("ą", "a"), ("ou", "a"), ("iem", ""), ("em", ""), ("ovi", ""), ("val", ""), ("vel", ""),
+                 ("nak", ""), ("nek", ""), ("ę", "a"))
+_GENITIVE_ENDINGS = (("n", ""), ("y", "a"), ("i", "a"))
+_LONG_VOWELS = {"á": "a", "é": "e"}
 _OPINION_VERBS = (b"think ", b"thinks ", b"guess ", b"heard ", b"hope ")
 _PERSON_VERBS = (b"saw ", b"met ", b"meet ", b"ask ", b"asked ", b"tell ", b"told ", b"ping ", b"pinged ", b"called ",
                  b"texted ", b"thank ", b"thanked ", b"invite ", b"invited ", b"remind ", b"reminded ", b"hug ",
@@ -127,13 +152,13 @@ _PARTICLES = frozenset(_PARTICLE_WORDS.split())
 _PARTICLE_IN = re.compile(rf" (?:{'|'.join(_PARTICLE_WORDS.split())}) [A-Z]")
 _PARTICLE_AFTER = re.compile(r" (?:van|von|de|van der|van den|von der|ter|ten|da|di|dos|del|della) [A-Z]")
 _TOKEN = re.compile(r"[^\W\d_]+(?:['’-][^\W\d_]+)*")
-_AND = r"(?:and|&|\+|en|und|et|y|e|og|och|i)"
+_AND = r"(?:and|&|\+|en|und|et|y|e|og|och|i|a|és|ja|și|dan)"
 _CONJ = re.compile(rf"[ \t]*(?:,[ \t]*(?:{_AND}[ \t]+)?|[ \t]+{_AND}[ \t]+)")
 # Lists of people ("Ingrid, Pavel and I", "Marek/Zofia/Bartek", "Kenta & Ayaka & me"): two capitalised words
 # joined as list items, found on the Latin-1 bytes (a leading character class: fast to scan for; the word is
 # taken whole, as backing off into it can never reach a separator).
-_LIST_PAIR = re.compile(rb"[A-Z][a-z\xdf-\xff]++(?:, | and | & | \+ |/| y | und | et | e | en | i | og | och | ve )"
-                        rb"[A-Z]")
+_LIST_PAIR = re.compile(rb"[A-Z][a-z\xdf-\xff]++(?:, | and | & | \+ |/| y | und | et | e | en | i | og | och | ve | a "
+                        rb"| \xe9s | ja | \xffi | dan )[A-Z]")
 # After a list of people comes a verb or a function word; a noun makes it a list of things ("Amber and Jade beads").
 _AFTER_LIST = frozenset("""at on in to for from with are were have had will would went came said and or but who as
 over about this that the we they is was can could should also both all left joined""".split()) | _VERBS  # noqa: SIM905
@@ -142,7 +167,9 @@ _SELF_ITEM = re.compile(r"(?:me|I|myself|moi|ich|yo|eu|io|jag|mig)\b")
 # The writer first in a list of people ("me and andrzej", "me & mads", "w/ sunny and jun ho"), or last ("Saskia
 # & I"): found by substring on the lower-cased text.
 _SELF_JOINS = (b"me and ", b"me & ", b"me + ", b"me, ", b"w/ ")
-_JOINS_SELF = (b" & i ", b" and i ", b" + i ")
+_JOINS_SELF = (b" & i ", b" and i ", b" + i ", b" og jeg ", b" och jag ", b" und ich ", b" en ik ", b" et moi ",
+               b" y yo ", b" e eu ", b" e io ", b" i ja ", b" a j\xe1 ", b" \xe9s \xe9n ", b" ja min\xe4 ",
+               b" ve ben ", b" \xffi eu ", b" dan saya ")  # "Astrid og jeg", "Ximena y yo"
 _TITLES = sorted(TITLE_WORDS | _SOFT | frozenset(_MORE_TITLES.split()), key=len, reverse=True)
 
 
@@ -194,7 +221,8 @@ _SAINTS = ("St. ", "St ", "Ste. ", "Saint ", "San ", "Santa ", "Sankt ", "Sint "
 # Words before a capitalised name, lower-cased, by context (phrases of up to three words).
 _GREETINGS = """hi hey hello hiya dear dearest morning good_morning good_afternoon good_evening hallo hoi beste lieve
 lieber liebe bonjour salut cher chère hola querido querida estimado estimada ciao caro cara gentile olá oi hej cześć
-szanowny szanowna yo kia_ora g'day salam assalamu_alaikum merhaba namaste hei ahoj szia moin servus"""
+szanowny szanowna yo kia_ora g'day salam assalamu_alaikum merhaba namaste hei ahoj szia moin servus bună salut dragă
+stimate stimată halo hai dobrý_den dzień_dobry kedves tere sveiki labas zdravo bok pozdrav moi terve heippa"""
 _WITHS = """with together_with alongside thanks_to thank_you_to shout-out_to shoutout_to kudos_to met mit avec con com
 grâce_à gracias_a grazie_a dank_aan dank_an dankzij ask tell ping cc invite meet me_and w"""
 _THANKS_WORDS = """thanks thank_you thx cheers bye see_you danke bedankt merci gracias grazie obrigado obrigada tack
@@ -234,8 +262,9 @@ _ROLE = re.compile(r"(?i:(?<![\w-])(?:mentor|advisor|adviser|supervisor|supervis
                    r"(?:[ \t]*\([^)\n]{1,60}\))?[ \t]*[:–—-]?[ \t]*(?=[A-Z]|[dip]r?\.)")  # "Mentor (Fellowship): X"
 _TAIL = re.compile(r"(?:^|(?<=\n)|[—–~]|\s-|(?<=\n)/|\bxx?\b|,)[ \t]*(?=[^\W\d_])([^\n,—–]{2,60}?)[ \t]*"
                    r"(?:\([^)\n]*\))?[^\w\n]*\Z")  # the last line's closing name, after a line start or a dash
+_INNER_DASH = re.compile(r"[ \t][-—–~][ \t]*(?=[^\W\d_][^-—–~]*\Z)")
 # A mail app's own last line ("Sent from my iPhone"), with nothing after it.
-_SENT_FROM = re.compile(r"(?i)(?:sent from|enviado desde|von meinem|verzonden (?:vanaf|met)|envoyé de)[^\n,—–-]*$")
+_SENT_FROM = re.compile(r"(?i)(?:sent from|enviado desde|von meinem|verzonden (?:vanaf|met)|envoyé de)[^\n—–-]*$")
 # A capitalised word at a sentence start (group 1); the text's first word is checked on its own, since a leading
 # character class lets the regex engine skip ahead fast (2.5x faster than lookbehinds).
 _UPPER = rb"A-Z\xc0-\xd6\xd8-\xde"  # Latin-1's capitals and lower-case letters (with ',': "Anna, ...")
@@ -344,8 +373,9 @@ def _group(text: str, pos: int) -> tuple[list[tuple[int, int, list[str]]], int]:
 
 def _closed(text: str, end: int) -> bool:
     """True when a name ends at a comma, colon, exclamation mark, line end or end of text."""
-    rest = text[end:end + 3].lstrip(" \t")
-    return not rest or rest[0] in ",:!\n;.?)(<|"
+    rest = text[end:end + 4].lstrip(" \t")
+    return (not rest or rest[0] in ",:!\n;.?)(<|" or rest[0] > "\u2000"  # an emoji: "Bea 🌻"
+            or rest.startswith(("xx", "x\n", "xo")) or rest == "x")  # kisses: "Love, Rose xx"
 
 
 class _Finder:
@@ -408,6 +438,23 @@ class _Finder:
     def _strong_first(self, word: str) -> bool:
         return _common_first_name(self.names, word) and not self.lower_elsewhere(word)
 
+    def inflected_first(self, word: str, genitive: bool = False) -> bool:
+        """A common first name with a case ending of Polish, Czech, Hungarian or Turkish ("Agatą", "Kubą", "Kateřinou",
+        "Tomášem", "Dórával", "Leventével", "Burak'la"); with ``genitive`` (a list joined by Finnish "ja" or Polish
+        "i") also "Sannan", "Basi": endings that too many place names have ("Milan")."""
+        if len(word) < 4 or not word[0].isupper():
+            return False
+        if "'" in word or "’" in word:
+            return self.strong_first(re.split("['’]", word)[0])
+        for ending, base in _CASE_ENDINGS + (_GENITIVE_ENDINGS if genitive else ()):
+            if word.endswith(ending) and len(word) - len(ending) >= 2:
+                stem = word[:-len(ending)] + base
+                if stem[-1] in _LONG_VOWELS:  # Hungarian lengthens a final vowel: "Dórá-val" is Dóra's
+                    stem = stem[:-1] + _LONG_VOWELS[stem[-1]]
+                if self.strong_first(stem):
+                    return True
+        return False
+
     def accept(self, kind: str, run: tuple[int, int, list[str]], closed: bool, titled: bool,
                soft: bool = False) -> bool:
         words = run[2]
@@ -428,7 +475,7 @@ class _Finder:
             if kind == "signoff" and len(words) > 1 and _PARTICLE_IN.search(self.text, run[0], run[1]):
                 return True  # "Met vriendelijke groet,\nWillemijn van der Heijden"
             return words[0] in self.names.first or (kind != "thanks" and len(words) > 1 and self.known(words[-1]))
-        return self.weak_name(words)
+        return self.weak_name(words) or len(words) == 1 and self.inflected_first(words[0])
 
     def spans(self) -> Iterator[tuple[int, int, str]]:
         """(start, end, name or handle) of every name the context rules find."""
@@ -458,6 +505,12 @@ class _Finder:
         yield from self._tail()
         yield from self._with_self()
         yield from self._lower_after_verb()
+        yield from self._chat_speakers()
+        yield from self._post_titles()
+        if b"/" in self.view and b"(" in self.view:
+            for m in _PRONOUNS.finditer(text):  # "Seun Adebayo (he/him) is typing"
+                if not any(w in self.owner_parts for w in m.group(1).split()):
+                    yield m.start(1), m.end(1), m.group(1)
         for pos in sorted({m.start() for m in _LIST_PAIR.finditer(self.view)}):
             yield from self._people_list(pos)
         seen: set[int] = set()
@@ -483,6 +536,13 @@ class _Finder:
                 if c not in seen:
                     seen.add(c)
                     yield from self._candidate(c)
+        # Capitals outside Latin-1 ('ÿ' in the view) after a space: "Cześć Łukasz", "Bună Ștefan", "with Žofie".
+        i = self.view.find(b"\xff")
+        while i >= 0:
+            if i not in seen and text[i].isupper() and (i == 0 or text[i - 1] in " \t\n(\"'"):
+                seen.add(i)
+                yield from self._candidate(i)
+            i = self.view.find(b"\xff", i + 1)
 
     def _line_triggers(self) -> Iterator[re.Match[str]]:
         """What ``_LINE_TRIGGER.finditer`` over the text gives (sign-offs, references, greetings at line starts),
@@ -589,6 +649,9 @@ class _Finder:
         m = _TAIL.search(text, max(0, line_start - 1))  # from the line break: "\n- Kenji" is a dash sign-off
         if not m:
             return
+        dash = _INNER_DASH.search(m.group(1))
+        if dash is not None:  # ", next time! - Ilse": the sign-off is after the last dash
+            m = _TAIL.search(text, m.start(1) + dash.start()) or m
         at_line_start = not text[line_start:m.start(1)].strip()
         before = text[:line_start].rstrip()
         if at_line_start and not (before.endswith((",", "!")) or before[-1:] > "\u2000"
@@ -599,6 +662,9 @@ class _Finder:
         if title:
             pos = title.end()
         run = _run(text, pos)
+        if run is None and not title and text[:m.start(1)].rstrip(" \t")[-1:] in ("—", "–", "-", "~"):
+            yield from self._lower_name(pos)  # "see ya 🤙 —dani"
+            return
         if run and not at_line_start and not title and run[2][0] not in self.names.first:
             return  # "..., Politecnico di Milano": after a comma or dash, a sign-off starts with a first name
         if (run and run[1] <= m.end(1) and not text[run[1]:m.end(1)].strip() and len(run[2]) <= 3
@@ -633,7 +699,7 @@ class _Finder:
         """Every name of a list of people: two or more capitalised items (and maybe "me" or "I") joined by commas,
         "and", "&", "+" or "/", when one item is a common first name here and none is a prose word, a common
         word or a stop word ("Docker and Podman", "Sage and Rosemary", "Paris and Lisbon" stay)."""
-        text, items, joined = self.text, [], False
+        text, items, joined, joined_by_ja_or_i = self.text, [], False, False
         while len(items) < 12:
             run = _run(text, pos)
             if run is None:
@@ -648,13 +714,18 @@ class _Finder:
             if sep is None:
                 break
             joined = joined or sep.group().strip(" \t,") != ""
+            joined_by_ja_or_i = joined_by_ja_or_i or sep.group().strip(" \t,") in ("ja", "i")
             pos = sep.end()
-        if len(items) < 2 or not any(self.strong_first(r[2][0]) for r in items):
+        genitive = joined_by_ja_or_i
+        if len(items) < 2 or not any(self.strong_first(r[2][0]) or self.inflected_first(r[2][0], genitive)
+                                     for r in items):
             return
-        if not joined and not all(r[2][0] in self.names.first for r in items):
+        if not joined and not all(r[2][0] in self.names.first or self.inflected_first(r[2][0], genitive)
+                                  for r in items):
             return  # commas alone: "Noor Aksoy, Brightline, Rotterdam" is a name, a company and a city
         after = _TOKEN.match(text, items[-1][1] + 1) if text[items[-1][1]:items[-1][1] + 1] == " " else None
-        if after is not None and after.group().islower() and after.group() not in _AFTER_LIST:
+        inflected = any(self.inflected_first(r[2][0], genitive) for r in items)  # "z Agatą i Kubą na koncercie"
+        if after is not None and after.group().islower() and after.group() not in _AFTER_LIST and not inflected:
             return  # "Jasmine and Basmati rice"
         for _, _, words in items:
             first = words[0]
@@ -689,6 +760,54 @@ class _Finder:
                 if start and text[start - 1] not in " \n\t(" or not self._listed_name(word):
                     continue
                 yield start, i, word
+
+    def _post_titles(self) -> Iterator[tuple[int, int, str]]:
+        """A name before a title that follows it: "Emre Bey", "Ayşe Hanım", "Kemal Hoca", "Kovács úr", "Tanaka-san",
+        "Sato-sensei's slides": a capitalised word that is no stop, prose or common word."""
+        text = self.text
+        for stem in _POST_TITLE_STEMS:
+            for i in self.find_all(stem):
+                j = i + len(stem)
+                if j < len(text) and (text[j].isalnum() or stem[0] == 32 and not text[i + 1].isupper()
+                                      and stem not in (b" \xfar", b" asszony")):
+                    continue  # "Beyond", "bey": the title is its own capitalised word (úr and asszony are lower-case)
+                start = i
+                while start and (text[start - 1].isalpha() or text[start - 1] in "'’-"):
+                    start -= 1
+                word = text[start:i]
+                if (len(word) >= 2 and word[0].isupper() and word not in _STOP and word not in _PROSE
+                        and word not in _COMMON_WORDS and word not in self.owner_parts):
+                    yield start, i, word
+
+    def _chat_speakers(self) -> Iterator[tuple[int, int, str]]:
+        """The speakers of a chat log pasted as text: WhatsApp's "[21/11/2025, 19:42] Name:" and "12/03/24, 08:15 -
+        Name:", Telegram's "Name, [07.05.2025 22:10]", IRC's "[14:02] <nick>" (without a time only when two or
+        more lines read so, and the nick is no HTML tag)."""
+        text = self.text
+        if not (b"]" in self.view or b"> " in self.view or b" - " in self.view):
+            return
+        irc = []
+        for m in _CHAT_LINE.finditer(text):
+            group = m.lastgroup or ""
+            if group == "irc_bare":
+                nick = m.group(group)
+                if " " in nick and nick.split()[0] in self.names.first:  # "<Rasmus Kjeldsen> lol": a full name
+                    yield from self._speaker(m.start(group), nick)
+                elif nick.lower() not in _HTML_TAGS:
+                    irc.append(m)
+                continue
+            yield from self._speaker(m.start(group), m.group(group))
+        if len(irc) >= 2:
+            for m in irc:
+                yield from self._speaker(m.start("irc_bare"), m.group("irc_bare"))
+
+    def _speaker(self, start: int, name: str) -> Iterator[tuple[int, int, str]]:
+        name = name.strip()
+        words = name.lower().replace("_", " ").replace(".", " ").split()
+        if (not name or name.lower().lstrip("@") in self.owner_handles or any(w in self.owner_lower for w in words)
+                or not any(c.isalpha() for c in name) or name.startswith("+")):
+            return  # the owner, or a phone number (the phone finder takes it)
+        yield start, start + len(name), name
 
     def _lower_after_verb(self) -> Iterator[tuple[int, int, str]]:
         """A first name in lower case after a verb done to a person ("saw hamid at the station", "ask lena",
@@ -725,7 +844,8 @@ class _Finder:
         if m is None or not m.group().islower():
             return
         rest = self.text[m.end():m.end() + 3].lstrip(" \t")
-        if _common_first_name(self.names, m.group().capitalize()) and (not rest or rest[0] in ",:!\n—–-"):
+        if _common_first_name(self.names, m.group().capitalize()) and (not rest or rest[0] in ",:!\n—–-"
+                                                                       or rest[0] > "\u2000"):  # "heyy kuba 👋"
             yield m.start(), m.end(), m.group()
 
     def _mention(self, pos: int) -> Iterator[tuple[int, int, str]]:
