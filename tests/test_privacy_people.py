@@ -153,6 +153,10 @@ def test_names_in_context_are_replaced(scrubber, text, gone, kept):
     ("Astrid og jeg skal bage i weekenden", ["Astrid"], ["og jeg"]),
     ("Cześć Łukasz, masz chwilę?", ["Łukasz"], ["Cześć"]), ("heyy kuba 👋 you around tonight?", ["kuba"], ["heyy"]),
     ("sorry can't make it tonight, next time! - Ilse", ["Ilse"], ["next time"]),
+    # ... first names that are words, capitalised mid-sentence with a person's context.
+    ("I think Will is bringing the projector tomorrow", ["Will"], ["I think", "projector"]),
+    ("had dinner at Grace's place, her lasagne is unreal", ["Grace"], ["'s place"]),
+    ("I owe Frank twenty quid from the pub quiz", ["Frank"], ["twenty quid"]),
 ])
 def test_names_without_an_enumerated_context_are_replaced(scrubber, text, gone, kept):
     out = scrubber.scrub(text).text
@@ -178,7 +182,8 @@ def test_names_without_an_enumerated_context_are_replaced(scrubber, text, gone, 
     "Hurricane Milton made landfall", "follow @NASA for the stream", "the one ending in @uni.example, no",
     "grocery run: Jasmine and Basmati rice", "Saludos desde Valencia", "i think rose did it", "told bill about it",
     "pan fried Asian noodles", "Don Quixote is long", "<b> bold </b>\n<i> italic </i>", "flights to Milan and Rome",
-    "Beyond the Bey of Tunis",
+    "Beyond the Bey of Tunis", "we meet in May is fine", "the Rose Bowl was packed", "Hope Street Opening Hours",
+    "go with Grace period rules", "A weekend with Summer and Autumn colours.",
 ])
 def test_bare_name_rule_keeps_things_and_places(scrubber, text):
     assert "<NAME>" not in scrubber.scrub(text).text

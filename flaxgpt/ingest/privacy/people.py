@@ -139,6 +139,20 @@ _CASE_ENDINGS = (("ą", "a"), ("ou", "a"), ("iem", ""), ("em", ""), ("ovi", ""),
                  ("nak", ""), ("nek", ""), ("ę", "a"))
 _GENITIVE_ENDINGS = (("n", ""), ("y", "a"), ("i", "a"))
 _LONG_VOWELS = {"á": "a", "é": "e"}
+# First names that are also words: a person's name when capitalised mid-sentence in a person's context (``_word_name``).
+_WORD_NAMES = frozenset("""Will Hope Faith Grace Joy Dawn Rose Lily Ivy Iris Violet Bill Sue Pat Art Miles Frank Grant
+Mark Guy Chase Hunter Drew Gene Wade Dean Earl Summer Eve Jack Ruby Amber Jade Holly Heather Daisy Olive Pearl Penny
+Robin Ray Sandy Max Jay Rob Sunny Autumn Harmony Melody Crystal Destiny Patience Mercy Honor Liberty Willow Hazel
+Poppy Ellie Jean Don Ken Bob""".split())  # noqa: SIM905
+_PERSON_BEFORE = frozenset("""ask asked asking owe owes owed tell told telling thank thanked met meet meeting saw see
+seeing call called calling text texted ping pinged invite invited miss missed love loved hug hugged visit visited
+email emailed message messaged cc remind reminded help helped pay paid""".split())  # noqa: SIM905
+_PERSON_NEXT = frozenset("""is was has had said says told asked thinks thought wants wanted will would can could
+forgot forgets bought made did does went came left took gave brought found sent wrote called texted rang helped owes
+lives works gets makes loves likes knows agrees agreed reckons mentioned suggested insisted""".split())  # noqa: SIM905
+_OWNED = frozenset("""place house flat apartment mum mom dad mother father wife husband boyfriend girlfriend partner
+fiancé fiance sister brother son daughter kids children parents family birthday wedding party car office desk laptop
+phone room team idea fault turn cousin ex grandma grandpa nan aunt uncle""".split())  # noqa: SIM905
 _OPINION_VERBS = (b"think ", b"thinks ", b"guess ", b"heard ", b"hope ")
 _PERSON_VERBS = (b"saw ", b"met ", b"meet ", b"ask ", b"asked ", b"tell ", b"told ", b"ping ", b"pinged ", b"called ",
                  b"texted ", b"thank ", b"thanked ", b"invite ", b"invited ", b"remind ", b"reminded ", b"hug ",
@@ -571,6 +585,11 @@ class _Finder:
         if _TITLE.match(text, c) and not text.startswith("M. ", c):
             yield from self._context("title", c)
             return
+        if text[c:c + 12].split(" ", 1)[0].split("'", 1)[0] in _WORD_NAMES:
+            found = list(self._word_name(c))
+            if found:
+                yield from found
+                return
         before = text[max(0, c - 40):c]
         words: list[str] = []
         for _ in range(3):
@@ -591,6 +610,41 @@ class _Finder:
             yield from self._bare(c)  # "the PR from Dariusz", but "from Charlotte" is a city
         elif words and words[-1] == "that" or not words and before.rstrip().endswith(("—", "–", " -")):
             yield from self._bare(c, verb=True)  # "I learned that Björn speaks", "... — Mirela quoted that"
+
+    def _word_name(self, c: int) -> Iterator[tuple[int, int, str]]:
+        """A first name that is also a word ("Will", "Hope", "Mark"), capitalised in the middle of a sentence where
+        the word would be lower case, with a person's context: after a verb done to a person ("ask Hope", "owe
+        Frank"), before a person's verb ("I think Will is bringing"), or owning a person's things ("Grace's place");
+        not on a title-case line ("Hope Street Opening Hours")."""
+        text = self.text
+        m = _TOKEN.match(text, c)
+        if m is None or c < 2 or text[c - 1] != " ":
+            return
+        token = m.group()
+        word = _without_possessive(token)
+        if word in self.owner_parts or self._title_case_line(c):
+            return
+        k = text.rfind(" ", 0, c - 1)
+        prev = text[k + 1:c - 1]
+        if not prev.isalpha() or not prev.islower():
+            return  # a sentence start, or after a capitalised word ("Hope Street" in "at Old Hope Street")
+        end = c + len(word)
+        nxt = _TOKEN.match(text, end + (3 if token != word else 1))
+        after = nxt.group() if nxt is not None and text[end:end + 1] in " '’" else ""
+        if token != word:
+            person = after in _OWNED
+        else:
+            person = prev in _PERSON_BEFORE or after in _PERSON_NEXT or (
+                len(after) > 4 and after.islower() and after.endswith("ed"))
+        if person:
+            yield c, end, word
+
+    def _title_case_line(self, c: int) -> bool:
+        """True when most words of the line around ``c`` are capitalised (a heading, a title, a product list)."""
+        text = self.text
+        line = text[text.rfind("\n", 0, c) + 1:(text.find("\n", c) + 1 or len(text) + 1) - 1]
+        words = [w for w in line.split() if w[:1].isalpha()]
+        return len(words) >= 3 and sum(w[0].isupper() for w in words) * 2 > len(words)
 
     def _bare(self, c: int, verb: bool = False, after_colon: bool = False) -> Iterator[tuple[int, int, str]]:
         """A name without a context word ("I think Leonie is", "Our landlord, Vikram Malhotra"): a common
