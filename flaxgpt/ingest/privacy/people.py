@@ -139,7 +139,7 @@ _CASE_ENDINGS = (("ą", "a"), ("ou", "a"), ("iem", ""), ("em", ""), ("ovi", ""),
                  ("nak", ""), ("nek", ""), ("ę", "a"))
 _GENITIVE_ENDINGS = (("n", ""), ("y", "a"), ("i", "a"))
 _LONG_VOWELS = {"á": "a", "é": "e"}
-# First names that are also words: a person's name when capitalised mid-sentence in a person's context (``_word_name``).
+# First names that are also words: names when capitalised mid-sentence in a person's context (``_word_name``).
 _WORD_NAMES = frozenset("""Will Hope Faith Grace Joy Dawn Rose Lily Ivy Iris Violet Bill Sue Pat Art Miles Frank Grant
 Mark Guy Chase Hunter Drew Gene Wade Dean Earl Summer Eve Jack Ruby Amber Jade Holly Heather Daisy Olive Pearl Penny
 Robin Ray Sandy Max Jay Rob Sunny Autumn Harmony Melody Crystal Destiny Patience Mercy Honor Liberty Willow Hazel
