@@ -157,6 +157,8 @@ def test_names_in_context_are_replaced(scrubber, text, gone, kept):
     ("I think Will is bringing the projector tomorrow", ["Will"], ["I think", "projector"]),
     ("had dinner at Grace's place, her lasagne is unreal", ["Grace"], ["'s place"]),
     ("I owe Frank twenty quid from the pub quiz", ["Frank"], ["twenty quid"]),
+    ("<@U04ABCD12|pedro> approved it", ["pedro"], ["<@U04ABCD12|", "approved"]),
+    ("+Priya Raman can you review the intro?", ["Priya", "Raman"], ["can you review"]),
 ])
 def test_names_without_an_enumerated_context_are_replaced(scrubber, text, gone, kept):
     out = scrubber.scrub(text).text
@@ -183,7 +185,8 @@ def test_names_without_an_enumerated_context_are_replaced(scrubber, text, gone, 
     "grocery run: Jasmine and Basmati rice", "Saludos desde Valencia", "i think rose did it", "told bill about it",
     "pan fried Asian noodles", "Don Quixote is long", "<b> bold </b>\n<i> italic </i>", "flights to Milan and Rome",
     "Beyond the Bey of Tunis", "we meet in May is fine", "the Rose Bowl was packed", "Hope Street Opening Hours",
-    "go with Grace period rules", "A weekend with Summer and Autumn colours.",
+    "go with Grace period rules", "A weekend with Summer and Autumn colours.", "<@U0123ABCD> joined the channel",
+    "rated +Good by most users",
 ])
 def test_bare_name_rule_keeps_things_and_places(scrubber, text):
     assert "<NAME>" not in scrubber.scrub(text).text

@@ -134,6 +134,7 @@ def test_secrets_stated_in_words_are_replaced_and_the_sentence_kept(scrubber, te
     "zxcvbn gave my new password a 4/4", "never leave admin/admin on a production router",
     "my password is up-to-date",
     "Passordet ditt er utløpt. Logg inn for å velge et nytt.", "kildekoden er 2024 linjer", "this one is v2beta3 now",
+    "the wifi is down again", "it's v2beta3, not v2beta4",
 ])
 def test_sentences_that_only_mention_secrets_fingerprints_and_licence_addresses_survive(scrubber, text):
     result = scrubber.scrub(text)
@@ -296,6 +297,8 @@ def test_persona_false_positives_exclude_planted_canaries(scrubber, tmp_path):
     ("keepass db opens with 'drift wood lantern fig'", "drift wood lantern fig"),
     ("oracle: system/Manager#19c@//orahost:1521/ORCLPDB1", "Manager#19c"),
     ("databricks PAT dapi4e095bd1d6854575622f856469602d1b", "dapi4e095bd1d6854575622f856469602d1b"),
+    ("what's the wifi? -> BlueFalcon88", "BlueFalcon88"), ("sorry, it's Lantern9 not Lantern6", "Lantern9 Lantern6"),
+    ("password is my dog's name + 2015 (Biscuit2015)", "Biscuit2015"),
 ])
 def test_prose_window_finds_values_past_qualifiers(scrubber: Scrubber, text: str, secret: str) -> None:
     out = scrubber.scrub(text, find_names=False).text

@@ -294,6 +294,9 @@ _LINE_TRIGGER = re.compile("^" + _LINE_BODY, re.M)
 _BREAK_BEFORE_TRIGGER = re.compile(r"\n(?=" + re.sub(r"\(\?P<\w+>", "(?:", _LINE_BODY) + ")")
 _REDDIT_USER = re.compile(r"(?<![\w/.-])u/([A-Za-z0-9_-]{3,20})(?![\w/-])")
 _MENTION = re.compile(r"(?<![^\s(\[{\"'“‘,;:!?+])@(?=\w)")  # at the start, after a space, opening mark or "+"
+# Slack's mention with its display name: "<@U04ABCD12|pedro>" (a bare user id names nobody by itself).
+_CHAT_ID_MENTION = re.compile(r"<@[A-Z0-9]{6,}\|([^>\n]{1,40})>")
+_PLUS_MENTION = re.compile(r"(?:^|(?<=[\s(]))\+([A-Z][^\W\d_]+(?: [A-Z][^\W\d_'’-]+)?)(?=[\s,.:;!?)]|$)", re.M)
 _HANDLE = re.compile(r"\w(?:[\w.-]*\w)?")
 _DOMAIN = re.compile(r"\.(?:com|org|net|edu|gov|co|uk|example|test|local|invalid)$", re.I)  # not .dev: "@kaito.dev"
 _WORD_END = frozenset(" ,.;:!?\n")
@@ -504,6 +507,14 @@ class _Finder:
         if "@" in text:
             for m in _MENTION.finditer(text):
                 yield from self._mention(m.end())
+            if "<@" in text:  # Slack's mention with a display name: "<@U04ABCD12|pedro>"
+                for m in _CHAT_ID_MENTION.finditer(text):
+                    yield m.start(1), m.end(1), m.group(1)
+        if "+" in text:  # a document's mention: "+Priya Raman can you review"
+            for m in _PLUS_MENTION.finditer(text):
+                words = m.group(1).split()
+                if words[0] in self.names.first and words[0] not in self.owner_parts and words[0] not in _STOP:
+                    yield m.start(1), m.end(1), m.group(1)
         if "u/" in text:  # Reddit's user names: "quoted from u/throwaway_brennan"
             for m in _REDDIT_USER.finditer(text):
                 if m.group(1).lower() not in self.owner_handles:

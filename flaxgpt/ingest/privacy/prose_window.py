@@ -51,7 +51,7 @@ _KEYWORD = re.compile(
     r"|parola[ ]d['’]ordine|has[łl]o|şifre(?:si|m|niz)?|p[a4@]ss?w[o0]rd|passord(?:et)?|adgangskode(?:n)?"
     r"|kodeord(?:et)?|l[öo]sen(?:ord(?:et)?)?|salasana(?:n|a)?|hes(?:lo|la|lem)|jelsz[óo](?:t|ja|va|m)?|parolă"
     r"|parola(?=[ \t]+(?:de|pentru|la|wifi|wi-fi)\b|[ \t]*:)|parool|(?:kata[ ])?sandi|kata[ ]laluan|lozink[ae]|geslo"
-    r"|contrasenya)"
+    r"|contrasenya|wi-?fi|wlan)"
     r"|(?P<pin>pin(?:[ -]?code)?|puk|keypad|safe|(?:(?:bike|locker|parental|door|gate|pad)[ -]?)?lock(?:box)?"
     r"|(?:(?:door|alarm|lock|lockbox|key|safe|gate|keypad|garage|locker|bike|entry|building|garagentor|t[üu]r)"
     r"[ -]?)?(?:code|combo|combination)|(?:zugangs|garagen|tresor|alarm|haus|tor|schlie[ßs]fach|keller)code"
@@ -71,7 +71,7 @@ _KEYWORD = re.compile(
     r"(?![\w-])", re.I)
 # Where the window ends: a sentence end, a line break, a semicolon.
 # "!!" or "?" before a lower-case word goes on: chat rarely ends a sentence that way.
-_WINDOW = re.compile(r"(?:[^\n.;!?]|[.!?]+(?=\S|[ \t]+[a-z0-9]))*")
+_WINDOW = re.compile(r"(?:[^\n.;!?]|[.!?]+(?=\S|[ \t]+(?:[a-z0-9]|->|→|=>)))*")  # and "wifi? -> X"
 _MAX_WORDS = 14
 # Nouns after which the keyword is a modifier, not the secret ("password managers", "token limit").
 # Words before a keyword that make the sentence about such secrets in general ("the most common password").
@@ -189,8 +189,9 @@ def window_spans(v: _View, p: int, default_passwords: frozenset[str], ok_value: 
     prev, after_conn = m.group(0).lower(), False
     copulas = _copulas(prev)
     connectors = _CONNECTORS | copulas if copulas else _CONNECTORS
-    if copulas:  # no predicate lists for these languages: a plain word is no password there ("er utløpt")
-        plain_ok = _never
+    wifi = prev.startswith(("wifi", "wi-fi", "wlan"))
+    if copulas or wifi:  # no predicate lists for these languages ("er
+        plain_ok = _never  # utløpt"); after "wifi" a plain word is the network's name or its state ("is HomeNet")
     found: list[_Span] = []
     described = False  # "the password is the same as the dev one: X": only a value after ":" or "=" counts
     for i, t in enumerate(words):
@@ -198,7 +199,9 @@ def window_spans(v: _View, p: int, default_passwords: frozenset[str], ok_value: 
         if prev == "with" and i > 1 and words[i - 2].group(0).lower() in _OPENING_VERBS:
             prev = "is"  # "the safe opens with 18-24-06"
         after_conn = prev in connectors or prev.endswith(":") or after_conn and prev in _ADVERBS
-        if (described or found and kind != _SECRET) and not (prev.endswith(":") or prev in ("=", "is", "are")):
+        stated = prev.endswith(":") or prev in ("=", "is", "are")
+        bracketed = described and not found and raw.startswith("(")  # "is my dog's name + 2015 (Biscuit2015)"
+        if (described or found and kind != _SECRET) and not stated and not bracketed:
             prev = raw.lower()
             continue  # after a value, only another stated one: "was X, the new one is Y"
         if kind == _PW and m.group(0).lower() == "pass" and not after_conn and (i > 0 or not _bare_pass_value(raw)):
@@ -212,6 +215,8 @@ def window_spans(v: _View, p: int, default_passwords: frozenset[str], ok_value: 
         span = _spelled_pin(text, words, i) if spelled else None
         span = span or _candidate(text, t.start(), raw, kind, after_conn, prev, words[i + 1:], default_passwords,
                                   ok_value, plain_ok)
+        if span is not None and wifi and _PAIR_NEXT.match(text, span[-1].end):
+            span = None  # "wifi: HomeNet-5G / X": the network's name; its password comes after the slash
         if span is not None:
             found += span  # and on: "tokens: read-only X, read-write Y"
         elif kind == _PW and raw.lower() in ("is", "was") and i + 1 < len(words) and words[i + 1].group(
@@ -383,6 +388,8 @@ _CUES = (b" it to ", b"it's now ", b" unlocks with ", b" opens with ", b"same as
 # "the new one is Winterfell2025": only a strong password (``_strong_password``) after these.
 _STRONG_CUES = (b" one is ", b" one's ")
 _CUE_VALUE = re.compile(r"[ \t:]*[\"'“‘`]?(?P<v>[^\s\"'”’`]{6,64})")
+_PAIR_NEXT = re.compile(r"[ \t]*[/|]")
+_CORRECTION = re.compile(r"([\w!#$%&*+~^-]{6,64}),?[ \t]+not[ \t]+([\w!#$%&*+~^-]{6,64})")
 _CUE_PHRASE = re.compile(r"[ \t]*(?P<q>[\"'“‘])(?P<v>[^\W\d_]{2,}(?:[ \t][^\W\d_]{2,}){2,7})[\"'”’]")
 
 
@@ -390,6 +397,11 @@ def cued_password_spans(v: _View, ok_value: Callable[[str], bool]) -> list[_Span
     """The value after a phrase that sets or uses a secret without naming it, when it looks like a credential
     (letters and digits mixed, or a symbol inside): "changed it to tigerlily88", but not "set it to 4096"."""
     out = []
+    for i in v.find_all(b"it's "):  # "sorry, it's Lantern9 not Lantern6": a credential corrected, both stated
+        m = _CORRECTION.match(v.text, i + 5)
+        if m is not None and all(_strong_password(m.group(g)) and ok_value(m.group(g)) for g in (1, 2)) and (
+                m.group(1)[:4].lower() == m.group(2)[:4].lower()):
+            out += [_Span(m.start(1), m.end(1), "PASSWORD"), _Span(m.start(2), m.end(2), "PASSWORD")]
     for cue in _CUES + _STRONG_CUES:
         for i in v.find_all(cue):
             phrase = _CUE_PHRASE.match(v.text, i + len(cue)) if cue in (b" unlocks with ", b" opens with ") else None
