@@ -39,7 +39,7 @@ SETS = ROOT / "bench" / "privacy"
 PERSONA = ROOT / "examples" / "persona"
 RECALL_TARGET = 0.97
 FP_TARGET = 0.01
-SECRET_LABELS = frozenset({"PRIVATE_KEY", "AWS_KEY", "TOKEN", "PASSWORD", "SECRET"})
+SECRET_LABELS = frozenset({"PRIVATE_KEY", "AWS_KEY", "TOKEN", "PASSWORD", "SECRET", "USERNAME"})
 # What a false positive is for a hard negative of each family: a placeholder of the kind the family's finders put.
 # Other personal data in a negative (a phone number, an IP address, a test card number) is replaced by policy;
 # it is counted apart ("other personal data"), not as a false positive of the family.

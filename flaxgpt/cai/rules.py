@@ -41,6 +41,7 @@ KINDS = {
     "CREDIT_CARD": ("credit card number", "credit card numbers"), "IP_ADDRESS": ("IP address", "IP addresses"),
     "PHONE": ("phone number", "phone numbers"), "ADDRESS": ("home or street address", "home or street addresses"),
     "NAME": ("private person's name", "private persons' names"),
+    "USERNAME": ("account user name", "account user names"),
 }
 _TOKENISH = re.compile(r"(?<![A-Za-z0-9+/=_\-])[A-Za-z0-9+/=_\-]{20,}")
 _PASSWORD = re.compile(r"(?i)\b(?:password|passphrase|passwd|pwd|passcode|pin(?:[ -]?code)?)\b[^\S\n]*"

@@ -26,6 +26,9 @@ Placeholders (``ScrubResult.counts`` is keyed by the name inside the brackets, e
                        "pubkey: <sha256>", "host key: SHA256:.."); api keys, tokens and secrets stated
                        in words ("my api key is X", "token - X") when the value looks random (``prose``)
   personal data
+    ``<USERNAME>``     the user half of a login whose password was found ("username segun.adeola, password X",
+                       "hannah_b_1990 / X", "postgres://analytics_ro:X@host", "-u ci-pusher -p X"), except
+                       default accounts (admin, root, postgres, ...) and the owner's handles (``login_users``)
     ``<EMAIL>``        addresses, except the owner's and allow-listed ones
     ``<PHONE>``        ``+``/``00`` international numbers possible for their country (phonenumbers);
                        national numbers with trunk 0 valid in one of ``phone_regions``; North American

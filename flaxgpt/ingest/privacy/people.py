@@ -414,7 +414,9 @@ class _Finder:
             w, text = word.lower(), self.text
             found, i = False, text.find(w, 1)
             while i != -1 and not found:
-                found = text[i - 1] in " \n(" and text[i + len(w):i + len(w) + 1] in _WORD_END
+                after = text[i + len(w):i + len(w) + 2]
+                found = text[i - 1] in " \n(" and after[:1] in _WORD_END and not (
+                    after[:1] in ".@" and after[1:].isalnum())  # "ravi.menon@...": an address, not a word
                 i = text.find(w, i + 1)
             self._lower[word] = found
         return self._lower[word]

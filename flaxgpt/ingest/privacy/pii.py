@@ -45,7 +45,6 @@ _VERSION_WORD = re.compile(rb"(?<![a-z])(?:v|ver\.?|version|release|build|sectio
 _CARD_PREFIX = re.compile(r"4|5[1-5]|2[2-7]|3[0-9]|6[0-9]|50")
 _DATE = re.compile(r"\d{4}([-/.])\d{1,2}\1\d{1,2}|\d{1,2}([-/.])\d{1,2}\2\d{2,4}")
 _IBAN_HEAD = re.compile(rb"[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]{4})+ \Z")  # digits that continue an IBAN-like string
-_DOC_NETS = tuple(ipaddress.IPv4Network(n) for n in ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24"))
 _ZIP4 = re.compile(rb"\d{5}-\d{4}(?![\d-])")
 _STATE_BEFORE = re.compile(rb"(?<![A-Za-z])[A-Z]{2},?[ \t]+\Z")
 _COUNTING = "01234567890123456789"  # "0123456789" is a placeholder, not a phone
@@ -157,8 +156,8 @@ def _ip_spans(v: _View) -> Iterator[_Span]:
             ip = ipaddress.IPv4Address(text)
         except ValueError:
             continue
-        if ip.is_unspecified or ip.is_loopback or text.startswith("255.") or any(ip in n for n in _DOC_NETS):
-            continue  # documentation's example ranges (RFC 5737) are nobody's address
+        if ip.is_unspecified or ip.is_loopback or text.startswith("255."):
+            continue
         if _VERSION_WORD.search(v.lo, max(0, s - 9), s):
             continue
         yield _Span(s, e, "IP_ADDRESS")

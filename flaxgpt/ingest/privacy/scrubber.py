@@ -8,6 +8,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from flaxgpt.ingest.extract.base import Owner
+from flaxgpt.ingest.privacy.login_users import username_spans
 from flaxgpt.ingest.privacy.names import _name_spans, _people_index
 from flaxgpt.ingest.privacy.namesets import load_name_sets
 from flaxgpt.ingest.privacy.people import context_name_spans
@@ -25,7 +26,7 @@ from flaxgpt.ingest.privacy.text import _NON_DIGITS, _Span, _View, latin1
 
 # Priority when spans overlap: lower wins (a key inside a URL is a TOKEN, not an EMAIL).
 _PRIORITY = {"PRIVATE_KEY": 0, "AWS_KEY": 1, "TOKEN": 1, "PASSWORD": 2, "SECRET": 3, "EMAIL": 4,
-             "IBAN": 5, "CREDIT_CARD": 5, "IP_ADDRESS": 6, "PHONE": 7, "ADDRESS": 8, "NAME": 9}
+             "IBAN": 5, "CREDIT_CARD": 5, "IP_ADDRESS": 6, "PHONE": 7, "ADDRESS": 8, "USERNAME": 8, "NAME": 9}
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,9 @@ class Scrubber:
         self.phone_regions = tuple(phone_regions)
         allowed = [*owner.emails, *owner.handles, *self.public]
         self._allowed = tuple(sorted({latin1(a.strip()).lower() for a in allowed if a.strip()}))
+        # The owner's name parts and their runs written together ("de vries" -> "devries"): the owner's user names.
+        self._owner_words = frozenset("".join(ws[i:j]).lower() for ws in (n.split() for n in owner.names)
+                                      for i in range(len(ws)) for j in range(i + 1, len(ws) + 1))
         # Allow-listed phone numbers compare by their last 9 digits (+31 20 ... == 020 ...).
         digits = [(a, latin1(a).translate(None, _NON_DIGITS)) for a in allowed]
         self._allowed_phones = frozenset(d[-9:] for a, d in digits
@@ -79,6 +83,7 @@ class Scrubber:
             spans += context_name_spans(view, self.owner, load_name_sets())
         if not spans:
             return ScrubResult(text, {})
+        spans += username_spans(text, [s for s in spans if s.label == "PASSWORD"], self._owner_words)
         kept = _resolve(s for s in spans if not self._is_allowed(view, s))
         counts = Counter(s.label for s in kept)
         parts, pos = [], 0
