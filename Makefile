@@ -99,8 +99,8 @@ bench-ingest: setup
 # numbers are the honest ones. The sets beside it were written with the rules, or written blind and then tuned on.
 bench-privacy: setup
 	$(BIN)/python -m bench.privacy_bench
-	@echo "== development sets 3-7 (each written blind, then tuned on; their own owners)"
-	for d in dev3 dev4 dev5 dev6 dev7; do $(BIN)/python -m bench.privacy_bench --sets bench/privacy/$$d --no-persona --show 0; done
+	@echo "== development sets 3-8 (each written blind, then tuned on; their own owners)"
+	for d in dev3 dev4 dev5 dev6 dev7 dev8; do $(BIN)/python -m bench.privacy_bench --sets bench/privacy/$$d --no-persona --show 0; done
 	@echo "== held-out sets (written without seeing the rules; never tuned on)"
 	$(BIN)/python -m bench.privacy_bench --sets bench/privacy/heldout --no-persona --show 0
 
