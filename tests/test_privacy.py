@@ -261,6 +261,11 @@ def test_the_user_half_of_a_login_is_replaced(scrubber, text, expected):
     assert scrub(scrubber, text).text == expected
 
 
+def test_a_public_persons_surname_alone_is_kept():
+    scrubber = Scrubber(OWNER, public=("Donald Knuth",))
+    assert scrubber.scrub("Prof. Knuth's cheques, and Dr. Okafor's").text == "Prof. Knuth's cheques, and Dr. <NAME>'s"
+
+
 def test_empty_and_clean_text(scrubber):
     assert scrubber.scrub("") == ScrubResult("", {})
     assert scrubber.scrub("nothing to see here") == ScrubResult("nothing to see here", {})

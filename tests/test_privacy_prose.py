@@ -135,6 +135,10 @@ def test_secrets_stated_in_words_are_replaced_and_the_sentence_kept(scrubber, te
     "my password is up-to-date",
     "Passordet ditt er utløpt. Logg inn for å velge et nytt.", "kildekoden er 2024 linjer", "this one is v2beta3 now",
     "the wifi is down again", "it's v2beta3, not v2beta4",
+    "The password hint is 'favourite teacher', which could be anyone",
+    "Ich habe mein Passwort vergessen und muss es jetzt zurücksetzen, super nervig.",
+    "Your PIN must be 4–6 digits and can't be a sequence like 1234.",
+    "The lock only has a 3-digit dial, so 1000 combinations",
 ])
 def test_sentences_that_only_mention_secrets_fingerprints_and_licence_addresses_survive(scrubber, text):
     result = scrubber.scrub(text)

@@ -21,7 +21,8 @@ _CODE_VALUE = re.compile(rb"(?P<v>[0-9](?:[0-9]{0,2}(?:[ \xb7.-][0-9]{1,3}){1,7}
                          rb"(?![\w/:%$\x80\xa3\xa5]|[.,-][0-9])")  # one leading digit: the engine skips to digits fast
 _NOT_BEFORE = frozenset(b".,:/+*#$\xa3\x80-_" + (string.ascii_letters + string.digits).encode())
 _UNIT_AFTER = re.compile(r"[ \t]*(?:euros?|eur|usd|dollars?|pounds?|gbp|zł|zl|kr|lira|tl|€|\$|£|km|kg|mb|gb|ms|"
-                         r"min(?:utes?)?|h|hours?|am|pm|x|times|people|days?|years?|yrs|st|nd|rd|th|k)\b", re.I)
+                         r"min(?:utes?)?|h|hours?|am|pm|x|times|people|days?|years?|yrs|st|nd|rd|th|k|combinations?|options|"
+                         r"possibilities|tries|attempts|digits?)\b", re.I)
 _CLAUSE_END = re.compile(r"[.;!?](?:\s|$)|\n\s*\n")
 # Words for what a code opens, and words for the code itself (any language the language ID reports often).
 _LOCKS = frozenset("""door doors gate alarm lock locks locker lockbox keybox keysafe keypad safe padlock box shed

@@ -77,7 +77,8 @@ Orlando Madison Aurora Nova Apache Linux Python Unix Mint Arch Gentoo Tor Swift 
 Gamma Delta Sigma Omega Atlas Apollo Orion Luna Max Min Sum Mode Mac Ray Dash Flask Pepper Robot Who
 Strange Seuss Evil Oz Floor Chip Fifth Adam Jan Vila Bispo Martens Layton Oetker Bronner Scholl Dre Bean Octopus
 Jekyll Hyde Siri Cortana Venus Mercury Mercedes Tesla Porsche Ferrari Brighton Kafka Django Rust Hadoop
-Ansible Gatsby Sphinx Heroku Alexa Kibana Grafana Elixir Pandas Keras Valencia"""
+Ansible Gatsby Sphinx Heroku Alexa Kibana Grafana Elixir Pandas Keras Valencia Mars Jupiter Saturn Neptune Pluto
+Uranus Earth Master Bachelor Diplom MSc BSc PhD MBA"""
 _STOP = frozenset(_STOP_WORDS.split())
 _PROSE = frozenset(_PROSE_WORDS.split())
 # Words after which a capitalised word is a place or thing, not a person ("the Bishop", "in Florence").
@@ -90,6 +91,13 @@ _PLACES = frozenset("""Charlotte Savannah Eugene Tyler Jackson Marion Augusta He
 Brooklyn Devon Kent Dakota Carolina Virginia Georgia Florida Hamilton Wellington Victoria Florence Austin Madison
 Orlando Lincoln Chelsea Sydney Paris Jordan Santiago Sofia Lyon Nancy Luzern Lucerne Valencia Murcia Cordoba
 Mercedes Beatrice Dallas Houston Phoenix Denver Aurora Raleigh Camden Chester Preston Clifton""".split())  # noqa: SIM905
+# Countries, cities and "the world" that are no one's first name in use: never a name, whatever the context.
+_GEO = frozenset("""Italia Lisboa Roma Milano Napoli Torino Firenze Venezia Madrid Sevilla Barcelona Bilbao Porto
+Brasil España Espana Deutschland Berlin München Hamburg Köln Wien Zürich Genève Nederland Amsterdam Rotterdam
+Utrecht London
+Dublin Paris Bruxelles Praha Warszawa Kraków Budapest Bucuresti Istanbul Ankara Stockholm Oslo København
+Helsinki Mundo World Welt Monde Mondo Wereld Świecie Vietnam America Africa Europa Europe Asia""".split())  # noqa: SIM905
+_PLACES |= _GEO
 # Family and household titles: a name follows only if the name sets know it ("Aunt Philippa", "Coach Renata").
 _SOFT_TITLES = """Aunt Auntie Uncle Grandma Grandpa Granny Nana Oma Opa Tante Onkel Tía Tío Tia Tio Coach Pastor
 Officer Nurse Sister Brother Cousin Sr Pan Don Fru Frk Herra Rouva Neiti Tohtori pan pani fru meneer mevrouw
@@ -213,7 +221,8 @@ _CAPITAL_TITLE_ALT = _by_first_letter(_CAPITAL_TITLES + [rf"{title}\.?" for titl
 _TITLE_CAPITAL = re.compile(rf"{_CAPITAL_TITLE_ALT}[ \t]+(?:{_TITLE_ALT}[ \t]+)*(?=[^\W\d_])")
 _LOWER_TITLES = (b"dr.", b"ir.", b"prof.", b"ing.", b"drs.", b"mr.", b"dott.", b"sig.ra", b"avv.", b"d-na ", b"dl. ",
                  b"hab.", b"dr ", b"meneer ", b"mevrouw ", b"pani ", b"pan ", b"fru ", b"doktor ", b"tohtori ")
-_AT_NAMES = """here channel everyone all team property staticmethod classmethod dataclass abstractmethod
+_AT_NAMES = """here channel everyone everybody all alle allen tous toutes todos todas tutti iedereen allemaal wszyscy
+kaikki alla team property staticmethod classmethod dataclass abstractmethod
 override deprecated param params return returns raise raises throws throw type see since version author link code
 example note todo fixme media import keyframes font-face charset supports page namespace include mixin extend
 apply tailwind layer pytest jit njit vectorize cache lru_cache wraps contextmanager app router route click command
@@ -227,9 +236,26 @@ _GROUP_HANDLE = re.compile(r"(?i)(?:bot|\[bot\]|oncall|on-call|team|squad|crew|g
                            r"|coveralls|sonarcloud|pre-commit-ci|copilot|stale)$")
 _SURNAME_SHAPE = re.compile(r"(?:Mac|Mc|O['’]|Fitz|D['’])[A-Z]|[A-Z][a-z]+-[A-Z][a-z]+$")  # MacAllister, Smith-Jones
 _UNIT_LETTER = re.compile(r" [A-Z](?![\w'’])")
+# Words of an organisation's name: one signs a letter or follows the name ("Banco Santander", "Stadtwerke München",
+# "Ufficio Anagrafe del Comune di Torino").
+_ORG_WORDS = frozenset("""Bank Banco Banca Banque Ihre Ihr Your Votre Vostro Team Office Ufficio Büro Kundenservice
+Service Services Support Customer Stadtwerke Comune Gemeente Municipality Council University Universität Universidad
+Università Université Hospital Clinic Klinik Inc Inc. Ltd Ltd. GmbH AG BV B.V. SA S.A. SpA LLC Corp Corp. Company Group
+Foundation Stiftung Association Verein School Schule College Institute Institut Instituto Agency Department Ministry
+Ministerium Anagrafe Ayuntamiento Mairie Rathaus Stadt Sparkasse Versicherung Insurance Airlines Telecom""".split())  # noqa: SIM905
+# Words a greeting may follow mid-line ("hi all, and hi Priscilla", "hey hey Marisol", "oh hi Mark").
+_BEFORE_GREETING = frozenset("and oh so well but ok okay also hey hi hello yo good".split())  # noqa: SIM905
+_ARTICLES = frozenset("der die das den dem des the la le el il lo les los las".split())  # noqa: SIM905
+# What follows a place's name, not a person's: "ATM on Queen Street", "Noël Coward Theatre", "Victoria Station".
+# (Not "Park", "Hall", "Hill", "Church" or "House": surnames too.)
+_PLACE_NOUNS = frozenset("""Street St St. Road Rd Avenue Ave Lane Ln Boulevard Blvd Square Sq Station Straße Strasse
+Weg Platz Gasse Allee Theatre Theater Hospital School College University Airport Cathedral Museum Hotel Centre Center
+Stadium Arena Mall Gardens Terrace Crescent Quay Wharf Building Library Academy Institute Prize Award
+Foundation""".split())  # noqa: SIM905
 _THING_HEADS = frozenset("""Hurricane Storm Typhoon Cyclone Tropical Operation Project Camp Fort Mount Mt Lake Cape
 Port Hotel Restaurant Café Cafe Villa Casa Club Studio Radio Bar Pub Hurrikan Sturm Orkan Tormenta Huracán Tempête
 Ouragan Stormen""".split())  # noqa: SIM905
+_SAINT_WORDS = frozenset("San Santa Santo São Sao Saint Sainte Sankt Sint".split())  # noqa: SIM905
 _SAINTS = ("St. ", "St ", "Ste. ", "Saint ", "San ", "Santa ", "Sankt ", "Sint ")
 
 # Words before a capitalised name, lower-cased, by context (phrases of up to three words).
@@ -486,11 +512,13 @@ class _Finder:
                                                                   and words[-1] not in _PROSE))  # "Prof. Jan de Vries"
         if kind == "rel":
             return words[0] in self.names.first and words[0] not in _PROSE and not self.lower_elsewhere(words[0])
-        if kind == "greet":
-            return self.known(words[0]) or (closed and not self.lower_elsewhere(words[0]))
+        if kind == "greet":  # "Buongiorno Italia!", "Hola Mundo": a greeting to a place or the world
+            return words[0] not in _GEO and (self.known(words[0]) or (closed and not self.lower_elsewhere(words[0])))
         if kind in ("signoff", "thanks", "refs"):
             if words[0] in _PROSE or words[0] in _STOP:  # "auth, None" ends a line of code, not a letter
                 return False
+            if any(w in _ORG_WORDS for w in words):
+                return False  # "Atentamente,\nBanco Santander", "Ihre Stadtwerke München": an organisation signs
             if kind == "signoff" and len(words) > 1 and _PARTICLE_IN.search(self.text, run[0], run[1]):
                 return True  # "Met vriendelijke groet,\nWillemijn van der Heijden"
             return words[0] in self.names.first or (kind != "thanks" and len(words) > 1 and self.known(words[-1]))
@@ -614,6 +642,9 @@ class _Finder:
             words.insert(0, word.lower())
             before = before[:k + 1]
             kind = _BEFORE.get(" ".join(words))
+            prev = before.rstrip(" \t,").rsplit(None, 1)[-1] if before.strip() else ""
+            if kind == "greet" and prev.isalpha() and prev.islower() and prev not in _BEFORE_GREETING:
+                return  # "watched Good Morning, Vietnam", "tickets for Dear Evan Hansen": a title, not a greeting
             if kind:
                 yield from self._context(kind, c)
                 return
@@ -652,6 +683,11 @@ class _Finder:
         if person:
             yield c, end, word
 
+    def _place_next(self, end: int) -> bool:
+        """True when the word after a run ending at ``end`` names a place or an institution ("Queen Street")."""
+        nxt = _TOKEN.match(self.text, end + 1) if self.text[end:end + 1] == " " else None
+        return nxt is not None and nxt.group() in _PLACE_NOUNS
+
     def _title_case_line(self, c: int) -> bool:
         """True when most words of the line around ``c`` are capitalised (a heading, a title, a product list)."""
         text = self.text
@@ -666,7 +702,7 @@ class _Finder:
         Basmati rice")."""
         first = _TOKEN.match(self.text, c)  # most candidates are no common first name: settled by one lookup
         word = _without_possessive(first.group()) if first else ""
-        if not self.may_start_name(word, c + len(word)):
+        if not self.may_start_name(word, c + len(word)) or word in _GEO:
             return
         if c and (self.text[c - 1].isalnum() or self.text[c - 1] in "_-'’"):  # "PyCon", "foo_Anna"
             return
@@ -681,10 +717,12 @@ class _Finder:
         if not run or any(w in self.owner_parts for w in run[2]):
             return
         s, e, words = run
+        if len(words) > 1 and words[0] in _SAINT_WORDS:
+            return  # "la Basilica di San Marco", "São Paulo": a place named after a saint
         if len(words) > 1 and not all(w in self.names.last or _SURNAME_SHAPE.match(w) for w in words[1:]):
             return  # "Hill Climbing", "Victoria Station": a thing named after a person
-        if _UNIT_LETTER.match(self.text, e):
-            return  # "Wing B", "Block C": part of a building
+        if _UNIT_LETTER.match(self.text, e) or self._place_next(e) or _PLACE_NOUNS.intersection(words[1:]):
+            return  # "Wing B", "Block C": part of a building; "Queen Street", "Coward Theatre": a place
         if verb and not self.text.startswith(("'s", "’s"), e):
             nxt = _TOKEN.match(self.text, e + 1)
             verb = nxt.group() if nxt else ""
@@ -744,6 +782,8 @@ class _Finder:
         if title:
             pos = title.end()
         if kind == "title":  # one name per title: "Dr. Miriam Kovacs, Head of Data" is not a list of names
+            if text[pos:pos + 4].split(" ", 1)[0] in _ARTICLES:
+                return  # "Herr der Ringe", "Mr. the Third": an article, so a title of a work
             run = _run(text, pos)
             runs, end = ([run], run[1]) if run else ([], pos)
         else:
@@ -756,7 +796,8 @@ class _Finder:
         if kind == "signoff" and not closed or kind == "thanks" and not (closed or text.startswith(" for ", end)):
             return
         soft = title is not None and title.group().rstrip(". \t") in _SOFT
-        accepted = [r for r in runs if self.accept(kind, r, closed, title is not None, soft)]
+        accepted = [r for r in runs if self.accept(kind, r, closed, title is not None, soft)
+                    and not self._place_next(r[1]) and not _PLACE_NOUNS.intersection(r[2][1:])]
         if kind == "with" and len(accepted) < len(runs):
             return  # "with Priya and London": a group is all names or none
         for s, e, words in accepted:

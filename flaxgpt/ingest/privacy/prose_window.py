@@ -78,15 +78,16 @@ _MAX_WORDS = 14
 _ABOUT_ALL = frozenset("most common worst weakest popular famous classic typical example sample".split())  # noqa: SIM905
 _KEYWORD_AS_MODIFIER = frozenset("""managers manager policy policies requirements rules field fields strength length
 hashes hash hashing limit limits budget count counts usage rotation expiry flow flows page form screen prompt
-dialog complexity validation""".split())  # noqa: SIM905
+dialog complexity validation history""".split())  # noqa: SIM905
 _WORD = re.compile(r"\S+")
 _QUOTES = {'"': '"', "'": "'", "“": "”", "‘": "’", "«": "»", "„": "“"}  # no backticks: those quote code
-_CONNECTORS = frozenset("""is was are 's ’s it's its it’s : = -> => → est ist lautet es c'est c’est wordt è é
+_CONNECTORS = frozenset("""is was are 's ’s it's its it’s : = -> => → est ist lautet c'est c’est wordt è é
 är""".split())  # noqa: SIM905
 # Copulas of languages where the word is also another language's common word ("on", "je", "e"): they connect a
 # value only after a keyword of their language (keyword prefixes).
 _COPULAS = tuple((tuple(stems.split()), frozenset(words.split())) for words, stems in (
     ("on", "salasana koodi avain avaim käyttäjä kayttaja"),
+    ("es era", "contraseña contrasena clave código codigo usuario"),
     ("je", "heslo hesla kód kod klíč klic uživatel uzivatel lozink geslo"),
     ("jest to", "hasło haslo klucz użytkownik uzytkownik"), ("e este", "parol codul cheia cheie utilizator"),
     ("adalah", "kata sandi kunci pengguna"),
@@ -116,7 +117,8 @@ _PIN_VALUE = re.compile(r"[*#]?\d{4,8}[#*]?|[A-Z]\d{3,7}|\d{1,4}(?:-\d{1,4}){1,3
 _HEX_ID = re.compile(r"[0-9a-f]{7,40}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.I)
 _PAIR = re.compile(r"([^\s/:|,]{1,64})(?:[ \t]*[/|][ \t]*|:)([^\s/|,]{1,64})")
 # Prepositions after which a number is a time or a quantity, not a value ("changed in 2019", "after 3 tries").
-_NOT_BEFORE_PIN = frozenset("in since until by from before after at on of every per with than about around".split())  # noqa: SIM905
+_NOT_BEFORE_PIN = frozenset(
+    "in since until by from before after at on of every per with than about around like e.g.".split())  # noqa: SIM905
 # A default user and its password without a keyword: "root:toor", "guest/guest", "admin / 12345admin".
 _DEFAULT_USER = re.compile(
     r"(?:admin|root|guest|administrator|pi)(?:[ \t]*[/|][ \t]*|:)(?P<p>[^\s/|,:]{2,64})(?![^\s,])", re.I)
@@ -194,8 +196,12 @@ def window_spans(v: _View, p: int, default_passwords: frozenset[str], ok_value: 
         plain_ok = _never  # utløpt"); after "wifi" a plain word is the network's name or its state ("is HomeNet")
     found: list[_Span] = []
     described = False  # "the password is the same as the dev one: X": only a value after ":" or "=" counts
+    hint = bool(words) and words[0].group(0).lower().rstrip(_STRIP) in ("hint", "hints", "tip")
     for i, t in enumerate(words):
         raw = t.group(0)
+        if hint and raw[:1] in _QUOTES:  # "the password hint is 'favourite teacher'": the hint, quoted
+            prev = raw.lower()
+            continue
         if prev == "with" and i > 1 and words[i - 2].group(0).lower() in _OPENING_VERBS:
             prev = "is"  # "the safe opens with 18-24-06"
         after_conn = prev in connectors or prev.endswith(":") or after_conn and prev in _ADVERBS
@@ -610,7 +616,8 @@ def _spelled_pin(text: str, words: list[re.Match[str]], i: int) -> list[_Span] |
 def _unit_next(rest: list[re.Match[str]]) -> bool:
     """True if the next word makes the number a count ("4 digits", "30 seconds")."""
     return bool(rest) and rest[0].group(0).lower().rstrip(_STRIP).rstrip("s") in (
-        "digit", "character", "char", "second", "minute", "hour", "day", "try", "tries", "attempt", "time", "letter")
+        "digit", "character", "char", "second", "minute", "hour", "day", "try", "tries", "attempt", "time", "letter",
+        "combination", "option", "possibilitie")
 
 
 def _credential_like(value: str) -> bool:

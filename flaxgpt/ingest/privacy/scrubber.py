@@ -55,6 +55,9 @@ class Scrubber:
         allowed = [*owner.emails, *owner.handles, *self.public]
         self._allowed = tuple(sorted({latin1(a.strip()).lower() for a in allowed if a.strip()}))
         # The owner's name parts and their runs written together ("de vries" -> "devries"): the owner's user names.
+        # A public person's surname alone ("Prof. Knuth's cheques" for "Donald Knuth") is theirs too.
+        self._public_surnames = frozenset(p.split()[-1].lower() for p in self.public
+                                          if 2 <= len(p.split()) <= 4 and all(w[:1].isupper() for w in p.split()))
         self._owner_words = frozenset("".join(ws[i:j]).lower() for ws in (n.split() for n in owner.names)
                                       for i in range(len(ws)) for j in range(i + 1, len(ws) + 1))
         # Allow-listed phone numbers compare by their last 9 digits (+31 20 ... == 020 ...).
@@ -94,7 +97,10 @@ class Scrubber:
         return ScrubResult("".join(parts), dict(counts), tuple((s.start, s.end, s.label) for s in kept))
 
     def _is_allowed(self, view: _View, span: _Span) -> bool:
-        """True if the span lies inside an occurrence of an allow-listed string (or is an allowed phone)."""
+        """True if the span lies inside an occurrence of an allow-listed string (or is an allowed phone, or a public
+        person's surname)."""
+        if span.label == "NAME" and view.text[span.start:span.end].lower() in self._public_surnames:
+            return True
         if span.label == "PHONE" and self._allowed_phones:
             digits = view.b[span.start:span.end].translate(None, _NON_DIGITS)
             if digits[-9:] in self._allowed_phones:
