@@ -162,6 +162,18 @@ def test_names_in_context_are_replaced(scrubber, text, gone, kept):
     ("Best regards,\nKarin Lindqvist\nAcme GmbH", ["Karin", "Lindqvist"], ["Acme GmbH"]),
     ("Kind regards,\nSeo-yeon Park\nPhD candidate", ["Seo-yeon", "Park"], ["PhD candidate"]),
     ("hi all, and hi Priscilla specifically 👋", ["Priscilla"], ["hi all"]),
+    # dev8's misses: the writer first in other languages, Irish particles, "Many thanks and kind regards",
+    # hyphenated Korean given names, meeting events, timed chat lines, owners of a person's things, a lone
+    # first name after a blank line.
+    ("Ik en Jelle gaan vanavond naar de film.", ["Jelle"], ["Ik en"]),
+    ("Eu e o Caio vamos de carro", ["Caio"], ["Eu e o"]),
+    ("Best,\nTomás Ó Briain", ["Tomás", "Briain"], ["Best"]),
+    ("Many thanks and kind regards,\nCatriona MacLeod | Events", ["Catriona", "MacLeod"], ["| Events"]),
+    ("The new intern, Ji-ho Park, is sharp", ["Ji-ho", "Park"], ["The new intern"]),
+    ("Gwen Price-Llewellyn (External) joined the meeting", ["Gwen", "Price-Llewellyn"], ["joined the meeting"]),
+    ("[09:14] Shauna Devlin: running 10 mins late", ["Shauna", "Devlin"], ["running"]),
+    ("It's Harriet's birthday on the 14th", ["Harriet"], ["'s birthday"]),
+    ("Thanks again for covering Friday.\n\nMarguerite", ["Marguerite"], ["covering Friday"]),
 ])
 def test_names_without_an_enumerated_context_are_replaced(scrubber, text, gone, kept):
     out = scrubber.scrub(text).text
@@ -196,6 +208,8 @@ def test_names_without_an_enumerated_context_are_replaced(scrubber, text, gone, 
     "Watched Good Morning, Vietnam again", "Got tickets for Dear Evan Hansen!", "Herr der Ringe läuft heute",
     "the ATM on Queen Street ate my card", "la Basilica di San Marco", "@alle bitte bis Freitag einreichen",
     "Mercury, Venus and Mars line up tonight", "Technische Universität München, Master Informatik.",
+    "The Board joined the meeting", "[14:20] Slackbot: Reminder: timesheets", "Apple's office is huge",
+    "See the results below.\n\nConclusion", "We bought a Wi-Fi router and a Co-op card",
 ])
 def test_bare_name_rule_keeps_things_and_places(scrubber, text):
     assert "<NAME>" not in scrubber.scrub(text).text

@@ -109,7 +109,9 @@ _MORE_TITLES = ("Mevrouw Meneer Dra Dr Sgt Sergeant Rev Revd Capt Cpt Insp Det L
 _RELATIONS = """sister brother mum mom dad mother father son daughter wife husband partner boyfriend girlfriend fiancé
 fiancée cousin niece nephew aunt uncle grandma grandpa granny grandmother grandfather friend mate colleague coworker
 co-worker boss manager landlord landlady neighbour neighbor flatmate roommate housemate teacher dentist therapist
-tutor supervisor zus broer vriend vriendin collega buurman buurvrouw schwester bruder freund freundin kollege kollegin
+tutor supervisor intern cto ceo cfo coo vp builder plumber electrician doctor gp nurse lawyer accountant
+nanny babysitter cleaner mechanic hairdresser barber trainer physio zus broer vriend vriendin collega buurman
+buurvrouw schwester bruder freund freundin kollege kollegin
 nachbar nachbarin sœur frère ami amie collègue voisin voisine hermana hermano amigo amiga vecino vecina
 schwiegermutter schwiegervater schwägerin schwager tochter sohn mutter vater oma opa tante onkel cousine chef chefin
 moeder vader dochter zoon schoonmoeder schoonvader nicht neef mère père fille fils cousine tante oncle madre padre
@@ -132,8 +134,15 @@ _CHAT_LINE = re.compile(
     r"|\d{1,4}[/.-]\d{1,2}[/.-]\d{2,4},?[ \t]\d{1,2}:\d{2}(?::\d{2})?(?:[ \t]?[APap][Mm])?[ \t]+[-–][ \t]+"
     r"(?P<android>[^:\n\d][^:\n]{1,39}?):[ \t]"
     r"|\[\d{1,2}:\d{2}(?::\d{2})?\][ \t]*<(?P<irc>[^<>\s/][^<>\n]{0,38})>[ \t]"
+    r"|\[\d{1,2}:\d{2}(?::\d{2})?\][ \t]+(?P<timed>[A-Z][^:\n\d]{1,39}?):[ \t]"
+    r"|(?P<event>[A-Z][^\W\d_]+(?:[ -][A-Z][^\W\d_'’-]+){1,2})"
+    r"(?:[ \t]+\((?:External|Guest|Host|Gast|Extern|Externe)\))?"
+    r"[ \t]+(?:joined|left|has joined|has left|is presenting|started presenting|was admitted|entered) "
+    r"(?:the |this )?(?:meeting|call|channel|chat|conversation|lobby|room|group)"
     r"|<(?P<irc_bare>[\w.|^-]{2,30}|[A-Z][\w'-]+(?: [A-Z][\w'-]+){1,2})>[ \t]+(?=\S)"
     r"|(?P<tg>[A-Z][^,\n\[\]]{1,39}),[ \t]\[\d{1,2}[./]\d{1,2}[./]\d{2,4}[ \t]\d{1,2}:\d{2}\][ \t]*$)", re.M)
+_EVENT_WORDS = (b" joined ", b" left ", b" has joined", b" has left", b" was admitted", b" is presenting",
+                b" started presenting", b" entered ")
 _HTML_TAGS = frozenset("""a b i u p s q br hr em tt li ul ol dl dt dd tr td th div span code pre kbd sub sup small big
 strong table thead tbody tfoot html head body title script style link meta img form input label button select option
 textarea iframe nav header footer section article aside main template slot svg path g sup center font blockquote
@@ -169,7 +178,7 @@ _PERSON_VERBS = (b"saw ", b"met ", b"meet ", b"ask ", b"asked ", b"tell ", b"tol
 _CHAT_WORDS = frozenset("haha hehe kinda lets ive yeah yep nope okay lmao tbh idk omg lol".split())  # noqa: SIM905
 _JOINING = frozenset("and from just also".split())  # noqa: SIM905  # in _VERBS for "Rosa and I", but no verbs
 
-_PARTICLE_WORDS = "van von de der den da di du le la dos das del della bin ibn al el ter ten zu y"
+_PARTICLE_WORDS = "van von de der den da di du le la dos das del della bin ibn al el ter ten zu y Ó Ní Nic Uí Ua"
 _PARTICLES = frozenset(_PARTICLE_WORDS.split())
 _PARTICLE_IN = re.compile(rf" (?:{'|'.join(_PARTICLE_WORDS.split())}) [A-Z]")
 _PARTICLE_AFTER = re.compile(r" (?:van|von|de|van der|van den|von der|ter|ten|da|di|dos|del|della) [A-Z]")
@@ -185,10 +194,18 @@ _LIST_PAIR = re.compile(rb"[A-Z][a-z\xdf-\xff]++(?:, | and | & | \+ |/| y | und 
 _AFTER_LIST = frozenset("""at on in to for from with are were have had will would went came said and or but who as
 over about this that the we they is was can could should also both all left joined""".split()) | _VERBS  # noqa: SIM905
 _LIST_SEP = re.compile(rf"[ \t]*(?:,[ \t]*(?:{_AND}[ \t]+)?|[ \t]+(?:{_AND}|ve)[ \t]+)|/")
-_SELF_ITEM = re.compile(r"(?:me|I|myself|moi|ich|yo|eu|io|jag|mig)\b")
+# Syllables of romanised Korean and Mandarin given names.
+_SYLLABLES = frozenset("""ji ho sung min seo yeon hyun woo jae eun soo su young hee jin won seok hoon yoon kyung mi na
+ye jun bin ah ha do yun hye hwa jung joon sang chul dong kyu tae gyu han jeong seung hyuk hoon yong ok sook ja
+in il mei xin li wei xiao jia yu ming hui ling yi hao jie fang lan qing ying zhi jun hong yan hua xiu tian
+chen yang lin""".split())  # noqa: SIM905
+_SELF_ARTICLE = re.compile(r"(?:o|a|la|el|der|die|de|het)[ \t]+(?=[^\W\d_])")
+_SELF_ITEM = re.compile(r"(?i:me|I|myself|moi|ich|yo|eu|io|jag|mig|ik|jeg|ja|én|minä|ben)\b")
+_SELF_WORDS = frozenset("me i myself moi ich yo eu io jag mig ik jeg ja én minä ben".split())  # noqa: SIM905
 # The writer first in a list of people ("me and andrzej", "me & mads", "w/ sunny and jun ho"), or last ("Saskia
 # & I"): found by substring on the lower-cased text.
-_SELF_JOINS = (b"me and ", b"me & ", b"me + ", b"me, ", b"w/ ")
+_SELF_JOINS = (b"me and ", b"me & ", b"me + ", b"me, ", b"w/ ", b"ik en ", b"eu e ", b"ich und ", b"moi et ", b"yo y ",
+               b"io e ", b"jag och ", b"jeg og ", b"ja i ")  # "Ik en Jelle", "Eu e o Caio"
 _JOINS_SELF = (b" & i ", b" and i ", b" + i ", b" og jeg ", b" och jag ", b" und ich ", b" en ik ", b" et moi ",
                b" y yo ", b" e eu ", b" e io ", b" i ja ", b" a j\xe1 ", b" \xe9s \xe9n ", b" ja min\xe4 ",
                b" ve ben ", b" \xffi eu ", b" dan saya ")  # "Astrid og jeg", "Ximena y yo"
@@ -270,7 +287,8 @@ dziękuję"""
 _BEFORE = {w.replace("_", " "): kind for kind, words in (("greet", _GREETINGS), ("with", _WITHS),
                                                        ("thanks", _THANKS_WORDS), ("rel", _RELATIONS))
           for w in words.split()}
-_SIGNOFF = (r"Best(?: regards| wishes)?|Regards|Kind regards|Warm regards|Many thanks|Thanks(?: again)?|Thank you|"
+_SIGNOFF = (r"Many thanks and (?:kind |best |warm )?regards|Thanks and (?:kind |best )?regards|"
+            r"Best(?: regards| wishes)?|Regards|Kind regards|Warm regards|Many thanks|Thanks(?: again)?|Thank you|"
             r"Cheers|Warmly|Sincerely|Yours(?: truly| sincerely)?|Love|Talk soon|Take care|All the best|Groeten|"
             r"Groetjes|Hartelijke groet(?:en)?|Met vriendelijke groet(?:en)?|Viele Grüße|Liebe Grüße|Beste Grüße|"
             r"Mit freundlichen Grüßen|Herzliche Grüße|LG|VG|Cordialement|Bien à vous|Amitiés|Bisous|Saludos|"
@@ -349,6 +367,12 @@ def _word_start_kind(names: NameSets, word: str) -> int:
     if _common_first_name(names, word):
         return _STARTS_NAME_UNLESS_LOWER
     return _STARTS_NAME_BEFORE_PARTICLE if word in names.first else _STARTS_NO_NAME
+
+
+def _syllable_name(word: str) -> bool:
+    """A Korean or Chinese given name written with a hyphen: "Ji-ho", "Sung-min", "Seo-yeon", "Mei-Xin"."""
+    parts = word.lower().split("-")
+    return len(parts) == 2 and word[:1].isupper() and all(p in _SYLLABLES for p in parts)
 
 
 def _without_possessive(word: str) -> str:
@@ -481,7 +505,7 @@ class _Finder:
         return strong
 
     def _strong_first(self, word: str) -> bool:
-        return _common_first_name(self.names, word) and not self.lower_elsewhere(word)
+        return (_common_first_name(self.names, word) or _syllable_name(word)) and not self.lower_elsewhere(word)
 
     def inflected_first(self, word: str, genitive: bool = False) -> bool:
         """A common first name with a case ending of Polish, Czech, Hungarian or Turkish ("Agatą", "Kubą", "Kateřinou",
@@ -511,7 +535,8 @@ class _Finder:
             return words[0] not in _PROSE or (len(words) > 1 and (self.known(words[-1]) or len(words) == 2
                                                                   and words[-1] not in _PROSE))  # "Prof. Jan de Vries"
         if kind == "rel":
-            return words[0] in self.names.first and words[0] not in _PROSE and not self.lower_elsewhere(words[0])
+            return (words[0] in self.names.first or _syllable_name(words[0])) and words[0] not in _PROSE and (
+                not self.lower_elsewhere(words[0]))
         if kind == "greet":  # "Buongiorno Italia!", "Hola Mundo": a greeting to a place or the world
             return words[0] not in _GEO and (self.known(words[0]) or (closed and not self.lower_elsewhere(words[0])))
         if kind in ("signoff", "thanks", "refs"):
@@ -562,6 +587,7 @@ class _Finder:
         yield from self._lower_after_verb()
         yield from self._chat_speakers()
         yield from self._post_titles()
+        yield from self._owners()
         if b"/" in self.view and b"(" in self.view:
             for m in _PRONOUNS.finditer(text):  # "Seun Adebayo (he/him) is typing"
                 if not any(w in self.owner_parts for w in m.group(1).split()):
@@ -634,7 +660,7 @@ class _Finder:
         before = text[max(0, c - 40):c]
         words: list[str] = []
         for _ in range(3):
-            before = before.rstrip(" \t,")
+            before = before.rstrip(" \t,(")  # "our landlord, Vikram", "my therapist (Deborah, the good one)"
             k = max(before.rfind(" "), before.rfind("\n"), before.rfind("\t"))
             word = before[k + 1:].removesuffix("/")  # "w/ Kasia"
             if not word.replace("-", "").isalpha():
@@ -759,9 +785,11 @@ class _Finder:
             m = _TAIL.search(text, m.start(1) + dash.start()) or m
         at_line_start = not text[line_start:m.start(1)].strip()
         before = text[:line_start].rstrip()
-        if at_line_start and not (before.endswith((",", "!")) or before[-1:] > "\u2000"
+        alone = text[:line_start].endswith("\n\n") and self.strong_first(text[m.start(1):m.end(1)].strip())
+        if at_line_start and not (before.endswith((",", "!")) or before[-1:] > "\u2000" or alone
                                   or _SENT_FROM.match(before, before.rfind("\n") + 1)):
-            return  # a bare last line counts only after "Thanks again for everything," (or "!", an emoji, a phone)
+            return  # a bare last line counts only after "Thanks again for everything," (or "!", an emoji, a phone,
+            # or a blank line when it is one common first name: "...covering Friday.\n\nMarguerite")
         pos = m.start(1)
         title = _TITLE.match(text, pos)
         if title:
@@ -810,6 +838,8 @@ class _Finder:
         text, items, joined, joined_by_ja_or_i = self.text, [], False, False
         while len(items) < 12:
             run = _run(text, pos)
+            if run is not None and len(run[2]) == 1 and run[2][0].lower() in _SELF_WORDS:
+                run = None  # "Ik en Jelle", "Eu e o Caio": the writer, not a name
             if run is None:
                 me = _SELF_ITEM.match(text, pos)
                 if me is None:
@@ -853,6 +883,8 @@ class _Finder:
                 if i and (text[i - 1].isalnum() or text[i - 1] in "_-"):
                     continue  # "theme and", "some/ path"
                 pos, comma = i + len(stem), stem.endswith(b", ")
+                if (article := _SELF_ARTICLE.match(text, pos)) is not None:
+                    pos = article.end()  # "eu e o Caio", "yo y la Marta"
                 while (m := _TOKEN.match(text, pos)) is not None and self._listed_name(m.group()):
                     sep = _LIST_SEP.match(text, m.end())
                     if comma and (sep is None or not sep.group().strip(" \t,")):
@@ -892,22 +924,46 @@ class _Finder:
         Name:", Telegram's "Name, [07.05.2025 22:10]", IRC's "[14:02] <nick>" (without a time only when two or
         more lines read so, and the nick is no HTML tag)."""
         text = self.text
-        if not (b"]" in self.view or b"> " in self.view or b" - " in self.view):
+        if not (b"]" in self.view or b"> " in self.view or b" - " in self.view
+                or any(w in self.lo for w in _EVENT_WORDS)):
             return
         irc = []
         for m in _CHAT_LINE.finditer(text):
             group = m.lastgroup or ""
             if group == "irc_bare":
                 nick = m.group(group)
-                if " " in nick and nick.split()[0] in self.names.first:  # "<Rasmus Kjeldsen> lol": a full name
+                if nick.split()[0] in self.names.first and (" " in nick or self.strong_first(nick)):
+                    # "<Rasmus Kjeldsen> lol", "<Rustam> anyone know": a person's name in the brackets
                     yield from self._speaker(m.start(group), nick)
                 elif nick.lower() not in _HTML_TAGS:
                     irc.append(m)
                 continue
+            if group in ("event", "timed") and not self._named(m.group(group).split()[0]):
+                continue  # "The Board joined the meeting", "[14:20] Slackbot: Reminder"
             yield from self._speaker(m.start(group), m.group(group))
         if len(irc) >= 2:
             for m in irc:
                 yield from self._speaker(m.start("irc_bare"), m.group("irc_bare"))
+
+    def _owners(self) -> Iterator[tuple[int, int, str]]:
+        """A known first name owning a person's things: "Harriet's birthday", "Niamh's place", "Haruto's dad"."""
+        text = self.text
+        for stem in (b"'s ", b"\xb4s "):  # "’" is outside Latin-1: '?' in the view, so "'s" and "´s" only
+            for i in self.find_all(stem):
+                nxt = _TOKEN.match(text, i + 3)
+                if nxt is None or nxt.group() not in _OWNED:
+                    continue
+                start = i
+                while start and (text[start - 1].isalpha() or text[start - 1] == "-"):
+                    start -= 1
+                word = text[start:i]
+                if (len(word) > 2 and word[0].isupper() and (self._named(word) or _syllable_name(word))
+                        and word not in _GEO and word not in self.names.words and word not in self.owner_parts):
+                    yield start, i, word
+
+    def _named(self, word: str) -> bool:
+        """A known first name that is no stop, prose or common word."""
+        return word in self.names.first and word not in _STOP and word not in _PROSE and word not in _COMMON_WORDS
 
     def _speaker(self, start: int, name: str) -> Iterator[tuple[int, int, str]]:
         name = name.strip()
@@ -1049,7 +1105,7 @@ def _list_neighbours(text: str, found: list[tuple[int, int, str]], names: NameSe
             first = word.split("-")[0]
             if (len(first) >= 2 and first[0].isupper() and first in names.first and first not in _COMMON_WORDS
                     and first not in _STOP and first not in _PROSE and first not in owner_parts
-                    and not word.isupper()):
+                    and not word.isupper() and first.lower() not in _SELF_WORDS):
                 spans.add(m.span(group))
                 out.append((*m.span(group), word))
     return out
