@@ -139,6 +139,8 @@ def test_secrets_stated_in_words_are_replaced_and_the_sentence_kept(scrubber, te
     "Ich habe mein Passwort vergessen und muss es jetzt zurücksetzen, super nervig.",
     "Your PIN must be 4–6 digits and can't be a sequence like 1234.",
     "The lock only has a 3-digit dial, so 1000 combinations",
+    "the wifi is HomeNet", "the alarm 2024 report is out", "Never share your password with anyone.",
+    "use python3 not python2", "Try max_tokens=512 and temperature=0.2", "type your name then press enter",
 ])
 def test_sentences_that_only_mention_secrets_fingerprints_and_licence_addresses_survive(scrubber, text):
     result = scrubber.scrub(text)
@@ -303,6 +305,18 @@ def test_persona_false_positives_exclude_planted_canaries(scrubber, tmp_path):
     ("databricks PAT dapi4e095bd1d6854575622f856469602d1b", "dapi4e095bd1d6854575622f856469602d1b"),
     ("what's the wifi? -> BlueFalcon88", "BlueFalcon88"), ("sorry, it's Lantern9 not Lantern6", "Lantern9 Lantern6"),
     ("password is my dog's name + 2015 (Biscuit2015)", "Biscuit2015"),
+    # Round 8 (dev8): answers on the next line, words run together, "passworded with", corrections in other
+    # languages, instructions that use a secret, lock codes after an emoji, alarms and padlocks.
+    ("me: whats the wifi pw\nher: marmalade!skies (all lowercase)", "marmalade!skies"),
+    ("can u resend the printer pw\n\nits inkjetdrama123, all one word", "inkjetdrama123"),
+    ("Password on the wedding spreadsheet = JuneNineteen (yes)", "JuneNineteen"),
+    ("the Kindle is passworded with mothwing88.", "mothwing88"),
+    ("c'est Lavande44 et pas Lavande45.", "Lavande44 Lavande45"),
+    ("To unlock the USB, type sunflowerfield then press enter twice", "sunflowerfield"),
+    ("you'll need Kestrel_on_the_wire to open it", "Kestrel_on_the_wire"),
+    ("the password for the gallery is ivyandjoss no spaces", "ivyandjoss"),
+    ("Sorry — door code is 2794 not 2749, I swapped", "2794 2749"), ("building entry 👉 *0417 then bell", "0417"),
+    ("Tell the cleaner: alarm 3390, door code same as before", "3390"), ("Cadeado do armário: 7-1-0.", "7-1-0"),
 ])
 def test_prose_window_finds_values_past_qualifiers(scrubber: Scrubber, text: str, secret: str) -> None:
     out = scrubber.scrub(text, find_names=False).text

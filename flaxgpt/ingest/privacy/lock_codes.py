@@ -31,7 +31,8 @@ tür haustür tor schloss fahrradschloss tresor kluis sleutelkluis deur poort ka
 portón cadenas coffre portail brama bramy bramę klatka klatki domofon skrytka bancomat cajero atm
 dør døren porten låset förrådet förråd postkassen postkasse brevlådan garasjen garaget garagen ovi oven portti
 kapu kapunál ajtó riasztó széf ușii ușa bloc blocului interfon trezor trezoru trezorul sejf furtka drzwi dveře
-dveří brána brány pintu gerbang brankas kassaskåpet pengeskabet alarme alarmen alarmu alarmului""".split())  # noqa: SIM905
+dveří brána brány pintu gerbang brankas kassaskåpet pengeskabet alarme alarmen alarmu alarmului entry cadeado
+armário candado lucchetto""".split())  # noqa: SIM905
 # Words for the code: specific ones name a code that opens something; generic ones ("code", "pin") need a lock word
 # near or a 4+ digit value after a connector ("the pin is 4411", but "the API returns code 200").
 _SPECIFIC_CODE_WORDS = frozenset("""passcode pincode combination combo kombi kombination puk digicode şifre şifresi
@@ -39,7 +40,7 @@ _SPECIFIC_CODE_WORDS = frozenset("""passcode pincode combination combo kombi kom
 _GENERIC_CODE_WORDS = frozenset("""code codes pin kod kodu kodem koden código codigo codice kode kodun kodunu koodi
 kód kódja kódot codul""".split())  # noqa: SIM905
 # Luggage and bike locks have three-digit combinations; other codes need four digits or a specific code word.
-_THREE_DIGIT_LOCKS = frozenset("lock padlock suitcase schloss cadenas".split())  # noqa: SIM905
+_THREE_DIGIT_LOCKS = frozenset("lock padlock suitcase schloss cadenas cadeado candado lucchetto dial".split())  # noqa: SIM905
 # Codes that are no secret: the word before or after the code word says so ("error code 1045", "código postal").
 _NOT_SECRET = frozenset("""error status exit return http response zip postal post area country promo discount
 coupon voucher tracking reference ref gpio qr bar barcode source sample example cheat color colour iso
@@ -47,9 +48,11 @@ postale kilde käll källkod lähde program feil fel virhe hiba status streg str
 landekode maa fejl""".split())  # noqa: SIM905
 _NOT_SECRET_PREFIXES = tuple(_NOT_SECRET)  # "postcode", "barcode"
 # What may stand right before the code, after the lock or code word.
-_CONNECTORS = frozenset("""is es ist est to = : — – - → -> was are set now use with opens open unlocks unlock
-then just still actually number no er är on je jest e este é è adalah""".split()) | {"it's", "it’s", "c'est"}  # noqa: SIM905
-_WORD = re.compile(r"[^\W\d_]+(?:['’-][^\W\d_]+)*|[=:→—–-]+|->")
+_CONNECTOR_WORDS = """is es ist est to = : — – - → -> was are set now use with opens open unlocks unlock then just
+still actually number no er är on je jest e este é è adalah not nicht pas 👉 ➡ it's it’s c'est"""
+_CONNECTORS = frozenset(_CONNECTOR_WORDS.split())
+_WORD = re.compile(r"[^\W\d_]+(?:['’-][^\W\d_]+)*|[=:→—–👉➡-]+|->")
+_ALARM_CODE = re.compile(r"(?!(?:19|20)\d\d\b)\d{4,8}(?:[,;.!]|\s*$|\s+(?:then|and|to)\b)")
 _MAX_WORDS = 12  # words of the clause looked at, back from the code
 
 
@@ -98,7 +101,10 @@ def _stated_for_lock(text: str, s: int, digits: int) -> bool:
         if between[-1] not in _CONNECTORS and not (len(between) == 1 and _lock_word(between[0])
                                                    and _code_word(trigger)):
             return False
-    elif not (_code_word(trigger) or trigger in ("keypad", "unlock")):
+    elif trigger in ("alarm", "alarme", "alarma"):  # "alarm 3390, door code same as before"
+        if not _ALARM_CODE.match(text, s):
+            return False  # "the alarm 2024 report", "alarm 06:30"
+    elif not (_code_word(trigger) or trigger == "keypad" or trigger == "unlock"):
         return False  # "gate 23", "locker 12": a lock's number, not its code
     if trigger in _GENERIC_CODE_WORDS and not (specific or lock_near) and (digits < 4 or not between):
         return False

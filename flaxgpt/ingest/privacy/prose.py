@@ -130,8 +130,9 @@ _SNAKE = re.compile(r"[a-z][a-z0-9]*(?:_[a-z0-9]+)+")
 _UNIT = re.compile(r"\s*(?:[-+]|or\s+more|\+)?\s*(?:char|character|digit|letter|word|symbol|byte|bit|token"
                    r"|day|hour|minute|week|month|year|time|attempt|tr(?:y|ie)|line|loc|zeichen|stellen|tekens|cijfers"
                    r"|caract[eè]re|chiffre|d[íi]gito|car[áa]cter)", re.I)
-_CLAUSE_END = re.compile(r"[ \t]*(?:$|\n|[.,;!?)(\[—–]|-\s|(?:and|but|or|so|lol|haha|btw|thanks|thx|cheers|und|aber"
-                         r"|en|maar|et|mais|y|pero|ok)\b|:\)|;\))", re.I)
+_CLAUSE_END = re.compile(r"[ \t]*(?:$|\n|[.,;!?)(\[—–\u2600-\U0001faff]|-\s|(?:and|but|or|so|lol|haha|btw|thanks|thx"
+                         r"|cheers|und|aber|en|maar|et|mais|y|pero|ok|no[ ]spaces|all[ ]one[ ]word|all[ ]lower ?case"
+                         r"|all[ ]caps|case[ ]sensitive)\b|:\)|;\))", re.I)
 _MANAGERS = frozenset({"1password", "lastpass", "bitwarden", "keepass", "keepassxc", "dashlane", "keychain",
                        "vault", "nordpass", "passbolt", "enpass"})
 # Words that follow "is"/":" in ordinary sentences about a password (adjectives, participles, function words).

@@ -45,7 +45,8 @@ _LOGIN = "login"
 # The keyword at a word start, and its kind. Misspellings of password ("psswrd", "passwrod", "passwrd") and the
 # other languages' words; "code"/"combo"/"lock" only next to what it opens.
 _KEYWORD = re.compile(
-    r"(?:(?P<pw>p(?:a|\*)?s?s(?:w(?:o?r?d|ord|rod|ort|d)|wd|word|code|phrase)|pass|pwd?|passwd|kennwort|wachtwoord"
+    r"(?:(?P<pw>password(?:ed|[- ]protected)|p(?:a|\*)?s?s(?:w(?:o?r?d|ord|rod|ort|d)|wd|word|code|phrase)|pass|pwd?"
+    r"|passwd|kennwort|wachtwoord"
     r"|mot[ ]de[ ]passe|mdp|contrase[ñn]a|clave|senha|unlock[ ]phrase|pass[ ]?phrase"
     r"|(?:(?<=unlock[ ])|(?<=recovery[ ])|(?<=seed[ ]))phrase"
     r"|parola[ ]d['’]ordine|has[łl]o|şifre(?:si|m|niz)?|p[a4@]ss?w[o0]rd|passord(?:et)?|adgangskode(?:n)?"
@@ -75,7 +76,7 @@ _WINDOW = re.compile(r"(?:[^\n.;!?]|[.!?]+(?=\S|[ \t]+(?:[a-z0-9]|->|→|=>)))*"
 _MAX_WORDS = 14
 # Nouns after which the keyword is a modifier, not the secret ("password managers", "token limit").
 # Words before a keyword that make the sentence about such secrets in general ("the most common password").
-_ABOUT_ALL = frozenset("most common worst weakest popular famous classic typical example sample".split())  # noqa: SIM905
+_ABOUT_ALL = frozenset("most common worst weakest weak bad popular famous classic typical example sample".split())  # noqa: SIM905
 _KEYWORD_AS_MODIFIER = frozenset("""managers manager policy policies requirements rules field fields strength length
 hashes hash hashing limit limits budget count counts usage rotation expiry flow flows page form screen prompt
 dialog complexity validation history""".split())  # noqa: SIM905
@@ -180,7 +181,7 @@ def window_spans(v: _View, p: int, default_passwords: frozenset[str], ok_value: 
     words = list(_WORD.finditer(text, end, window_end))[:_MAX_WORDS]
     if words and words[0].group(0).lower().rstrip(_STRIP) in _KEYWORD_AS_MODIFIER:
         return []  # "password managers like X are great", "password field is required": about passwords
-    if _ABOUT_ALL.intersection(text[max(0, p - 24):p].lower().split()[-2:]):
+    if _ABOUT_ALL.intersection(text[max(0, p - 40):p].lower().split()[-4:]):
         return []  # "the most common password in leaked dumps is 123456": passwords in general
     if m.group(0).lower() in ("code", "código", "codigo", "codice", "kod", "koden", "koodi") and not _opener_near(
             text, p, window_end):
@@ -202,10 +203,11 @@ def window_spans(v: _View, p: int, default_passwords: frozenset[str], ok_value: 
         if hint and raw[:1] in _QUOTES:  # "the password hint is 'favourite teacher'": the hint, quoted
             prev = raw.lower()
             continue
-        if prev == "with" and i > 1 and words[i - 2].group(0).lower() in _OPENING_VERBS:
-            prev = "is"  # "the safe opens with 18-24-06"
+        if prev == "with" and (i > 1 and words[i - 2].group(0).lower() in _OPENING_VERBS
+                               or i == 1 and m.group(0).lower().endswith(("passworded", "protected"))):
+            prev = "is"  # "the safe opens with 18-24-06", "the Kindle is passworded with mothwing88"
         after_conn = prev in connectors or prev.endswith(":") or after_conn and prev in _ADVERBS
-        stated = prev.endswith(":") or prev in ("=", "is", "are")
+        stated = prev.endswith(":") or prev in ("=", "is", "are") or found and prev in ("not", "nicht", "pas", "no")
         bracketed = described and not found and raw.startswith("(")  # "is my dog's name + 2015 (Biscuit2015)"
         if (described or found and kind != _SECRET) and not stated and not bracketed:
             prev = raw.lower()
@@ -221,6 +223,10 @@ def window_spans(v: _View, p: int, default_passwords: frozenset[str], ok_value: 
         span = _spelled_pin(text, words, i) if spelled else None
         span = span or _candidate(text, t.start(), raw, kind, after_conn, prev, words[i + 1:], default_passwords,
                                   ok_value, plain_ok)
+        core = raw.rstrip(_STRIP)
+        if span is None and kind == _PW and after_conn and (_CAMEL if wifi else _CAMEL2).fullmatch(core) and ok_value(
+                core):  # "the wifi at Nan's is ThongsOnTheBeach", "Password on the spreadsheet = JuneNineteen"
+            span = [_Span(t.start(), t.start() + len(core), "PASSWORD")]
         if span is not None and wifi and _PAIR_NEXT.match(text, span[-1].end):
             span = None  # "wifi: HomeNet-5G / X": the network's name; its password comes after the slash
         if span is not None:
@@ -229,19 +235,21 @@ def window_spans(v: _View, p: int, default_passwords: frozenset[str], ok_value: 
                 0).lower() in ("the", "my", "a", "your", "our", "his", "her"):
             described = True  # "the password is the same one we set up": a description, not a value
         prev = raw.lower()
-    if not found and kind == _PW and text.startswith("\n", window_end):
-        found = _next_line_value(text, window_end + 1, ok_value)  # "Passwort fürs Gäste-WLAN\nSommerwiese_55"
+    if not found and kind == _PW and (nl := _TO_NEXT_LINE.match(text, window_end)) is not None:
+        found = _next_line_value(text, nl.end(), ok_value)  # "Passwort fürs Gäste-WLAN\nSommerwiese_55"
     return found
 
 
 def _next_line_value(text: str, start: int, ok_value: Callable[[str], bool]) -> list[_Span]:
-    """A password alone on the line after its keyword's line: one credential-like word."""
+    """A password alone on the line after its keyword's line (an answer: "her: X", "its X", "X (two capitals)"):
+    one credential-like word."""
     end = text.find("\n", start)
     line = text[start:len(text) if end < 0 else end]
-    value = line.strip()
-    if not value or " " in value or len(value) > 64 or not _credential_like(value) or not ok_value(value):
+    m = _ANSWER.fullmatch(line)
+    value = m.group("v").rstrip(",.") if m else ""
+    if not value or len(value) > 64 or not (_credential_like(value) or _CAMEL.fullmatch(value)) or not ok_value(value):
         return []
-    s = start + line.find(value)
+    s = start + m.start("v")
     return [_Span(s, s + len(value), "PASSWORD")]
 
 
@@ -392,10 +400,21 @@ def shaped_password_spans(v: _View, ok_value: Callable[[str], bool]) -> list[_Sp
 # "same as always: mangotree42", "the laptop unlocks with kofi&ama4ever".
 _CUES = (b" it to ", b"it's now ", b" unlocks with ", b" opens with ", b"same as always", b"go-to is ", b"now it's ")
 # "the new one is Winterfell2025": only a strong password (``_strong_password``) after these.
-_STRONG_CUES = (b" one is ", b" one's ")
+_STRONG_CUES = (b" one is ", b" one's ", b"try ")
 _CUE_VALUE = re.compile(r"[ \t:]*[\"'“‘`]?(?P<v>[^\s\"'”’`]{6,64})")
 _PAIR_NEXT = re.compile(r"[ \t]*[/|]")
-_CORRECTION = re.compile(r"([\w!#$%&*+~^-]{6,64}),?[ \t]+not[ \t]+([\w!#$%&*+~^-]{6,64})")
+# Instructions that use a secret without naming it: "type X then press enter", "use PANDA-rest-0412 to open",
+# "you'll need Kestrel_on_the_wire to open it", "unprotect it with: lentil-soup-season".
+_INSTRUCTION_STEMS = (b"type ", b"use ", b"need ", b"enter ", b"pon ", b"tippe ", b"typ ")
+_INSTRUCTION = re.compile(
+    r"(?i:type|use|need|enter|pon|tippe|typ)[ \t]+['\"“‘`]?(?P<v>[^\s'\"”’`]{4,64}?)['\"”’`]?[ \t]+"
+    r"(?:(?P<enter>(?i:then|and|und|en|y)[ \t]+(?i:press|hit|druk|drück|pulsa)[ \t]+(?i:enter|return|intro))"
+    r"|(?i:to|then)[ \t]+(?i:open|unlock|log[ ]?in|sign[ ]in|decrypt|get[ ]in|unprotect)\b"
+    r"|(?i:y[ ]listo|and[ ]you'?re[ ]in))")
+_CORRECTION_STEMS = (b" not ", b" et pas ", b" y no ", b" o era ", b" en niet ", b" e n\xe3o ", b" und nicht ",
+                     b" or was ")
+_CORRECTION = re.compile(r"(?<![\w!#$%&*+~^-])([\w!#$%&*+~^-]{6,64})[?,]?[ \t]+(?:not|et pas|y no|o era|en niet|e não"
+                         r"|und nicht|or was)[ \t]+([\w!#$%&*+~^-]{6,64})")
 _CUE_PHRASE = re.compile(r"[ \t]*(?P<q>[\"'“‘])(?P<v>[^\W\d_]{2,}(?:[ \t][^\W\d_]{2,}){2,7})[\"'”’]")
 
 
@@ -403,11 +422,27 @@ def cued_password_spans(v: _View, ok_value: Callable[[str], bool]) -> list[_Span
     """The value after a phrase that sets or uses a secret without naming it, when it looks like a credential
     (letters and digits mixed, or a symbol inside): "changed it to tigerlily88", but not "set it to 4096"."""
     out = []
-    for i in v.find_all(b"it's "):  # "sorry, it's Lantern9 not Lantern6": a credential corrected, both stated
-        m = _CORRECTION.match(v.text, i + 5)
-        if m is not None and all(_strong_password(m.group(g)) and ok_value(m.group(g)) for g in (1, 2)) and (
-                m.group(1)[:4].lower() == m.group(2)[:4].lower()):
-            out += [_Span(m.start(1), m.end(1), "PASSWORD"), _Span(m.start(2), m.end(2), "PASSWORD")]
+    for stem in _INSTRUCTION_STEMS:  # "type sunflowerfield then press enter", "you'll need X to open it"
+        for i in v.find_all(stem):
+            if i and v.text[i - 1].isalnum():
+                continue
+            m = _INSTRUCTION.match(v.text, i)
+            value = m.group("v") if m else ""
+            if value and ok_value(value) and (_credential_like(value) or "_" in value or _CAMEL2.fullmatch(value)
+                                              or m.group("enter") and value.isalpha() and value.islower()
+                                              or value.isdigit() and 4 <= len(value) <= 8):
+                out.append(_Span(m.start("v"), m.end("v"), "PASSWORD"))
+    # "sorry, it's Lantern9 not Lantern6", "c'est Lavande44 et pas Lavande45", "mariposa123? o era mariposa321": a
+    # credential corrected, both stated (alike, and each with letters, digits and a capital or symbol).
+    for stem in _CORRECTION_STEMS:
+        for i in v.find_all(stem):
+            m = _CORRECTION.search(v.text, max(0, i - 66), i + len(stem) + 66)
+            if m is not None and m.start(2) >= i and all(_credential_like(m.group(g)) and ok_value(m.group(g))
+                                                        for g in (1, 2)) and (
+                    m.group(1)[:4].lower() == m.group(2)[:4].lower()) and (
+                    _strong_password(m.group(1)) or _strong_password(m.group(2))
+                    or _KEYWORD.search(v.text, v.text.rfind("\n", 0, i) + 1, i) is not None):
+                out += [_Span(m.start(1), m.end(1), "PASSWORD"), _Span(m.start(2), m.end(2), "PASSWORD")]
     for cue in _CUES + _STRONG_CUES:
         for i in v.find_all(cue):
             phrase = _CUE_PHRASE.match(v.text, i + len(cue)) if cue in (b" unlocks with ", b" opens with ") else None
@@ -418,7 +453,7 @@ def cued_password_spans(v: _View, ok_value: Callable[[str], bool]) -> list[_Span
             value = m.group("v").rstrip(".,;:!?)") if m else ""
             if value and _credential_like(value) and _CLEAN.fullmatch(value) and ok_value(value) and not (
                     _HEX_ID.fullmatch(value) or value[0].isdigit()) and (
-                    cue not in _STRONG_CUES or _strong_password(value)):
+                    cue not in _STRONG_CUES or _strong_password(value) and "=" not in value):
                 out.append(_Span(m.start("v"), m.start("v") + len(value), "PASSWORD"))
     return out
 
@@ -577,6 +612,11 @@ def _candidate(text: str, s: int, raw: str, kind: str, after_conn: bool, prev: s
     return None
 
 
+_TO_NEXT_LINE = re.compile(r"[?.!: \t]*\n(?:[ \t]*\n)?")  # "wifi pw?\n\nits X": the answer on the next line
+_ANSWER = re.compile(r"[ \t>]*(?:[\w ]{1,12}:[ \t]*)?(?:it'?s[ \t]+|it is[ \t]+)?(?P<v>\S+)[ \t]*"
+                     r"(?:\([^)\n]*\)|,[^\n]*)?[ \t]*")
+_CAMEL = re.compile(r"(?:[A-Z][a-z]+){3,}\d*")  # "GullsAtDawn", "ThongsOnTheBeach": words run together
+_CAMEL2 = re.compile(r"(?:[A-Z][a-z]+){2,}\d*")  # "JuneNineteen" (after a wifi keyword, two words are a network)
 _WORDS_JOINED = re.compile(r"[^\W\d_]{3,}(?:-[^\W\d_]{3,}){3,7}")  # a diceware secret: "moss-ferret-anvil-trumpet"
 _DIGIT_WORDS = frozenset("""zero oh one two three four five six seven eight nine null eins zwei drei vier fünf sechs
 sieben acht neun nul een twee drie vier vijf zes zeven acht negen zéro un deux trois quatre cinq sept huit neuf
