@@ -256,6 +256,14 @@ def test_overlaps_go_to_the_secret(scrubber):
     ("login annadv / Fjord!Lake22", "login annadv / <PASSWORD>"),
     ("vpn: anna.devries / Fjord!Lake22", "vpn: anna.devries / <PASSWORD>"),
     ("wifi: HomeNet-5G / Tr0pical!Fish", "wifi: HomeNet-5G / <PASSWORD>"),
+    # ... and after the password, in a Windows domain, labelled with "u:"/"p:", in an sftp URL with a "#"
+    ("passphrase for the jump host is 'moss grows north'; user is bastion-ops",
+     "passphrase for the jump host is '<PASSWORD>'; user is <USERNAME>"),
+    ("Work laptop: DOMAIN\\aokonkwo, Autumn2025! — IT", "Work laptop: <USERNAME>, <PASSWORD> — IT"),
+    ("u: mdoyle88 p: coffeeandcats", "u: <USERNAME> p: <PASSWORD>"),
+    ("sftp://media_upload:Kq9#vB2z@files.example", "sftp://<USERNAME>:<PASSWORD>@files.example"),
+    ("Tenant portal is werkplaats_12b / Rooftop!Garden", "Tenant portal is <USERNAME> / <PASSWORD>"),
+    ("def login(user: str, password: str) -> Session:", "def login(user: str, password: str) -> Session:"),
 ])
 def test_the_user_half_of_a_login_is_replaced(scrubber, text, expected):
     assert scrub(scrubber, text).text == expected

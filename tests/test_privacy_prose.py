@@ -317,6 +317,9 @@ def test_persona_false_positives_exclude_planted_canaries(scrubber, tmp_path):
     ("the password for the gallery is ivyandjoss no spaces", "ivyandjoss"),
     ("Sorry — door code is 2794 not 2749, I swapped", "2794 2749"), ("building entry 👉 *0417 then bell", "0417"),
     ("Tell the cleaner: alarm 3390, door code same as before", "3390"), ("Cadeado do armário: 7-1-0.", "7-1-0"),
+    ("Telegram bot: 6182937450:AAGq7Lx2Vz9Tm4Kw0Rp8Hc3Bn6Jd1Fe5Ysq", "AAGq7Lx2Vz9Tm4Kw0Rp8Hc3Bn6Jd1Fe5Ysq"),
+    ("this expired: xapp-1-A06KQ2PLM-6618274930-9f2c7a1e4d8b", "xapp-1-A06KQ2PLM-6618274930-9f2c7a1e4d8b"),
+    ("I set it to user 'office' pass 'tonerlow' because it always is", "tonerlow"),
 ])
 def test_prose_window_finds_values_past_qualifiers(scrubber: Scrubber, text: str, secret: str) -> None:
     out = scrubber.scrub(text, find_names=False).text

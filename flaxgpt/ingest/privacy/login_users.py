@@ -16,7 +16,7 @@ from flaxgpt.ingest.privacy.text import _Span
 
 _USER_WORDS = (r"user(?:[ _-]?(?:name|id))?|login|account|acct|usuario|usuário|utente|utilisateur|identifiant"
                r"|benutzer(?:name)?|gebruiker(?:snaam)?|användar(?:e|namn)|brugernavn|brukernavn|uživatel|aluno"
-               r"|u|usr|uid")
+               r"|u|usr|uid|admin")
 _USER = r"[\w.@\\-]{2,64}"
 _TOKEN = re.compile(_USER)
 # Read back from the password: a labelled user on the line ("username X, password ", "User ID=X;Password="), a
@@ -26,7 +26,10 @@ _BEFORE = re.compile(
     rf"['\"]?[ \t,;]*\n?[^\n]{{0,45}}?"
     rf"|(?<![\w.@\\-])(?P<p>{_USER})(?:[ \t]*[/|+][ \t]*|:|[ \t]+and[ \t]+then[ \t]+)"
     rf"|\bas[ \t]+(?P<a>{_USER})[ \t]+with[ \t]+(?:password[ \t]+)?"
-    rf"|-u[ \t]+(?P<c>{_USER})[ \t]+(?:-p[ \t]*)?)\Z")
+    rf"|-u[ \t]+(?P<c>{_USER})[ \t]+(?:-p[ \t]*)?"
+    rf"|(?<![\w.@\\-])(?P<d>\w+\\[\w.-]{{2,64}}),[ \t]*)\Z")  # "DOMAIN\\aokonkwo, Autumn2025!"
+# ... or after it: "passphrase is 'X'; user is bastion-ops".
+_AFTER = re.compile(rf"[^\n]{{0,40}}?\b(?:{_USER_WORDS})\b[ \t]*(?:is|:|=)[ \t]*['\"]?(?P<u>{_USER})")
 _NETWORK = re.compile(r"(?i)\b(?:wi-?fi|wlan|ssid|network|netzwerk|netwerk|réseau|red)\b[^\n]{0,12}\Z")
 # Accounts that name nobody, and words a label can be followed by.
 _GENERIC = frozenset("""admin administrator root pi guest user users test postgres ubuntu sa default demo anonymous
@@ -41,19 +44,19 @@ def username_spans(text: str, passwords: Iterable[_Span],
     for pw in passwords:
         line_start = text.rfind("\n", 0, pw.start) + 1
         start = text.rfind("\n", 0, max(0, line_start - 1)) + 1  # "Usuario: x\nContraseña: y": the line before
-        m = _closest(text, max(start, pw.start - 160), pw.start)
+        m = _closest(text, max(start, pw.start - 160), pw.start) or _AFTER.match(text, pw.end)
         if m is None:
             continue
-        group = next(g for g in ("u", "p", "a", "c") if m.group(g))
+        group = next(g for g in ("u", "p", "a", "c", "d") if g in m.re.groupindex and m.group(g))
         start, user = m.start(group), m.group(group).rstrip(".,;:")
         if group == "u" and not _user_like(user):  # "usuário da VPN é pedro.santos.ext": the word that looks like one
             tokens = list(_TOKEN.finditer(text, start, min(pw.start, start + 60)))[1:4]
             later = [t for t in tokens if _user_like(t.group())]
             if later:
                 start, user = later[0].start(), later[0].group().rstrip(".,;:")
-            elif m.group("filler"):
+            elif "filler" in m.re.groupindex and m.group("filler"):
                 continue
-        if user.lower() in _GENERIC or not _user_like(user) and not user.islower():
+        if user.split("\\")[-1].lower() in _GENERIC or not _user_like(user) and not user.islower():
             continue  # a default account, or a capitalised word ("Login Page")
         if set(re.split(r"[._\-@\\]", user.lower())) <= owner_words:
             continue

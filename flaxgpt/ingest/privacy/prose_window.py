@@ -212,7 +212,8 @@ def window_spans(v: _View, p: int, default_passwords: frozenset[str], ok_value: 
         if (described or found and kind != _SECRET) and not stated and not bracketed:
             prev = raw.lower()
             continue  # after a value, only another stated one: "was X, the new one is Y"
-        if kind == _PW and m.group(0).lower() == "pass" and not after_conn and (i > 0 or not _bare_pass_value(raw)):
+        if kind == _PW and m.group(0).lower() == "pass" and not after_conn and (i > 0 or not (
+                _bare_pass_value(raw) or raw[:1] in _QUOTES)):  # "pass 'tonerlow'", "pass Demo!2345"
             prev = raw.lower()
             continue  # "pass the salt", "pass `--full-trace`": a bare "pass" takes a value only as "pass X1!"
         as_user = prev == "with" and i >= 3 and words[i - 3].group(0).lower() == "as"  # "as guest with X"
@@ -326,14 +327,17 @@ def pair_spans(v: _View, ok_value: Callable[[str], bool]) -> list[_Span]:
                 continue
             m = _PAIR_VALUE.match(text, i + len(sep))
             value = m.group(0).rstrip(".,;)") if m else ""
-            if _strong_password(value) and ok_value(value):
+            mixed_symbol = _SYMBOL_INSIDE.search(value) is not None and value != value.lower()  # "Rooftop!Garden"
+            if (_strong_password(value) or mixed_symbol) and ok_value(value):
                 out.append(_Span(m.start(), m.start() + len(value), "PASSWORD"))
     for stem in _LABEL_STEMS:
         for i in v.find_all(stem):
             if i and text[i - 1].isalnum():
                 continue  # "menu:", "you:"
             m = _LABEL_PAIR.match(text, i)
-            if m is not None and _password_word(m.group("p").rstrip(".,;)"), frozenset()) and ok_value(m.group("p")):
+            pw = m.group("p").rstrip(".,;)") if m is not None else ""
+            if pw and ok_value(pw) and (_password_word(pw, frozenset()) or len(pw) >= 6 and pw.isalpha()):
+                # "u: mdoyle88 p: coffeeandcats": labelled, a word of six letters or more does
                 out.append(_Span(m.start("p"), m.start("p") + len(m.group("p").rstrip(".,;)")), "PASSWORD"))
     if b"@//" in v.b:
         for m in _EZCONNECT.finditer(text):  # "system/Manager#19c@//orahost:1521/ORCLPDB1"

@@ -20,7 +20,7 @@ _PRIVATE_KEY = re.compile(
 _PUTTY = re.compile(rb"PuTTY-User-Key-File-\d+:[^\n]*(?:\r?\n(?:[A-Za-z-]+: [^\n]*|[A-Za-z0-9+/]+={0,2}))*")
 _PROVIDER = re.compile(rb"""(?<![A-Za-z0-9])(?:
     (?P<AWS_KEY>(?:A3T[A-Z0-9]|ABIA|ACCA|AKIA|ASIA)[A-Z0-9]{16})(?![A-Za-z0-9])
-  | (?P<TOKEN>gh[pousr]_[A-Za-z0-9_]{36,255}
+  | (?P<TOKEN>gh[pousr]_[A-Za-z0-9_]{30,255}
     | github_pat_[A-Za-z0-9_]{22,255}
     | sk-(?:proj-|svcacct-|admin-|None-)?[A-Za-z0-9_-]{20,}
     | xox[abposre]-[A-Za-z0-9-]{10,}
@@ -38,15 +38,17 @@ _PROVIDER = re.compile(rb"""(?<![A-Za-z0-9])(?:
     | dop_v1_[a-f0-9]{64}
     | lin_api_[A-Za-z0-9]{40}
     | dapi[a-f0-9]{32}(?:-\d)?(?![0-9a-f])
+    | xapp-\d-[A-Z0-9]{6,}-\d{6,}-[a-f0-9]{10,}
     ))""", re.X)  # gitleaks' and GitHub secret scanning's formats (Hugging Face, npm, Mailgun, Twilio, Databricks...)
 _LOWER_PREFIXES = frozenset({b"gh", b"gi", b"sk", b"xo", b"rk", b"gl", b"py", b"hf", b"np", b"ke", b"sh", b"do",
-                             b"li", b"da"})
+                             b"li", b"da", b"xa"})
 _MIN_RUN = b"w" * 16  # every provider token starts with (or, after "SG.", is) a run of 16+ word characters
-_FCM_KEY = re.compile(rb"(?<![A-Za-z0-9])AAAA[A-Za-z0-9_-]{7}:APA91[A-Za-z0-9_-]{100,}")
+_FCM_KEY = re.compile(rb"(?<![A-Za-z0-9])AAAA[A-Za-z0-9_-]{7}:APA91[A-Za-z0-9_-]{40,}")
+_TELEGRAM_BOT = re.compile(rb"(?<![A-Za-z0-9:])\d{8,10}:AA[A-Za-z0-9_-]{30,40}(?![A-Za-z0-9_-])")
 _HOOK_URL = re.compile(rb"hooks\.slack\.com/(?:services|workflows|triggers)/([A-Za-z0-9/_-]{8,})"
                        rb"|hooks\.zapier\.com/hooks/catch/([0-9]+/[A-Za-z0-9]+)")
 _AWS_SECRET = re.compile(rb"(?<![A-Za-z0-9/+])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])")
-_URL_USERINFO = re.compile(rb"://([^\s/?#@:\"'<>]{1,256}):([^\s/?#@\"'<>]{1,256})@")
+_URL_USERINFO = re.compile(rb"://([^\s/?#@:\"'<>]{1,256}):([^\s/?@\"'<>]{1,256})@")  # "#" in a password: "Kq9#vB2z@"
 
 
 # Documentation's stand-ins in a provider's format: "AKIAIOSFODNN7EXAMPLE", "sk_test_XXXXXXXXXXXXXXXX".
@@ -76,6 +78,9 @@ def _provider_spans(v: _View) -> Iterator[_Span]:
         i = w.find(_MIN_RUN, end)
     if b":APA91" in b:  # Firebase Cloud Messaging's legacy server key ("AAAA...:APA91b..."): a colon inside
         for m in _FCM_KEY.finditer(b):
+            yield _Span(m.start(), m.end(), "TOKEN")
+    if b":AA" in b:  # a Telegram bot's token: its id, a colon, then "AA..."
+        for m in _TELEGRAM_BOT.finditer(b):
             yield _Span(m.start(), m.end(), "TOKEN")
     if b"hooks.slack.com/" in b or b"hooks.zapier.com/" in b:
         for m in _HOOK_URL.finditer(b):
