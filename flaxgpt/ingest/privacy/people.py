@@ -234,7 +234,8 @@ _TITLE = re.compile(rf"(?:{_TITLE_ALT}[ \t]+)+")
 _TITLE_ANY = re.compile(rf"(?<![\w.])(?:{_TITLE_ALT}[ \t]+)+(?=[^\W\d_])")
 # Where a title can start: a capitalised title (a leading group of literals lets the regex engine skip to
 # one of their letters fast), or one of the lower-case titles with their dot, found by substring search.
-_CAPITAL_TITLE_ALT = _by_first_letter(_CAPITAL_TITLES + [rf"{title}\.?" for title in _TITLES], word_start=True)
+_CAPITAL_TITLE_ALT = _by_first_letter(_CAPITAL_TITLES + [rf"{title}\.?" for title in _TITLES if title[0].isupper()],
+                                      word_start=True)  # lower-case titles are found by ``_LOWER_TITLES``
 _TITLE_CAPITAL = re.compile(rf"{_CAPITAL_TITLE_ALT}[ \t]+(?:{_TITLE_ALT}[ \t]+)*(?=[^\W\d_])")
 _LOWER_TITLES = (b"dr.", b"ir.", b"prof.", b"ing.", b"drs.", b"mr.", b"dott.", b"sig.ra", b"avv.", b"d-na ", b"dl. ",
                  b"hab.", b"dr ", b"meneer ", b"mevrouw ", b"pani ", b"pan ", b"fru ", b"doktor ", b"tohtori ")
@@ -925,7 +926,7 @@ class _Finder:
         more lines read so, and the nick is no HTML tag)."""
         text = self.text
         if not (b"]" in self.view or b"> " in self.view or b" - " in self.view
-                or any(w in self.lo for w in _EVENT_WORDS)):
+                or any(self.find_all(w) for w in _EVENT_WORDS)):
             return
         irc = []
         for m in _CHAT_LINE.finditer(text):

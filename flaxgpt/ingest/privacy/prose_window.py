@@ -175,7 +175,7 @@ def window_spans(v: _View, p: int, default_passwords: frozenset[str], ok_value: 
     if m.group(0).lower().startswith("webhook"):
         return _webhook_spans(text, end, window_end)
     if kind == _SECRET and _SECRET_MARK.search(v.b, end, _reach(v.b, end, window_end)) is None and (
-            _QUOTED_WORDS.search(text, end, window_end) is None):
+            _QUOTE_MARK.search(v.b, end, window_end) is None or _QUOTED_WORDS.search(text, end, window_end) is None):
         return []  # a key or token has a digit or a symbol (``_candidate``), or is quoted words joined by hyphens
         # ('moss-ferret-anvil-trumpet'): most "tokens" in ML prose end here
     words = list(_WORD.finditer(text, end, window_end))[:_MAX_WORDS]
@@ -440,6 +440,8 @@ def cued_password_spans(v: _View, ok_value: Callable[[str], bool]) -> list[_Span
     # credential corrected, both stated (alike, and each with letters, digits and a capital or symbol).
     for stem in _CORRECTION_STEMS:
         for i in v.find_all(stem):
+            if _SECRET_MARK.search(v.b, max(0, i - 16), i) is None:
+                continue  # a credential before "not" has a digit or a symbol: most "not"s end here
             m = _CORRECTION.search(v.text, max(0, i - 66), i + len(stem) + 66)
             if m is not None and m.start(2) >= i and all(_credential_like(m.group(g)) and ok_value(m.group(g))
                                                         for g in (1, 2)) and (
