@@ -1132,6 +1132,36 @@ _PAIR_BEFORE = re.compile(r"([^\W\d_]+)" + _PAIR_JOIN + r"\Z")
 _FIRM_TAIL = frozenset("sons son co company partners associates brothers bros daughters".split())  # noqa: SIM905
 
 
+# Characters, brands and shops everyone knows by a person's name: never somebody the owner knows.
+_WELL_KNOWN_NAMES = """sherlock holmes|harry potter|hermione granger|ron weasley|frodo baggins|bilbo baggins
+|darth vader|luke skywalker|han solo|james bond|mickey mouse|minnie mouse|donald duck|peter pan|winnie the pooh
+|paddington bear|homer simpson|bart simpson|marge simpson|lisa simpson|mrs dalloway|jane eyre|anna karenina
+|tom sawyer|huckleberry finn|oliver twist|don quixote|john lewis|mr men|mr. men
+|pac-man|ms. pac-man|douwe egberts|ronald mcdonald|tim hortons|betty crocker|colonel sanders|mr muscle|mr clean
+|dr pepper|dr. pepper|mr bean|mr. bean|father christmas|santa claus|jack frost|tinker bell|alice in wonderland
+|bob the builder|thomas the tank|dora the explorer|indiana jones|forrest gump|hannibal lecter|jack sparrow
+|lara croft|mario kart|super mario|sonic the|princess peach|ada lovelace|alan turing|marie curie|albert einstein
+|isaac newton|charles darwin|william shakespeare|jane austen|leonardo da vinci|vincent van gogh|taylor swift
+|elon musk|bill gates|steve jobs|mark zuckerberg|jeff bezos|barack obama|donald trump|joe biden|emmanuel macron
+|angela merkel|king charles|queen elizabeth|prince harry|tom hanks|billie eilish|ed sheeran|beyoncé|rihanna
+|kanye west|lionel messi|cristiano ronaldo|serena williams|roger federer"""
+_WELL_KNOWN = frozenset(n.strip() for n in _WELL_KNOWN_NAMES.replace("\n", "").split("|"))
+_WORD_BEFORE = re.compile(r"([^\W\d_][\w.'’-]*)[ \t]+\Z")
+_WORD_AFTER = re.compile(r"(?:'s|’s)?[ \t]+([^\W\d_][\w'’-]*)")
+
+
+def _well_known(text: str, start: int, end: int) -> bool:
+    """True when the name at [start, end), alone or with the word before or after it, is a well-known character,
+    brand or public figure ("Sherlock Holmes", "Uncle Ben's rice", "Hey Jude")."""
+    name = text[start:end].lower()
+    if name in _WELL_KNOWN:
+        return True
+    before = _WORD_BEFORE.search(text, max(0, start - 30), start)
+    after = _WORD_AFTER.match(text, end)
+    return (before is not None and f"{before.group(1).lower()} {name}" in _WELL_KNOWN
+            or after is not None and f"{name} {after.group(1).lower()}" in _WELL_KNOWN)
+
+
 def _without_famous_pairs(text: str, found: list[tuple[int, int, str]]) -> list[tuple[int, int, str]]:
     """``found`` less the names that are one side of a famous pair, "X & X" or "X & Sons"."""
     drop: set[int] = set()
@@ -1157,6 +1187,7 @@ def context_name_spans(view: _View, owner: Owner, names: NameSets) -> Iterator[_
         return
     found += _list_neighbours(text, found, names, owner_parts)
     found = _without_famous_pairs(text, found)
+    found = [f for f in found if not _well_known(text, f[0], f[1])]
     fences = _fenced(text) if "```" in text or "~~~" in text else []
     people = []
     for s, e, name in found:
