@@ -174,6 +174,7 @@ def test_names_in_context_are_replaced(scrubber, text, gone, kept):
     ("[09:14] Shauna Devlin: running 10 mins late", ["Shauna", "Devlin"], ["running"]),
     ("It's Harriet's birthday on the 14th", ["Harriet"], ["'s birthday"]),
     ("Thanks again for covering Friday.\n\nMarguerite", ["Marguerite"], ["covering Friday"]),
+    ("The Harcourts and the Delgados are both coming", ["Harcourts", "Delgados"], ["both coming"]),
 ])
 def test_names_without_an_enumerated_context_are_replaced(scrubber, text, gone, kept):
     out = scrubber.scrub(text).text
@@ -211,7 +212,8 @@ def test_names_without_an_enumerated_context_are_replaced(scrubber, text, gone, 
     "The Board joined the meeting", "[14:20] Slackbot: Reminder: timesheets", "Apple's office is huge",
     "See the results below.\n\nConclusion", "We bought a Wi-Fi router and a Co-op card",
     "In the book, Sherlock Holmes works it out", "Bought a new kettle from John Lewis today",
-    "The Mr. Men books are the best bedtime stories",
+    "The Mr. Men books are the best bedtime stories", "we watched the Simpsons and the news",
+    "the Beatles are great",
 ])
 def test_bare_name_rule_keeps_things_and_places(scrubber, text):
     assert "<NAME>" not in scrubber.scrub(text).text

@@ -199,6 +199,8 @@ _SYLLABLES = frozenset("""ji ho sung min seo yeon hyun woo jae eun soo su young 
 ye jun bin ah ha do yun hye hwa jung joon sang chul dong kyu tae gyu han jeong seung hyuk hoon yong ok sook ja
 in il mei xin li wei xiao jia yu ming hui ling yi hao jie fang lan qing ying zhi jun hong yan hua xiu tian
 chen yang lin""".split())  # noqa: SIM905
+_FAMILY = re.compile(r"([A-Z][a-z]{2,}s)\b(?!['’])(?=[ \t]+(?:and|&|are|were|have|had|came|said|invited|next)\b"
+                     r"|[,.!?])")  # "the Harcourts and", "the Nakamuras."
 _SELF_ARTICLE = re.compile(r"(?:o|a|la|el|der|die|de|het)[ \t]+(?=[^\W\d_])")
 _SELF_ITEM = re.compile(r"(?i:me|I|myself|moi|ich|yo|eu|io|jag|mig|ik|jeg|ja|én|minä|ben)\b")
 _SELF_WORDS = frozenset("me i myself moi ich yo eu io jag mig ik jeg ja én minä ben".split())  # noqa: SIM905
@@ -370,10 +372,16 @@ def _word_start_kind(names: NameSets, word: str) -> int:
     return _STARTS_NAME_BEFORE_PARTICLE if word in names.first else _STARTS_NO_NAME
 
 
-def _syllable_name(word: str) -> bool:
-    """A Korean or Chinese given name written with a hyphen: "Ji-ho", "Sung-min", "Seo-yeon", "Mei-Xin"."""
-    parts = word.lower().split("-")
-    return len(parts) == 2 and word[:1].isupper() and all(p in _SYLLABLES for p in parts)
+def _syllable_name(word: str, joined: bool = False) -> bool:
+    """A Korean or Chinese given name written with a hyphen: "Ji-ho", "Sung-min", "Seo-yeon", "Mei-Xin"; with
+    ``joined`` (in a list of people) also run together: "Minji", "Hyunwoo"."""
+    if not word[:1].isupper():
+        return False
+    w = word.lower()
+    parts = w.split("-")
+    if len(parts) == 2:
+        return all(p in _SYLLABLES for p in parts)
+    return joined and len(parts) == 1 and any(w[:k] in _SYLLABLES and w[k:] in _SYLLABLES for k in range(1, len(w)))
 
 
 def _without_possessive(word: str) -> str:
@@ -589,6 +597,13 @@ class _Finder:
         yield from self._chat_speakers()
         yield from self._post_titles()
         yield from self._owners()
+        for i in self.find_all(b"the "):  # "the Harcourts and the Delgados are coming": a family by its surname
+            m = _FAMILY.match(text, i + 4)
+            if m is not None and (i == 0 or not text[i - 1].isalnum()):
+                name = m.group(1)
+                stem = name[:-2] if name.endswith("es") and name[:-2] in self.names.last else name[:-1]
+                if stem in self.names.last and self._family_ok(stem):
+                    yield m.start(1), m.end(1), name
         if b"/" in self.view and b"(" in self.view:
             for m in _PRONOUNS.finditer(text):  # "Seun Adebayo (he/him) is typing"
                 if not any(w in self.owner_parts for w in m.group(1).split()):
@@ -857,6 +872,7 @@ class _Finder:
             pos = sep.end()
         genitive = joined_by_ja_or_i
         if len(items) < 2 or not any(self.strong_first(r[2][0]) or self.inflected_first(r[2][0], genitive)
+                                     or _syllable_name(r[2][0], joined=True) and r[2][0] not in self.names.words
                                      for r in items):
             return
         if not joined and not all(r[2][0] in self.names.first or self.inflected_first(r[2][0], genitive)
@@ -961,6 +977,10 @@ class _Finder:
                 if (len(word) > 2 and word[0].isupper() and (self._named(word) or _syllable_name(word))
                         and word not in _GEO and word not in self.names.words and word not in self.owner_parts):
                     yield start, i, word
+
+    def _family_ok(self, stem: str) -> bool:
+        return (stem not in _STOP and stem not in _PROSE and stem not in _COMMON_WORDS and stem not in _GEO
+                and stem not in self.owner_parts and stem not in self.names.words and len(stem) > 2)
 
     def _named(self, word: str) -> bool:
         """A known first name that is no stop, prose or common word."""
@@ -1136,7 +1156,7 @@ _FIRM_TAIL = frozenset("sons son co company partners associates brothers bros da
 _WELL_KNOWN_NAMES = """sherlock holmes|harry potter|hermione granger|ron weasley|frodo baggins|bilbo baggins
 |darth vader|luke skywalker|han solo|james bond|mickey mouse|minnie mouse|donald duck|peter pan|winnie the pooh
 |paddington bear|homer simpson|bart simpson|marge simpson|lisa simpson|mrs dalloway|jane eyre|anna karenina
-|tom sawyer|huckleberry finn|oliver twist|don quixote|john lewis|mr men|mr. men
+|tom sawyer|huckleberry finn|oliver twist|don quixote|john lewis|mr men|mr. men|the simpsons|the kardashians
 |pac-man|ms. pac-man|douwe egberts|ronald mcdonald|tim hortons|betty crocker|colonel sanders|mr muscle|mr clean
 |dr pepper|dr. pepper|mr bean|mr. bean|father christmas|santa claus|jack frost|tinker bell|alice in wonderland
 |bob the builder|thomas the tank|dora the explorer|indiana jones|forrest gump|hannibal lecter|jack sparrow
