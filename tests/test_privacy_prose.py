@@ -141,6 +141,7 @@ def test_secrets_stated_in_words_are_replaced_and_the_sentence_kept(scrubber, te
     "The lock only has a 3-digit dial, so 1000 combinations",
     "the wifi is HomeNet", "the alarm 2024 report is out", "Never share your password with anyone.",
     "use python3 not python2", "Try max_tokens=512 and temperature=0.2", "type your name then press enter",
+    "Try Llama3 or gpt2-medium-355M-finetuned-v2 instead",
 ])
 def test_sentences_that_only_mention_secrets_fingerprints_and_licence_addresses_survive(scrubber, text):
     result = scrubber.scrub(text)

@@ -404,7 +404,7 @@ def shaped_password_spans(v: _View, ok_value: Callable[[str], bool]) -> list[_Sp
 # "same as always: mangotree42", "the laptop unlocks with kofi&ama4ever".
 _CUES = (b" it to ", b"it's now ", b" unlocks with ", b" opens with ", b"same as always", b"go-to is ", b"now it's ")
 # "the new one is Winterfell2025": only a strong password (``_strong_password``) after these.
-_STRONG_CUES = (b" one is ", b" one's ", b"try ")
+_STRONG_CUES = (b" one is ", b" one's ")  # not "try X": "try gpt2-medium-355M" is a model
 _CUE_VALUE = re.compile(r"[ \t:]*[\"'“‘`]?(?P<v>[^\s\"'”’`]{6,64})")
 _PAIR_NEXT = re.compile(r"[ \t]*[/|]")
 # Instructions that use a secret without naming it: "type X then press enter", "use PANDA-rest-0412 to open",
