@@ -78,7 +78,13 @@ Gamma Delta Sigma Omega Atlas Apollo Orion Luna Max Min Sum Mode Mac Ray Dash Fl
 Strange Seuss Evil Oz Floor Chip Fifth Adam Jan Vila Bispo Martens Layton Oetker Bronner Scholl Dre Bean Octopus
 Jekyll Hyde Siri Cortana Venus Mercury Mercedes Tesla Porsche Ferrari Brighton Kafka Django Rust Hadoop
 Ansible Gatsby Sphinx Heroku Alexa Kibana Grafana Elixir Pandas Keras Valencia Mars Jupiter Saturn Neptune Pluto
-Uranus Earth Master Bachelor Diplom MSc BSc PhD MBA"""
+Uranus Earth Master Bachelor Diplom MSc BSc PhD MBA English French German Spanish Portuguese Italian Polish Turkish
+Swedish Norwegian Danish Finnish Czech Slovak Hungarian Romanian Bulgarian Greek Dutch Flemish Indonesian Malay Thai
+Vietnamese Korean Japanese Mandarin Cantonese Hindi Urdu Bengali Punjabi Telugu Marathi Arabic Hebrew Persian Farsi
+Swahili Yoruba Igbo Hausa Zulu Xhosa Afrikaans Irish Scottish Welsh Icelandic Estonian Latvian Lithuanian Ukrainian
+Serbian Croatian Bosnian Slovenian Albanian Macedonian Catalan Basque Galician Filipino Tagalog Mongolian Nepali
+Sinhala Burmese Khmer American British Canadian Australian Mexican Brazilian Argentinian Chilean Colombian Peruvian
+Nigerian Kenyan Ghanaian Egyptian Moroccan Indian Pakistani Israeli Iranian European African Asian Latin"""
 _STOP = frozenset(_STOP_WORDS.split())
 _PROSE = frozenset(_PROSE_WORDS.split())
 # Words after which a capitalised word is a place or thing, not a person ("the Bishop", "in Florence").
@@ -199,8 +205,8 @@ _SYLLABLES = frozenset("""ji ho sung min seo yeon hyun woo jae eun soo su young 
 ye jun bin ah ha do yun hye hwa jung joon sang chul dong kyu tae gyu han jeong seung hyuk hoon yong ok sook ja
 in il mei xin li wei xiao jia yu ming hui ling yi hao jie fang lan qing ying zhi jun hong yan hua xiu tian
 chen yang lin""".split())  # noqa: SIM905
-_FAMILY = re.compile(r"([A-Z][a-z]{2,}s)\b(?!['’])(?=[ \t]+(?:and|&|are|were|have|had|came|said|invited|next)\b"
-                     r"|[,.!?])")  # "the Harcourts and", "the Nakamuras."
+# "the Harcourts and the Delgados are coming" (not "on the Maas."): a verb or another family must follow
+_FAMILY = re.compile(r"([A-Z][a-z]{2,}s)\b(?!['’])(?=[ \t]+(?:and|&|are|were|have|had|came|said|invited)[ \t])")
 _SELF_ARTICLE = re.compile(r"(?:o|a|la|el|der|die|de|het)[ \t]+(?=[^\W\d_])")
 _SELF_ITEM = re.compile(r"(?i:me|I|myself|moi|ich|yo|eu|io|jag|mig|ik|jeg|ja|én|minä|ben)\b")
 _SELF_WORDS = frozenset("me i myself moi ich yo eu io jag mig ik jeg ja én minä ben".split())  # noqa: SIM905
@@ -276,7 +282,7 @@ _THING_HEADS = frozenset("""Hurricane Storm Typhoon Cyclone Tropical Operation P
 Port Hotel Restaurant Café Cafe Villa Casa Club Studio Radio Bar Pub Hurrikan Sturm Orkan Tormenta Huracán Tempête
 Ouragan Stormen""".split())  # noqa: SIM905
 _SAINT_WORDS = frozenset("San Santa Santo São Sao Saint Sainte Sankt Sint".split())  # noqa: SIM905
-_SAINTS = ("St. ", "St ", "Ste. ", "Saint ", "San ", "Santa ", "Sankt ", "Sint ")
+_SAINTS = ("São ", "Sao ", "Santo ", "St. ", "St ", "Ste. ", "Saint ", "San ", "Santa ", "Sankt ", "Sint ")
 
 # Words before a capitalised name, lower-cased, by context (phrases of up to three words).
 _GREETINGS = """hi hey hello hiya dear dearest morning good_morning good_afternoon good_evening hallo hoi beste lieve
@@ -309,6 +315,7 @@ _REFS = (r"References?(?:[ \t]+available)?|Referees?(?:[ \t]+\d+)?|Referenzen|Re
          r"Referenze|Referências|Referencje|Referenser|Referanser|Referencer|Suosittelijat|Referenciák|Referințe|"
          r"Referanslar|Referensi|"
          r"(?:Co-authored|Signed-off|Reviewed|Reported|Suggested|Acked|Tested)-by|To|Cc|Bcc|From")  # and mail headers
+_HEADERS = r"To|Cc|Bcc|From"  # a mail header only with its colon: "To: Ana", but not "to Cabo de São Vicente"
 _ROLE_STEMS = (b"mentor", b"advis", b"supervis", b"manager", b"reported to", b"reports to", b"reporting to",
                b"worked under", b"working under", b"referee", b"contact person", b"promotor", b"betreuer", b"doktor",
                b"team lead", b"tutor", b"relatore", b"directeur de th", b"director de tesis", b"orientador")
@@ -333,7 +340,7 @@ _LOWER = rb"a-z,\xdf-\xf6\xf8-\xff"
 _SENTENCE_START = re.compile(rb"(?:[.!?;:] |\n)([%s][%s]++(?:'[%s])?) " % (_UPPER, _LOWER, _LOWER))
 _FIRST_WORD = re.compile(rb"([%s][%s]++(?:'[%s])?) " % (_UPPER, _LOWER, _LOWER))
 _LINE_BODY = (rf"[ \t]*(?:(?P<signoff>(?:{_SIGNOFF})[ \t]*[,!.:]?[ \t]*(?:\n[ \t]*){{0,2}})"
-              rf"|(?P<refs>[#*>-]*[ \t]*(?i:{_REFS})\b[ \t*:—–-]*\n?)"
+              rf"|(?P<refs>[#*>-]*[ \t]*(?:(?i:{_HEADERS})[ \t]*:|(?!(?i:{_HEADERS})\b)(?i:{_REFS})\b)[ \t*:—–-]*\n?)"
               r"|(?P<greet>(?i:hi|he+y+|hello|hiya|heya|morning|dear|yo)[ \t,]+(?=[a-z])))")
 _LINE_TRIGGER = re.compile("^" + _LINE_BODY, re.M)
 # The line break before each trigger line: a leading literal lets the regex engine skip from break to break, where
@@ -684,7 +691,8 @@ class _Finder:
             words.insert(0, word.lower())
             before = before[:k + 1]
             kind = _BEFORE.get(" ".join(words))
-            prev = before.rstrip(" \t,").rsplit(None, 1)[-1] if before.strip() else ""
+            rest = before.rstrip(" \t,").split()
+            prev = rest[-1] if rest else ""
             if kind == "greet" and prev.isalpha() and prev.islower() and prev not in _BEFORE_GREETING:
                 return  # "watched Good Morning, Vietnam", "tickets for Dear Evan Hansen": a title, not a greeting
             if kind:
@@ -759,8 +767,8 @@ class _Finder:
         if not run or any(w in self.owner_parts for w in run[2]):
             return
         s, e, words = run
-        if len(words) > 1 and words[0] in _SAINT_WORDS:
-            return  # "la Basilica di San Marco", "São Paulo": a place named after a saint
+        if len(words) > 1 and _SAINT_WORDS.intersection(words):
+            return  # "la Basilica di San Marco", "São Paulo", "Cabo de São Vicente": a place named after a saint
         if len(words) > 1 and not all(w in self.names.last or _SURNAME_SHAPE.match(w) for w in words[1:]):
             return  # "Hill Climbing", "Victoria Station": a thing named after a person
         if _UNIT_LETTER.match(self.text, e) or self._place_next(e) or _PLACE_NOUNS.intersection(words[1:]):
