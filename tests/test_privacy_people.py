@@ -175,6 +175,7 @@ def test_names_in_context_are_replaced(scrubber, text, gone, kept):
     ("It's Harriet's birthday on the 14th", ["Harriet"], ["'s birthday"]),
     ("Thanks again for covering Friday.\n\nMarguerite", ["Marguerite"], ["covering Friday"]),
     ("The Harcourts and the Delgados are both coming", ["Harcourts", "Delgados"], ["both coming"]),
+    ("thanks —@lena, and @Jean-Luc Picard approved", ["lena", "Jean-Luc", "Picard"], ["approved"]),
 ])
 def test_names_without_an_enumerated_context_are_replaced(scrubber, text, gone, kept):
     out = scrubber.scrub(text).text

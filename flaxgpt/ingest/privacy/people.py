@@ -347,7 +347,7 @@ _LINE_TRIGGER = re.compile("^" + _LINE_BODY, re.M)
 # "^" (re.M) is tried at every character.
 _BREAK_BEFORE_TRIGGER = re.compile(r"\n(?=" + re.sub(r"\(\?P<\w+>", "(?:", _LINE_BODY) + ")")
 _REDDIT_USER = re.compile(r"(?<![\w/.-])u/([A-Za-z0-9_-]{3,20})(?![\w/-])")
-_MENTION = re.compile(r"(?<![^\s(\[{\"'“‘,;:!?+])@(?=\w)")  # at the start, after a space, opening mark or "+"
+_MENTION = re.compile(r"(?<![^\s(\[{\"'“‘,;:!?+—–])@(?=\w)")  # at the start, after a space, opening mark, + or dash
 # Slack's mention with its display name: "<@U04ABCD12|pedro>" (a bare user id names nobody by itself).
 _CHAT_ID_MENTION = re.compile(r"<@[A-Z0-9]{6,}\|([^>\n]{1,40})>")
 _PLUS_MENTION = re.compile(r"(?:^|(?<=[\s(]))\+([A-Z][^\W\d_]+(?: [A-Z][^\W\d_'’-]+)?)(?=[\s,.:;!?)]|$)", re.M)
@@ -1058,7 +1058,7 @@ class _Finder:
         if after and after in "(/":  # "@app.route(...)", "@types/node"
             return
         end = m.end()
-        if handle[0].isupper() and handle.isalpha():  # a display name: "@Priyanka Rao can you", "@Lúcia Ferreira's"
+        if handle[0].isupper() and handle.replace("-", "").isalpha():  # a display name: "@Priyanka Rao", "@Jean-Luc X"
             for _ in range(2):
                 nxt = _TOKEN.match(text, end + 1) if text[end:end + 1] == " " else None
                 word = nxt.group().removesuffix("'s").removesuffix("’s") if nxt else ""
