@@ -176,6 +176,7 @@ def test_names_in_context_are_replaced(scrubber, text, gone, kept):
     ("Thanks again for covering Friday.\n\nMarguerite", ["Marguerite"], ["covering Friday"]),
     ("The Harcourts and the Delgados are both coming", ["Harcourts", "Delgados"], ["both coming"]),
     ("thanks —@lena, and @Jean-Luc Picard approved", ["lena", "Jean-Luc", "Picard"], ["approved"]),
+    ("Priya's law school friend called", ["Priya"], ["law school"]),
 ])
 def test_names_without_an_enumerated_context_are_replaced(scrubber, text, gone, kept):
     out = scrubber.scrub(text).text
@@ -216,6 +217,7 @@ def test_names_without_an_enumerated_context_are_replaced(scrubber, text, gone, 
     "The Mr. Men books are the best bedtime stories", "we watched the Simpsons and the news",
     "the Beatles are great", "to Cabo de São Vicente — 28 km", "I still count ships on the Maas. The",
     "also in Portuguese, Italian, Polish, Turkish, Swedish, Norwegian, Danish, Finnish and Czech",
+    "Euler's identity is neat", "Moore's law is dead", "I love Calvin Klein and Ralph Lauren",
 ])
 def test_bare_name_rule_keeps_things_and_places(scrubber, text):
     assert "<NAME>" not in scrubber.scrub(text).text

@@ -271,6 +271,10 @@ Foundation Stiftung Association Verein School Schule College Institute Institut 
 Ministerium Anagrafe Ayuntamiento Mairie Rathaus Stadt Sparkasse Versicherung Insurance Airlines Telecom""".split())  # noqa: SIM905
 # Words a greeting may follow mid-line ("hi all, and hi Priscilla", "hey hey Marisol", "oh hi Mark").
 _BEFORE_GREETING = frozenset("and oh so well but ok okay also hey hi hello yo good".split())  # noqa: SIM905
+_EPONYM_NOUNS = frozenset("""law laws theorem identity formula constant equation equations principle rule lemma
+conjecture algorithm method inequality paradox hypothesis test distribution disease syndrome number numbers problem
+razor triangle circle curve series transform function effect model criterion estimator sieve spiral
+sequence""".split())  # noqa: SIM905
 _ARTICLES = frozenset("der die das den dem des the la le el il lo les los las".split())  # noqa: SIM905
 # What follows a place's name, not a person's: "ATM on Queen Street", "Noël Coward Theatre", "Victoria Station".
 # (Not "Park", "Hall", "Hill", "Church" or "House": surnames too.)
@@ -773,6 +777,10 @@ class _Finder:
             return  # "Hill Climbing", "Victoria Station": a thing named after a person
         if _UNIT_LETTER.match(self.text, e) or self._place_next(e) or _PLACE_NOUNS.intersection(words[1:]):
             return  # "Wing B", "Block C": part of a building; "Queen Street", "Coward Theatre": a place
+        eponym = _TOKEN.match(self.text, e + 3) if self.text.startswith(("'s ", "’s ", "' "), e) else None
+        if eponym is not None and eponym.group().lower() in _EPONYM_NOUNS and (
+                len(words) > 1 or not self.known_first_only(words[0])):
+            return  # "Euler's identity", "Moore's law": named after a person, not about one (but "Priya's law ...")
         if verb and not self.text.startswith(("'s", "’s"), e):
             nxt = _TOKEN.match(self.text, e + 1)
             verb = nxt.group() if nxt else ""
@@ -990,6 +998,10 @@ class _Finder:
         return (stem not in _STOP and stem not in _PROSE and stem not in _COMMON_WORDS and stem not in _GEO
                 and stem not in self.owner_parts and stem not in self.names.words and len(stem) > 2)
 
+    def known_first_only(self, word: str) -> bool:
+        """A common first name that is not also a common surname ("Priya", but not "Euler" or "Moore")."""
+        return word in self.names.top_first and word not in self.names.last
+
     def _named(self, word: str) -> bool:
         """A known first name that is no stop, prose or common word."""
         return word in self.names.first and word not in _STOP and word not in _PROSE and word not in _COMMON_WORDS
@@ -1172,6 +1184,9 @@ _WELL_KNOWN_NAMES = """sherlock holmes|harry potter|hermione granger|ron weasley
 |isaac newton|charles darwin|william shakespeare|jane austen|leonardo da vinci|vincent van gogh|taylor swift
 |elon musk|bill gates|steve jobs|mark zuckerberg|jeff bezos|barack obama|donald trump|joe biden|emmanuel macron
 |angela merkel|king charles|queen elizabeth|prince harry|tom hanks|billie eilish|ed sheeran|beyoncé|rihanna
+|calvin klein|ralph lauren|tommy hilfiger|hugo boss|louis vuitton|yves saint laurent|christian dior|coco chanel
+|giorgio armani|kate spade|michael kors|tory burch|vera wang|ted baker|paul smith|stella mccartney|marc jacobs
+|jimmy choo|estée lauder|walt disney|ronald reagan|john deere|ben sherman|fred perry|tim horton
 |kanye west|lionel messi|cristiano ronaldo|serena williams|roger federer"""
 _WELL_KNOWN = frozenset(n.strip() for n in _WELL_KNOWN_NAMES.replace("\n", "").split("|"))
 _WORD_BEFORE = re.compile(r"([^\W\d_][\w.'’-]*)[ \t]+\Z")
