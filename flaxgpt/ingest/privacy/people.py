@@ -275,6 +275,8 @@ _EPONYM_NOUNS = frozenset("""law laws theorem identity formula constant equation
 conjecture algorithm method inequality paradox hypothesis test distribution disease syndrome number numbers problem
 razor triangle circle curve series transform function effect model criterion estimator sieve spiral
 sequence""".split())  # noqa: SIM905
+_NOUN_AFTER = re.compile(r" (?!(?:is|was|are|were|says|said|of|and|or|in|for|to|that|which|has|had|holds|applies)\b)"
+                         r"[a-z]{3,}")  # "law school": the noun goes on
 _ARTICLES = frozenset("der die das den dem des the la le el il lo les los las".split())  # noqa: SIM905
 # What follows a place's name, not a person's: "ATM on Queen Street", "Noël Coward Theatre", "Victoria Station".
 # (Not "Park", "Hall", "Hill", "Church" or "House": surnames too.)
@@ -778,9 +780,9 @@ class _Finder:
         if _UNIT_LETTER.match(self.text, e) or self._place_next(e) or _PLACE_NOUNS.intersection(words[1:]):
             return  # "Wing B", "Block C": part of a building; "Queen Street", "Coward Theatre": a place
         eponym = _TOKEN.match(self.text, e + 3) if self.text.startswith(("'s ", "’s ", "' "), e) else None
-        if eponym is not None and eponym.group().lower() in _EPONYM_NOUNS and (
-                len(words) > 1 or not self.known_first_only(words[0])):
-            return  # "Euler's identity", "Moore's law": named after a person, not about one (but "Priya's law ...")
+        if eponym is not None and eponym.group().lower() in _EPONYM_NOUNS and not _NOUN_AFTER.match(
+                self.text, eponym.end()):
+            return  # "Euler's identity", "Moore's law is": named after a person (but "Priya's law school friend")
         if verb and not self.text.startswith(("'s", "’s"), e):
             nxt = _TOKEN.match(self.text, e + 1)
             verb = nxt.group() if nxt else ""
@@ -997,10 +999,6 @@ class _Finder:
     def _family_ok(self, stem: str) -> bool:
         return (stem not in _STOP and stem not in _PROSE and stem not in _COMMON_WORDS and stem not in _GEO
                 and stem not in self.owner_parts and stem not in self.names.words and len(stem) > 2)
-
-    def known_first_only(self, word: str) -> bool:
-        """A common first name that is not also a common surname ("Priya", but not "Euler" or "Moore")."""
-        return word in self.names.top_first and word not in self.names.last
 
     def _named(self, word: str) -> bool:
         """A known first name that is no stop, prose or common word."""
