@@ -88,6 +88,7 @@ def default_config() -> ml_collections.ConfigDict:
     c.prefs.data = ""  # comma-separated files: `flaxgpt cai label`/`revise` pairs, hh-rlhf, multiple-choice JSONL
     c.prefs.val_fraction = 0.1  # comparisons held out (by a hash of the prompt) for validation
     c.prefs.max_prompt_len = 0  # 0: no limit; longer prompts keep their last tokens (the final human turn)
+    c.prefs.strict = False  # True: a malformed record (e.g. an hh-rlhf transcript whose turns do not pair) aborts
 
     c.pm = ml_collections.ConfigDict()
     c.pm.center = True  # after training, offset the reward so the reference responses average 0

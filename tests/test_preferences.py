@@ -57,15 +57,63 @@ def test_reads_all_three_formats(tmp_path):
 def test_bad_records_name_file_and_line(tmp_path, record, message):
     path = _write(tmp_path / "bad.jsonl", [{"prompt": "ok", "chosen": "a", "rejected": "b"}, record])
     with pytest.raises(ValueError, match=message) as err:
-        prefs.read_comparisons(path)
+        prefs.read_comparisons(path, strict=True)
     assert f"{path}:2" in str(err.value)
+    report = prefs.ReadReport()  # without strict: the record is skipped, counted by reason and listed
+    assert len(prefs.read_comparisons(path, report=report)) == 1
+    assert report.records == 2 and report.n_skipped == 1 and f"{path}:2" in report.examples[0]
+    assert message.strip("'") in next(iter(report.skipped)) or message in next(iter(report.skipped))
 
 
-def test_missing_file_and_empty_list_are_errors(tmp_path):
+# hh-rlhf's real quirks (harmless-base test split): a "Human:" inline inside a turn, and a doubled "Assistant:".
+HH_OK = {"chosen": "\n\nHuman: Hi\n\nAssistant: Hello!", "rejected": "\n\nHuman: Hi\n\nAssistant: Go away."}
+HH_DOUBLED = {"chosen": "\n\nHuman: Hi\n\nAssistant: One.\n\nAssistant: Two.",
+              "rejected": "\n\nHuman: Hi\n\nAssistant: One.\n\nAssistant: Three."}
+HH_INLINE = {"chosen": "\n\nHuman: say Human: hi\n\nAssistant:\n\nAssistant: Sure.",
+             "rejected": "\n\nHuman: say Human: hi\n\nAssistant:\n\nAssistant: No."}
+
+
+def test_real_hh_quirks_are_skipped_and_counted_unless_strict(tmp_path):
+    path = _write(tmp_path / "harmless-base-test.jsonl.gz", [HH_OK, HH_DOUBLED, HH_OK, HH_INLINE, "not an object"])
+    report = prefs.ReadReport()
+    got = prefs.read_comparisons(path, report=report)
+    assert len(got) == 2 and report.records == 5 and report.n_skipped == 3
+    assert "no Human turn before its last Assistant turn" in " ".join(report.skipped)
+    assert report.summary().startswith("skipped 3 of 5 records") and f"{path}:2" in report.summary()
+    with pytest.raises(ValueError, match=f"{path}:2: hh-rlhf transcript"):
+        prefs.read_comparisons(path, strict=True)
+
+
+def test_missing_empty_all_malformed_and_non_gzip_files_are_clear_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="nope.jsonl"):
         prefs.read_comparisons(tmp_path / "nope.jsonl")
     with pytest.raises(ValueError, match="prefs.data"):
         prefs.read_all("")
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("\n")
+    with pytest.raises(ValueError, match="empty.jsonl: no comparisons to read: the file has no records"):
+        prefs.read_comparisons(empty)
+    bad = _write(tmp_path / "bad.jsonl", [HH_DOUBLED, HH_INLINE])
+    with pytest.raises(ValueError, match="bad.jsonl: no comparisons to read: all 2 records are malformed"):
+        prefs.read_comparisons(bad)
+    lfs = tmp_path / "train.jsonl.gz"
+    lfs.write_text("version https://git-lfs.github.com/spec/v1\noid sha256:abc\nsize 123\n")
+    with pytest.raises(ValueError, match="train.jsonl.gz: not a gzip file.*git-lfs pointer"):
+        prefs.read_comparisons(lfs)
+    plain = tmp_path / "plain.jsonl.gz"
+    plain.write_text(json.dumps(HH_OK) + "\n")
+    with pytest.raises(ValueError, match="plain.jsonl.gz: not a gzip file.*plain text"):
+        prefs.read_comparisons(plain)
+
+
+def test_pair_sets_report_skipped_records(tmp_path, tok):
+    path = _write(tmp_path / "hh.jsonl", [HH_OK, HH_DOUBLED] + [
+        {"chosen": f"\n\nHuman: q{i}\n\nAssistant: a{i}", "rejected": f"\n\nHuman: q{i}\n\nAssistant: b{i}"}
+        for i in range(20)])
+    sets = prefs.load_pair_sets(str(path), tok, seq_len=32, max_prompt_len=0, val_fraction=0.1)
+    assert sum(sets.skipped.values()) == 1 and "skipped 1 of 22 records" in sets.summary
+    with pytest.raises(ValueError, match="hh.jsonl:2"):
+        prefs.load_pair_sets(str(path), tok, seq_len=32, max_prompt_len=0, val_fraction=0.1, strict=True)
 
 
 def test_encoding_masks_the_response_and_its_end_token(tok):

@@ -54,11 +54,49 @@ class Comparison:
 
 
 def _open_lines(path: Path) -> Iterator[tuple[int, str]]:
+    """(line number, line) of the non-blank lines of a text or gzip file; a ``.gz`` that is not gzip is an
+    error naming the file and what it looks like (a git-lfs pointer, plain text)."""
+    if path.suffix == ".gz":
+        with open(path, "rb") as raw:
+            head = raw.read(200)
+        if head[:2] != b"\x1f\x8b":
+            looks = ("a git-lfs pointer (run `git lfs pull` to fetch the real file)"
+                     if head.startswith(b"version https://git-lfs") else
+                     "empty" if not head else "plain text" if head.isascii() else "binary data")
+            raise ValueError(f"{path}: not a gzip file, although its name ends in .gz: it is {looks}")
     opener = gzip.open if path.suffix == ".gz" else open
     with opener(path, "rt", encoding="utf-8") as f:
         for n, line in enumerate(f, 1):
             if line.strip():
                 yield n, line
+
+
+@dataclasses.dataclass
+class ReadReport:
+    """What reading comparison files kept and skipped: records read, comparisons made, skipped records counted
+    by reason, and the first few skipped as ``file:line: reason``."""
+
+    records: int = 0
+    comparisons: int = 0
+    skipped: dict[str, int] = dataclasses.field(default_factory=dict)
+    examples: list[str] = dataclasses.field(default_factory=list)
+
+    def skip(self, where: str, reason: str) -> None:
+        self.skipped[reason] = self.skipped.get(reason, 0) + 1
+        if len(self.examples) < 5:
+            self.examples.append(f"{where}: {reason}")
+
+    @property
+    def n_skipped(self) -> int:
+        return sum(self.skipped.values())
+
+    def summary(self) -> str:
+        """One line: "skipped 4 of 2,312 records (4 x hh-rlhf: ...); first: file:12: ..." ("" when none)."""
+        if not self.skipped:
+            return ""
+        reasons = "; ".join(f"{n} x {r}" for r, n in sorted(self.skipped.items(), key=lambda kv: -kv[1]))
+        return (f"skipped {self.n_skipped:,} of {self.records:,} records ({reasons}); first: "
+                + " | ".join(self.examples[:3]))
 
 
 def _messages(value: Any, where: str) -> tuple[Mapping[str, str], ...] | str:
@@ -81,50 +119,73 @@ def _from_hh(record: dict, where: str) -> Comparison:
     return Comparison(prompt, chosen[-1]["content"], rejected[-1]["content"], 1.0, where)
 
 
-def read_comparisons(path: str | Path) -> list[Comparison]:
-    """Every comparison in one file (any of the three formats); ValueError naming file and line."""
+def _record_comparisons(record: Any, where: str) -> list[Comparison]:
+    """The comparisons of one parsed record (any of the three formats); ValueError saying what is wrong."""
+    if not isinstance(record, dict):
+        raise ValueError(f"{where}: expected a JSON object")
+    if "corrects" in record or "incorrects" in record:
+        prompt = record.get("prompt")
+        good, bad = record.get("corrects"), record.get("incorrects")
+        if not isinstance(prompt, str) or not isinstance(good, list) or not isinstance(bad, list):
+            raise ValueError(f"{where}: multiple choice needs 'prompt' (str), 'corrects' and 'incorrects' (lists)")
+        return [Comparison(prompt, g, b, 1.0, where) for g in good for b in bad]
+    if "prompt" in record:
+        chosen, rejected = record.get("chosen"), record.get("rejected")
+        if not isinstance(chosen, str) or not isinstance(rejected, str):
+            raise ValueError(f"{where}: 'chosen' and 'rejected' must be strings")
+        label = record.get("label", 1.0)
+        if not isinstance(label, int | float) or not 0.0 <= label <= 1.0:
+            raise ValueError(f"{where}: 'label' must be a probability in [0, 1], got {label!r}")
+        return [Comparison(_messages(record["prompt"], where), chosen, rejected, float(label), where)]
+    if "chosen" in record and "rejected" in record:
+        return [_from_hh(record, where)]
+    raise ValueError(f"{where}: unknown comparison format (keys {sorted(record)}); expected flaxgpt pairs "
+                     "{prompt, chosen, rejected[, label]}, hh-rlhf {chosen, rejected} or multiple choice "
+                     "{prompt, corrects, incorrects}")
+
+
+def read_comparisons(path: str | Path, strict: bool = False, report: ReadReport | None = None) -> list[Comparison]:
+    """Every comparison in one file (any of the three formats). A malformed record (not JSON, an hh-rlhf
+    transcript whose turns do not pair up, a missing key) is skipped and counted in ``report`` by reason;
+    with ``strict`` it is a ValueError naming file and line. A file with no comparison at all is an error."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"comparison file not found: {path}")
+    report = report if report is not None else ReadReport()
     out: list[Comparison] = []
+    records, skipped = report.records, report.n_skipped
     for n, line in _open_lines(path):
         where = f"{path}:{n}"
+        report.records += 1
         try:
-            record = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{where}: not JSON ({err.msg})") from err
-        if not isinstance(record, dict):
-            raise ValueError(f"{where}: expected a JSON object")
-        if "corrects" in record or "incorrects" in record:
-            prompt = record.get("prompt")
-            good, bad = record.get("corrects"), record.get("incorrects")
-            if not isinstance(prompt, str) or not isinstance(good, list) or not isinstance(bad, list):
-                raise ValueError(f"{where}: multiple choice needs 'prompt' (str), 'corrects' and 'incorrects' (lists)")
-            out += [Comparison(prompt, g, b, 1.0, where) for g in good for b in bad]
-        elif "prompt" in record:
-            chosen, rejected = record.get("chosen"), record.get("rejected")
-            if not isinstance(chosen, str) or not isinstance(rejected, str):
-                raise ValueError(f"{where}: 'chosen' and 'rejected' must be strings")
-            label = record.get("label", 1.0)
-            if not isinstance(label, int | float) or not 0.0 <= label <= 1.0:
-                raise ValueError(f"{where}: 'label' must be a probability in [0, 1], got {label!r}")
-            out.append(Comparison(_messages(record["prompt"], where), chosen, rejected, float(label), where))
-        elif "chosen" in record and "rejected" in record:
-            out.append(_from_hh(record, where))
-        else:
-            raise ValueError(f"{where}: unknown comparison format (keys {sorted(record)}); expected flaxgpt pairs "
-                             "{prompt, chosen, rejected[, label]}, hh-rlhf {chosen, rejected} or multiple choice "
-                             "{prompt, corrects, incorrects}")
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise ValueError(f"{where}: not JSON ({err.msg})") from err
+            comps = _record_comparisons(record, where)
+        except ValueError as err:
+            if strict:
+                raise
+            report.skip(where, str(err).removeprefix(f"{where}: "))
+            continue
+        out += comps
+    report.comparisons += len(out)
+    if not out:
+        n_records, n_skipped = report.records - records, report.n_skipped - skipped
+        what = (f"all {n_records:,} records are malformed ({report.summary()})" if n_skipped
+                else "the file has no records")
+        raise ValueError(f"{path}: no comparisons to read: {what}")
     return out
 
 
-def read_all(paths: str | Sequence[str | Path]) -> list[Comparison]:
-    """Comparisons of several files (a comma-separated string or a list), in order."""
+def read_all(paths: str | Sequence[str | Path], strict: bool = False,
+             report: ReadReport | None = None) -> list[Comparison]:
+    """Comparisons of several files (a comma-separated string or a list), in order (``read_comparisons``)."""
     if isinstance(paths, str):
         paths = [p.strip() for p in paths.split(",") if p.strip()]
     if not paths:
         raise ValueError("config key 'prefs.data' is empty: name comparison files (comma-separated)")
-    return [c for p in paths for c in read_comparisons(p)]
+    return [c for p in paths for c in read_comparisons(p, strict, report)]
 
 
 def prompt_key(prompt: tuple[Mapping[str, str], ...] | str) -> str:
@@ -219,15 +280,18 @@ class PairSets:
     train: dict[str, np.ndarray]
     val: dict[str, np.ndarray]
     summary: str
+    skipped: dict[str, int] = dataclasses.field(default_factory=dict)  # malformed records skipped, by reason
 
 
 def load_pair_sets(files: str | Sequence[str | Path], tokenizer: Tokenizer, *, seq_len: int, max_prompt_len: int,
-                   val_fraction: float) -> PairSets:
-    """``prefs.data``'s comparisons split train/validation by prompt (``split``) and encoded (``encode_comparisons``).
+                   val_fraction: float, strict: bool = False) -> PairSets:
+    """``prefs.data``'s comparisons split train/validation by prompt (``split``) and encoded (``encode_comparisons``);
+    malformed records skipped and counted unless ``strict`` (``read_comparisons``).
 
     Raises ValueError when every comparison falls in the validation split.
     """
-    comparisons = read_all(files)
+    report = ReadReport()
+    comparisons = read_all(files, strict, report)
     train_c, val_c = split(comparisons, val_fraction)
     if not train_c:
         raise ValueError(f"prefs.data: all {len(comparisons)} comparisons fell in the validation split "
@@ -237,7 +301,9 @@ def load_pair_sets(files: str | Sequence[str | Path], tokenizer: Tokenizer, *, s
     summary = (f"prefs.data: {len(train_c):,} train / {len(val_c):,} validation comparisons; "
                f"{stats.prompts_cut + val_stats.prompts_cut} prompts and "
                f"{stats.responses_cut + val_stats.responses_cut} responses cut to data.seq_len={seq_len}")
-    return PairSets(train, val, summary)
+    if report.skipped:
+        summary += f"; {report.summary()} (prefs.strict=True aborts instead)"
+    return PairSets(train, val, summary, dict(report.skipped))
 
 
 class _Rows(grain.sources.RandomAccessDataSource):

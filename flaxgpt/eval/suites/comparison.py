@@ -27,7 +27,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from flaxgpt.data.preferences import encode_comparisons, read_comparisons
+from flaxgpt.data.preferences import ReadReport, encode_comparisons, read_comparisons
 from flaxgpt.eval.suite import EvalContext, EvalRun, SuiteResult, suite
 from flaxgpt.model.gpt import GPT
 from flaxgpt.train import rl
@@ -48,12 +48,13 @@ def _stem(path: Path, taken: set[str]) -> str:
     return name
 
 
-def load_comparisons(paths: tuple[Path, ...], limit: int = 0) -> dict[str, list]:
-    """File stem -> its decisive comparisons (``rl.DECISIVE``), the first ``limit`` of each if set."""
+def load_comparisons(paths: tuple[Path, ...], limit: int = 0, report: ReadReport | None = None) -> dict[str, list]:
+    """File stem -> its decisive comparisons (``rl.DECISIVE``), the first ``limit`` of each if set; malformed
+    records skipped and counted in ``report``."""
     out: dict[str, list] = {}
     taken: set[str] = set()
     for p in paths:
-        comps = [c for c in read_comparisons(p) if abs(c.label - 0.5) >= rl.DECISIVE]
+        comps = [c for c in read_comparisons(p, report=report) if abs(c.label - 0.5) >= rl.DECISIVE]
         out[_stem(Path(p), taken)] = comps[:limit] if limit else comps
     return out
 
@@ -98,7 +99,10 @@ def comparison(run: EvalRun, ctx: EvalContext) -> SuiteResult:
     """Comparison accuracy of ``run`` (and of ``ctx.judge``) on ``ctx.comparisons``; missing without files."""
     if not ctx.comparisons:
         return SuiteResult.missing("comparison", "no comparison files (--comparisons FILE)")
-    files = load_comparisons(tuple(ctx.comparisons), ctx.limit)
+    report = ReadReport()
+    files = load_comparisons(tuple(ctx.comparisons), ctx.limit, report)
+    if report.skipped:
+        print(f"comparison: {report.summary()}")
     comps = [c for cs in files.values() for c in cs]
     if not comps:
         return SuiteResult.missing("comparison", "no decided comparisons in " + ", ".join(map(str, ctx.comparisons)))
@@ -116,6 +120,7 @@ def comparison(run: EvalRun, ctx: EvalContext) -> SuiteResult:
             metrics[f"accuracy/{stem}"] = _accuracy(first_minus_second[part], label[part])
         start += len(cs)
     metrics["n"] = float(len(comps))
+    metrics["skipped_records"] = float(report.n_skipped)
     stems = [stem for stem, cs in files.items() for _ in cs]
     details = []
     for i in np.argsort(margin, kind="stable")[:WORST]:

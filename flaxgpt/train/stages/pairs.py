@@ -59,6 +59,10 @@ class PairSource(IteratorSource):
         super().__init__(it, keys, ctx.config.train.grad_accum, 2 * ctx.config.train.batch_size, pairs.summary)
         self.pairs = pairs
 
+    def finish(self, summary: dict) -> None:
+        if self.pairs.skipped:
+            summary["skipped_records"] = dict(self.pairs.skipped)  # malformed comparison records, by reason
+
 
 def validate_pairs(ctx: RunContext, per_pair: PerPair, val: dict[str, np.ndarray]) -> Validate:
     """``validate(params) -> {val_loss, val_accuracy, ...}`` over the validation pairs in fixed-size batches."""
@@ -113,7 +117,8 @@ def pair_stage(name: str, doc: str, trainable: Callable[[tuple[str, ...]], bool]
     def make_data(ctx: RunContext) -> DataSource:
         c = ctx.config
         pairs = load_pair_sets(c.prefs.data, ctx.tokenizer, seq_len=c.data.seq_len,
-                               max_prompt_len=c.prefs.max_prompt_len, val_fraction=c.prefs.val_fraction)
+                               max_prompt_len=c.prefs.max_prompt_len, val_fraction=c.prefs.val_fraction,
+                               strict=c.prefs.strict)
         if prepare is not None:
             prepare(ctx, pairs)
         return PairSource(ctx, pairs, keys)
