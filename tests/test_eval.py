@@ -306,3 +306,11 @@ def test_cli_writes_the_report_and_prints_the_headline(memorized, text_data, tmp
     result = json.loads((out / "report.json").read_text())
     assert result["runs"]["tiny"]["suites"]["facts"]["metrics"]["n"] == 1
     assert main(["eval", str(memorized), "--suite", "nope", "--out", str(out)]) == 2
+    # A suite that fails (every comparison record malformed) exits non-zero, with the report still written.
+    bad = _jsonl(tmp_path / "bad.jsonl", [{"chosen": "\n\nHuman: a\n\nAssistant: b\n\nAssistant: c",
+                                          "rejected": "\n\nHuman: a\n\nAssistant: b\n\nAssistant: d"}])
+    capsys.readouterr()
+    assert main(["eval", str(memorized), "--suite", "comparison", "--comparisons", str(bad), "--out", str(out),
+                 "--names", "tiny"]) == 1
+    assert "error: suite 'comparison' failed on run 'tiny'" in capsys.readouterr().err
+    assert (out / "report.json").exists()

@@ -10,6 +10,7 @@ Suites whose inputs are not given (no --facts, no --judge, ...) are reported as 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from flaxgpt.eval.judges import make_judge
@@ -84,4 +85,14 @@ def run(args: argparse.Namespace) -> int:
     print(headline_markdown(result))
     for kind, path in paths.items():
         print(f"{kind}: {path}")
-    return 0
+    failed = failed_suites(result)
+    for run_name, suite, why in failed:
+        print(f"error: suite {suite!r} failed on run {run_name!r}: {why.removeprefix('error: ')}", file=sys.stderr)
+    return 1 if failed else 0  # the report is written either way; a script sees the failure
+
+
+def failed_suites(result: dict) -> list[tuple[str, str, str]]:
+    """(run, suite, reason) of every suite that raised an error in ``evaluate``'s result (not those merely
+    missing an input, such as no --facts)."""
+    return [(run_name, name, s["missing_reason"]) for run_name, entry in result["runs"].items()
+            for name, s in entry["suites"].items() if (s.get("missing_reason") or "").startswith("error:")]
