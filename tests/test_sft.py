@@ -314,6 +314,17 @@ def test_tokenize_chat_command(tmp_path, capsys):
     (tmp_path / "o" / "mine.txt").write_text("not shard output")
     assert run(parser.parse_args([str(hh), "--out", str(tmp_path / "o"), "--format", "hh"])) == 1
     assert "refusing to replace" in capsys.readouterr().err
+    # Empty, all-malformed and not-really-gzip inputs are errors that say so (and nothing is written).
+    empty, junk, lfs = tmp_path / "empty.jsonl", tmp_path / "junk.jsonl", tmp_path / "hh.jsonl.gz"
+    empty.write_text("")
+    write_jsonl(junk, [{"chosen": "junk", "rejected": "x"}])
+    lfs.write_text("version https://git-lfs.github.com/spec/v1\noid sha256:0\nsize 1\n")
+    for path, message in ((empty, "no conversations to write: the inputs hold no records"),
+                          (junk, "no conversations to write: every record was skipped (1 malformed_transcript)"),
+                          (lfs, "hh.jsonl.gz: not a gzip file, although its name ends in .gz: it is a git-lfs")):
+        assert run(parser.parse_args([str(path), "--out", str(tmp_path / "e"), "--format", "hh"])) == 1
+        assert message in capsys.readouterr().err
+        assert not (tmp_path / "e").exists()
 
 
 # ------------------------------------------------------------------------------------------ packed == unpacked

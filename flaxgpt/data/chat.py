@@ -24,7 +24,6 @@ Each reader yields ``Conversation`` (messages, ending with the last trained assi
 
 from __future__ import annotations
 
-import gzip
 import json
 import re
 from collections import defaultdict
@@ -34,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from flaxgpt.data.chat_template import ROLES
+from flaxgpt.data.jsonfile import open_jsonl
 
 FORMATS = ("openai", "hh", "oasst")
 SUFFIXES = (".jsonl", ".jsonl.gz")
@@ -65,8 +65,7 @@ Record = Conversation | Skipped
 
 def _lines(path: Path) -> Iterator[tuple[int, Any]]:
     """(line number, parsed JSON) of every non-blank line of a .jsonl or .jsonl.gz file."""
-    opener = gzip.open if path.name.endswith(".gz") else open
-    with opener(path, "rb") as f:
+    with open_jsonl(path, "rb") as f:
         for lineno, raw in enumerate(f, 1):
             if not raw.strip():
                 continue

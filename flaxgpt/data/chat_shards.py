@@ -111,6 +111,10 @@ def write_chat_shards(records: Iterable[Record], out_dir: str | Path, *, name: s
             split, h = split_of(record.id, val_fraction)
             router.add(split, h, (ids, mask))
             lengths.append(len(ids))
+        if not lengths:  # nothing is written: an empty or all-malformed input is an error, not an empty dataset
+            why = ("every record was skipped (" + ", ".join(f"{n} {r}" for r, n in skipped.most_common()) + ")"
+                   if skipped else "the inputs hold no records")
+            raise ValueError(f"tokenize-chat {name}: no conversations to write: {why}")
         router.finish()
         sidecars = {s: shard_writers[s].close() for s in SPLITS}
         summary = {

@@ -25,7 +25,6 @@ Arrays (the pair-batch contract of flaxgpt/train/stages/pairs.py), N comparisons
 from __future__ import annotations
 
 import dataclasses
-import gzip
 import hashlib
 import json
 from collections.abc import Iterator, Mapping, Sequence
@@ -37,6 +36,7 @@ import numpy as np
 
 from flaxgpt.data.chat import parse_hh
 from flaxgpt.data.chat_template import END, render
+from flaxgpt.data.jsonfile import open_jsonl
 from flaxgpt.data.tokenizer import Tokenizer
 
 PAIR_KEYS = ("tokens", "mask", "last", "label")
@@ -54,18 +54,8 @@ class Comparison:
 
 
 def _open_lines(path: Path) -> Iterator[tuple[int, str]]:
-    """(line number, line) of the non-blank lines of a text or gzip file; a ``.gz`` that is not gzip is an
-    error naming the file and what it looks like (a git-lfs pointer, plain text)."""
-    if path.suffix == ".gz":
-        with open(path, "rb") as raw:
-            head = raw.read(200)
-        if head[:2] != b"\x1f\x8b":
-            looks = ("a git-lfs pointer (run `git lfs pull` to fetch the real file)"
-                     if head.startswith(b"version https://git-lfs") else
-                     "empty" if not head else "plain text" if head.isascii() else "binary data")
-            raise ValueError(f"{path}: not a gzip file, although its name ends in .gz: it is {looks}")
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8") as f:
+    """(line number, line) of the non-blank lines of a text or gzip file (``open_jsonl``)."""
+    with open_jsonl(path) as f:
         for n, line in enumerate(f, 1):
             if line.strip():
                 yield n, line

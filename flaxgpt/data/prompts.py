@@ -23,7 +23,6 @@ and line.
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import json
 import random
@@ -33,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from flaxgpt.data.chat import parse_hh
+from flaxgpt.data.jsonfile import open_jsonl
 
 TURNS = ("first", "last", "each")
 _ROLES = ("system", "user", "assistant")
@@ -65,8 +65,7 @@ def prompt_id(messages: Sequence[Mapping[str, str]]) -> str:
 
 
 def _open_text(path: Path):
-    return gzip.open(path, "rt", encoding="utf-8-sig") if path.name.endswith(".gz") else open(
-        path, encoding="utf-8-sig")
+    return open_jsonl(path)
 
 
 def _json_lines(path: Path) -> Iterator[tuple[int, Any]]:
