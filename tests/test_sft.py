@@ -106,7 +106,14 @@ def test_hh_rlhf_transcripts(tmp_path):
     ]
     path = write_jsonl(tmp_path / "train.jsonl.gz", records, gz=True)
     got = list(read_hh(path))
-    assert got[0].messages == parse_hh(two_turns) and got[0].id == "train.jsonl.gz:1"
+    # Only the final (compared) answer is trained; the earlier one is context (weight 0).
+    first, second = parse_hh(two_turns)[1], parse_hh(two_turns)[3]
+    assert got[0].messages[1] == {**first, "weight": 0} and got[0].messages[3] == second
+    assert got[0].id == "train.jsonl.gz:1"
+    assert next(iter(read_hh(path, all_turns=True))).messages == parse_hh(two_turns)
+    ids, mask = render_conversation(got[0].messages, get_tokenizer("flaxgpt"))
+    trained = get_tokenizer("flaxgpt").decode([t for t, m in zip(ids, mask, strict=True) if m])
+    assert "6, and the line" in trained and "4." not in trained
     # The empty last answer and the question before it teach nothing: dropped.
     assert got[1].messages == [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}]
     assert got[2:] == [Skipped("train.jsonl.gz:3", "malformed_transcript"),

@@ -147,6 +147,9 @@ def add_arguments_tokenize_chat(parser: argparse.ArgumentParser) -> None:
                         help="flaxgpt, or a tokenizer.json (or folder) of a personal vocabulary built on it")
     parser.add_argument("--val-fraction", type=float, default=0.05, help="share of conversations held out (0.05)")
     parser.add_argument("--lang", default=None, help="oasst only: keep trees whose prompt has this language (e.g. en)")
+    parser.add_argument("--all-turns", action="store_true",
+                        help="hh only: train every assistant turn (default: only the final, compared one; the "
+                             "earlier turns are context without loss)")
 
 
 def run_tokenize_chat(args: argparse.Namespace) -> int:
@@ -154,8 +157,10 @@ def run_tokenize_chat(args: argparse.Namespace) -> int:
     first = Path(args.inputs[0])
     name = args.name or first.name.removesuffix(".gz").removesuffix(".jsonl")
     try:
+        if args.all_turns and args.format != "hh":
+            raise ValueError("--all-turns is for hh-rlhf transcripts (--format hh)")
         summary = tokenize_chat(args.inputs, args.out, fmt=args.format, name=name, tokenizer=args.tokenizer,
-                                val_fraction=args.val_fraction, lang=args.lang)
+                                val_fraction=args.val_fraction, lang=args.lang, hh_all_turns=args.all_turns)
     except (FileNotFoundError, ValueError) as e:
         print(f"flaxgpt tokenize-chat: error: {e}", file=sys.stderr)
         return 1

@@ -155,8 +155,11 @@ def parse_hh(transcript: str) -> list[dict[str, str]]:
                                                                                       strict=True)]
 
 
-def read_hh(path: str | Path, rel: str | None = None, field: str = "chosen") -> Iterator[Record]:
-    """Conversations of an hh-rlhf JSONL file from each record's ``field`` (SFT: ``chosen``)."""
+def read_hh(path: str | Path, rel: str | None = None, field: str = "chosen",
+            all_turns: bool = False) -> Iterator[Record]:
+    """Conversations of an hh-rlhf JSONL file from each record's ``field`` (SFT: ``chosen``). Only the final
+    assistant turn, the one the record compares, is trained (weight 1); the earlier turns are context (weight 0):
+    they were never compared and are sometimes harmful. ``all_turns`` trains every assistant turn."""
     path = Path(path)
     rel = rel or path.name
     for lineno, record in _lines(path):
@@ -168,6 +171,11 @@ def read_hh(path: str | Path, rel: str | None = None, field: str = "chosen") -> 
         except ValueError:
             yield Skipped(f"{rel}:{lineno}", "malformed_transcript")
             continue
+        if not all_turns:
+            last = max((i for i, m in enumerate(messages) if m["role"] == "assistant" and m["content"].strip()),
+                       default=-1)
+            messages = [{**m, "weight": 0} if m["role"] == "assistant" and i != last else m
+                        for i, m in enumerate(messages)]
         yield finish(f"{rel}:{lineno}", messages)
 
 
@@ -271,7 +279,8 @@ def _input_files(inputs: list[Path]) -> Iterator[tuple[Path, str]]:
             yield p, p.relative_to(root).as_posix()
 
 
-def read_inputs(inputs: list[str | Path], fmt: str, *, lang: str | None = None) -> Iterator[Record]:
+def read_inputs(inputs: list[str | Path], fmt: str, *, lang: str | None = None,
+                hh_all_turns: bool = False) -> Iterator[Record]:
     """Every record of the input files and folders in format ``fmt`` (one of FORMATS), in order.
 
     Checks the format and that every input exists now; files are read as the iterator is consumed.
@@ -284,6 +293,11 @@ def read_inputs(inputs: list[str | Path], fmt: str, *, lang: str | None = None) 
 
     def records() -> Iterator[Record]:
         for path, rel in files:
-            yield from (read_oasst(path, rel, lang=lang) if fmt == "oasst" else READERS[fmt](path, rel))
+            if fmt == "oasst":
+                yield from read_oasst(path, rel, lang=lang)
+            elif fmt == "hh":
+                yield from read_hh(path, rel, all_turns=hh_all_turns)
+            else:
+                yield from READERS[fmt](path, rel)
 
     return records()

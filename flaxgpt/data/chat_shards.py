@@ -137,10 +137,11 @@ def write_chat_shards(records: Iterable[Record], out_dir: str | Path, *, name: s
 
 def tokenize_chat(inputs: list[str | Path], out_dir: str | Path, *, fmt: str, name: str,
                   tokenizer: str = "flaxgpt", val_fraction: float = 0.05, lang: str | None = None,
-                  progress: bool = True) -> dict:
-    """Reads conversations in format ``fmt`` from files/folders and writes chat shards (see write_chat_shards)."""
+                  progress: bool = True, hh_all_turns: bool = False) -> dict:
+    """Reads conversations in format ``fmt`` from files/folders and writes chat shards (see write_chat_shards);
+    hh-rlhf trains its final assistant turn only unless ``hh_all_turns`` (``read_hh``)."""
     if not inputs:
         raise ValueError("no inputs given")
-    records = read_inputs(inputs, fmt, lang=lang)
+    records = read_inputs(inputs, fmt, lang=lang, hh_all_turns=hh_all_turns)
     return write_chat_shards(records, out_dir, name=name, tokenizer=tokenizer, val_fraction=val_fraction,
                              progress=progress, inputs=[str(p) for p in inputs])
