@@ -37,6 +37,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--revisions", type=Path, metavar="FILE", help="a `flaxgpt cai revise` history.jsonl")
     p.add_argument("--comparisons", **files,
                    help="held-out comparisons: hh-rlhf, multiple-choice or flaxgpt pairs JSONL (repeatable)")
+    p.add_argument("--letters", action="store_true",
+                   help="score HHH evaluations as their letter options ' (A)'/' (B)' (default: the two conversations,"
+                        " text_correct against text_incorrect)")
     p.add_argument("--data", **{**files, "metavar": "DIR"},
                    help="token-shard directory for perplexity (repeatable; default: each run's data.sources)")
     p.add_argument("--baseline", type=Path, metavar="RUN_DIR", help="the run helpfulness retention compares against")
@@ -69,7 +72,8 @@ def context_from_args(args: argparse.Namespace, out_dir: Path):
         judge = make_judge(args.judge, owner_config=args.owner_config, cache_dir=out_dir / "judge_cache")
     return EvalContext(facts=args.facts, red_team=tuple(args.red_team), helpful=tuple(args.helpful),
                        constitution=args.constitution, revisions=args.revisions,
-                       comparisons=tuple(args.comparisons), data=tuple(args.data), baseline=args.baseline,
+                       comparisons=tuple(args.comparisons), letters=args.letters, data=tuple(args.data),
+                       baseline=args.baseline,
                        judge=judge, owner_config=args.owner_config, max_tokens=args.max_tokens, limit=args.limit,
                        seed=args.seed)
 

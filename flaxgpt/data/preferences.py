@@ -109,10 +109,17 @@ def _from_hh(record: dict, where: str) -> Comparison:
     return Comparison(prompt, chosen[-1]["content"], rejected[-1]["content"], 1.0, where)
 
 
-def _record_comparisons(record: Any, where: str) -> list[Comparison]:
-    """The comparisons of one parsed record (any of the three formats); ValueError saying what is wrong."""
+def _record_comparisons(record: Any, where: str, letters: bool = False) -> list[Comparison]:
+    """The comparisons of one parsed record (any of the three formats); ValueError saying what is wrong.
+
+    Anthropic's HHH evaluations carry both forms: the options as letters (``corrects``/``incorrects``, " (A)")
+    and as the two full conversations (``text_correct``/``text_incorrect``, hh-rlhf transcripts). The pair of
+    conversations is read unless ``letters``: a letter after a long prompt cut to a small model's context
+    measures which letter the model prefers, not which response."""
     if not isinstance(record, dict):
         raise ValueError(f"{where}: expected a JSON object")
+    if not letters and isinstance(record.get("text_correct"), str) and isinstance(record.get("text_incorrect"), str):
+        return [_from_hh({"chosen": record["text_correct"], "rejected": record["text_incorrect"]}, where)]
     if "corrects" in record or "incorrects" in record:
         prompt = record.get("prompt")
         good, bad = record.get("corrects"), record.get("incorrects")
@@ -134,10 +141,12 @@ def _record_comparisons(record: Any, where: str) -> list[Comparison]:
                      "{prompt, corrects, incorrects}")
 
 
-def read_comparisons(path: str | Path, strict: bool = False, report: ReadReport | None = None) -> list[Comparison]:
+def read_comparisons(path: str | Path, strict: bool = False, report: ReadReport | None = None,
+                     letters: bool = False) -> list[Comparison]:
     """Every comparison in one file (any of the three formats). A malformed record (not JSON, an hh-rlhf
     transcript whose turns do not pair up, a missing key) is skipped and counted in ``report`` by reason;
-    with ``strict`` it is a ValueError naming file and line. A file with no comparison at all is an error."""
+    with ``strict`` it is a ValueError naming file and line. A file with no comparison at all is an error.
+    ``letters``: HHH records as their letter options (``_record_comparisons``)."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"comparison file not found: {path}")
@@ -152,7 +161,7 @@ def read_comparisons(path: str | Path, strict: bool = False, report: ReadReport 
                 record = json.loads(line)
             except json.JSONDecodeError as err:
                 raise ValueError(f"{where}: not JSON ({err.msg})") from err
-            comps = _record_comparisons(record, where)
+            comps = _record_comparisons(record, where, letters)
         except ValueError as err:
             if strict:
                 raise

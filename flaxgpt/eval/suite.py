@@ -57,6 +57,7 @@ class EvalContext:
     constitution: str = "personal,harmless"  # names or paths (flaxgpt.cai.constitution.load_constitutions)
     revisions: Path | None = None  # a `flaxgpt cai revise` history.jsonl
     comparisons: tuple[Path, ...] = ()  # hh-rlhf and multiple-choice comparison files
+    letters: bool = False  # HHH records scored as their letter options, not as the two conversations
     data: tuple[Path, ...] = ()  # token-shard directories for perplexity; () -> the run's own data.sources
     baseline: Path | None = None  # the run whose responses helpfulness retention compares against
     judge: Any = None  # a flaxgpt.eval.judges.Judge, or None

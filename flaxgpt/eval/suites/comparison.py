@@ -22,6 +22,7 @@ scored), and with a judge ``judge_accuracy``. Details: the worst-scored comparis
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import jax
@@ -39,6 +40,9 @@ WORST = 30  # comparisons kept in the details (the lowest margins)
 _JUDGED: dict[tuple, tuple[float, int]] = {}  # (judge, files, limit) -> (accuracy, n): judged once for all runs
 
 
+_LETTER = re.compile(r" ?\([A-Z]\)")
+
+
 def _stem(path: Path, taken: set[str]) -> str:
     stem = path.name.split(".")[0] or path.name
     name, k = stem, 2
@@ -48,13 +52,14 @@ def _stem(path: Path, taken: set[str]) -> str:
     return name
 
 
-def load_comparisons(paths: tuple[Path, ...], limit: int = 0, report: ReadReport | None = None) -> dict[str, list]:
+def load_comparisons(paths: tuple[Path, ...], limit: int = 0, report: ReadReport | None = None,
+                     letters: bool = False) -> dict[str, list]:
     """File stem -> its decisive comparisons (``rl.DECISIVE``), the first ``limit`` of each if set; malformed
-    records skipped and counted in ``report``."""
+    records skipped and counted in ``report``; HHH records as letters only with ``letters``."""
     out: dict[str, list] = {}
     taken: set[str] = set()
     for p in paths:
-        comps = [c for c in read_comparisons(p, report=report) if abs(c.label - 0.5) >= rl.DECISIVE]
+        comps = [c for c in read_comparisons(p, report=report, letters=letters) if abs(c.label - 0.5) >= rl.DECISIVE]
         out[_stem(Path(p), taken)] = comps[:limit] if limit else comps
     return out
 
@@ -100,7 +105,7 @@ def comparison(run: EvalRun, ctx: EvalContext) -> SuiteResult:
     if not ctx.comparisons:
         return SuiteResult.missing("comparison", "no comparison files (--comparisons FILE)")
     report = ReadReport()
-    files = load_comparisons(tuple(ctx.comparisons), ctx.limit, report)
+    files = load_comparisons(tuple(ctx.comparisons), ctx.limit, report, letters=ctx.letters)
     if report.skipped:
         print(f"comparison: {report.summary()}")
     comps = [c for cs in files.values() for c in cs]
@@ -121,6 +126,9 @@ def comparison(run: EvalRun, ctx: EvalContext) -> SuiteResult:
         start += len(cs)
     metrics["n"] = float(len(comps))
     metrics["skipped_records"] = float(report.n_skipped)
+    lettered = [c for c in comps if _LETTER.fullmatch(c.chosen) and _LETTER.fullmatch(c.rejected)]
+    if lettered:  # a letter-scored accuracy next to what always answering "(A)" would score
+        metrics["letter_a_correct_share"] = float(np.mean([c.chosen.strip() == "(A)" for c in lettered]))
     stems = [stem for stem, cs in files.items() for _ in cs]
     details = []
     for i in np.argsort(margin, kind="stable")[:WORST]:
@@ -130,6 +138,7 @@ def comparison(run: EvalRun, ctx: EvalContext) -> SuiteResult:
                         "score_chosen": float(scores[i, 0]), "score_rejected": float(scores[i, 1]),
                         "margin": float(margin[i]), "correct": bool(right[i]), "scored_by": how})
     if ctx.judge is not None:
-        key = (id(ctx.judge), getattr(ctx.judge, "name", ""), tuple(map(str, ctx.comparisons)), ctx.limit)
+        key = (id(ctx.judge), getattr(ctx.judge, "name", ""), tuple(map(str, ctx.comparisons)), ctx.limit,
+               ctx.letters)
         metrics["judge_accuracy"], _ = _judge_accuracy(ctx.judge, files, key)
     return SuiteResult("comparison", metrics, details)
