@@ -154,6 +154,12 @@ def test_lm_comparison_prefers_the_memorized_continuation(memorized, tmp_path):
     assert r.missing_reason is None
     assert r.metrics["comparison_accuracy"] == 1.0 and r.metrics["accuracy/mc_text"] == 1.0
     assert r.metrics["n"] == len(wrong) and r.metrics["judge_accuracy"] == 1.0
+    # Baselines beside it: the shorter or the longer response winning, by characters.
+    shorter_right = np.mean([len(" " + WORDS[-1]) < len(w) for w in wrong])
+    assert 0.0 <= r.metrics["baseline_shorter_wins"] <= 1.0 and r.metrics["skipped_records"] == 0
+    assert r.metrics["baseline_shorter_wins"] + r.metrics["baseline_longer_wins"] == pytest.approx(1.0)
+    if all(len(" " + WORDS[-1]) != len(w) for w in wrong):
+        assert r.metrics["baseline_shorter_wins"] == pytest.approx(shorter_right)
     assert r.details[0]["scored_by"] == "mean log-prob per token" and all(d["margin"] > 0 for d in r.details)
     assert SUITES["comparison"](EvalRun(memorized, "m"), EvalContext()).missing_reason is not None
 

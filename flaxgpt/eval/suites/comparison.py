@@ -126,6 +126,10 @@ def comparison(run: EvalRun, ctx: EvalContext) -> SuiteResult:
         start += len(cs)
     metrics["n"] = float(len(comps))
     metrics["skipped_records"] = float(report.n_skipped)
+    # Baselines a scorer must beat: the shorter (longer) response wins; ties count half.
+    shorter = np.array([len(c.rejected) - len(c.chosen) for c in comps], np.float64)  # > 0: chosen is shorter
+    metrics["baseline_shorter_wins"] = _accuracy(shorter, label)
+    metrics["baseline_longer_wins"] = _accuracy(-shorter, label)
     lettered = [c for c in comps if _LETTER.fullmatch(c.chosen) and _LETTER.fullmatch(c.rejected)]
     if lettered:  # a letter-scored accuracy next to what always answering "(A)" would score
         metrics["letter_a_correct_share"] = float(np.mean([c.chosen.strip() == "(A)" for c in lettered]))
