@@ -33,6 +33,9 @@ def get_config():
     c.revise.facts = "examples/persona/facts.jsonl"  # helpfulness prompts about the owner
     c.revise.owner_config = "examples/persona/sources.py"  # whose public details the privacy rules keep
     c.revise.feedback = ""  # '' -> the SFT model
+    # The micro model's 128-token context cannot hold the few-shot critique and label prompts: keep their last
+    # tokens (the request itself) rather than fail; `flaxgpt cai` reports how many were cut.
+    c.revise.fit = "left"
     c.revise.rounds = 2
     c.revise.max_tokens = 40
     c.revise.limit = 0  # 0: every prompt
@@ -51,6 +54,7 @@ def get_config():
     c.label.max_tokens = 40
     c.label.limit = 0
     c.label.cot = False
+    c.label.fit = "left"
     c.label.seed = 0
 
     c.pm = ml_collections.ConfigDict()

@@ -217,6 +217,19 @@ def test_make_backend_specs(chat_run, tmp_path):  # noqa: F811
     assert isinstance(make_backend(str(chat_run)), LocalBackend)
 
 
+def test_local_backend_fit_policies_cut_where_asked_or_refuse(gen):
+    ids = list(range(100, 200))
+    policies = {fit: LocalBackend(gen, fit=fit) for fit in ("left", "right", "middle", "error")}
+    assert policies["left"]._fit(ids, 10) == ids[-10:] and policies["right"]._fit(ids, 10) == ids[:10]
+    assert policies["middle"]._fit(ids, 10) == ids[:5] + ids[-5:]
+    assert [policies[f].cut_prompts for f in ("left", "right", "middle")] == [1, 1, 1]
+    assert policies["left"]._fit(ids[:5], 10) == ids[:5] and policies["left"].cut_prompts == 1  # fits: untouched
+    with pytest.raises(ValueError, match=r"a prompt of 100 tokens does not fit the model's context.*--fit left"):
+        policies["error"]._fit(ids, 10)
+    with pytest.raises(ValueError, match="fit='cut'"):
+        LocalBackend(gen, fit="cut")
+
+
 def test_local_backend_keeps_the_end_of_too_long_prompts_and_warns_once(gen, caplog):
     local = LocalBackend(gen, batch_size=2)
     few_shot = "Human: hello\n\nAssistant: hi\n\n" * 40  # far more than the 64-token context

@@ -207,10 +207,16 @@ def test_cli_label_smoke(tiny_run, tmp_path, capsys):
     from flaxgpt.cli.main import main
 
     out = tmp_path / "label"
-    assert main(["cai", "label", "--policy", str(tiny_run), "--prompts", str(ROOT / "examples/cai/helpful.jsonl"),
-                 "--limit", "2", "--max-tokens", "6", "--cot", "--samples", "1", "--constitution", "harmless",
-                 "--out", str(out), "--no-progress"]) == 0
-    assert "label: " in capsys.readouterr().out
+    argv = ["cai", "label", "--policy", str(tiny_run), "--prompts", str(ROOT / "examples/cai/helpful.jsonl"),
+            "--limit", "2", "--max-tokens", "6", "--cot", "--samples", "1", "--constitution", "harmless",
+            "--out", str(out), "--no-progress"]
+    # The few-shot label prompt does not fit the tiny model's context: an error naming it, unless --fit says how.
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "does not fit the model's context (128 tokens" in err and "--fit left|right|middle" in err
+    assert main([*argv, "--fit", "left"]) == 0
+    printed = capsys.readouterr().out
+    assert "label: " in printed and "did not fit a local model's context and were cut (--fit left)" in printed
     report = json.loads((out / "report.json").read_text())
-    assert report["cot"] and report["pairs"] + report["identical_responses"] == 2
+    assert report["cot"] and report["pairs"] + report["identical_responses"] == 2 and report["cut_prompts"] > 0
     assert all(0.4 <= r["label"] <= 0.6 for r in lines(out / "labels.jsonl"))

@@ -234,7 +234,7 @@ def test_cli_revise_smoke(tiny_run, tmp_path, capsys):
     out = tmp_path / "revise"
     argv = ["cai", "revise", "--policy", str(tiny_run), "--prompts", str(ROOT / "examples/cai/red_team.jsonl"),
             "--limit", "2", "--rounds", "1", "--max-tokens", "6", "--owner-config", str(SOURCES), "--out", str(out),
-            "--no-progress"]
+            "--no-progress", "--fit", "middle"]
     assert main(argv) == 0
     assert "revise: 2 prompts (2 new)" in capsys.readouterr().out
     assert json.loads((out / "report.json").read_text())["prompts"] == 2

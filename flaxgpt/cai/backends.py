@@ -13,8 +13,11 @@
 
 e.g. ``runs/feedback``, ``openai:http://127.0.0.1:8000?model=feedback&api=completions&concurrency=8``.
 
-``LocalBackend`` batches each call through one ``flaxgpt.infer.generator.Generator``; prompts longer than the model's
-context keep their last tokens (a few-shot prefix must not crash a 128-token model), with one warning.
+``LocalBackend`` batches each call through one ``flaxgpt.infer.generator.Generator``. A prompt longer than the model's
+context is fitted by the backend's ``fit`` policy: ``left`` keeps its last tokens (the library default: a few-shot
+prefix must not crash a 128-token model; one warning), ``right`` its first, ``middle`` its start and end, and
+``error`` refuses it with a message naming the prompt, its length and the context (``flaxgpt cai``'s default).
+``cut_prompts`` counts the prompts cut.
 
 ``OpenAIBackend`` (flaxgpt.cai.openai_backend) calls an OpenAI-compatible server: retries with backoff, bounded
 concurrency, an on-disk response cache, option scoring through echoed log-probs. ``PrivacyRules``
@@ -40,6 +43,7 @@ from flaxgpt.infer.sampling import SamplingParams
 __all__ = ["BackendError", "LocalBackend", "OpenAIBackend", "PrivacyRules", "make_backend"]
 log = logging.getLogger(__name__)
 
+FIT_POLICIES = ("error", "left", "right", "middle")  # how a prompt longer than the context is fitted (LocalBackend)
 SPEC_KEYS: dict[str, Callable[[str], Any]] = {"model": str, "api": str, "concurrency": int, "timeout": float,
                                               "retries": int, "backoff": float}
 
@@ -57,9 +61,12 @@ class LocalBackend:
     """
 
     def __init__(self, model: str | Path | Any, *, batch_size: int = 16, int8: bool = False,
-                 max_len: int | None = None, name: str | None = None):
+                 max_len: int | None = None, name: str | None = None, fit: str = "left"):
         if batch_size < 1:
             raise ValueError(f"batch_size={batch_size} must be >= 1")
+        if fit not in FIT_POLICIES:
+            raise ValueError(f"fit={fit!r}: expected one of {', '.join(FIT_POLICIES)}")
+        self.fit, self.cut_prompts = fit, 0
         self.generator = model if isinstance(model, Generator) else load_generator(model, int8=int8, max_len=max_len)
         if self.generator.tokenizer is None:
             raise ValueError("LocalBackend needs a Generator with a tokenizer")
@@ -73,13 +80,27 @@ class LocalBackend:
         self._chat_stops = tuple(specials[t] for t in (END, *ROLES.values()) if t in specials)
 
     def _fit(self, ids: list[int], keep: int) -> list[int]:
-        """The last ``keep`` tokens of ``ids`` (warning once per backend when that cuts anything)."""
+        """``ids`` cut to ``keep`` tokens by the ``fit`` policy (warning once per backend when that cuts anything);
+        ValueError under ``fit="error"``."""
         if len(ids) <= keep:
             return ids
+        if self.fit == "error":
+            text = self.generator.tokenizer.decode(ids[:40]).replace("\n", " ")
+            raise ValueError(f"{self.name}: a prompt of {len(ids)} tokens does not fit the model's context "
+                             f"({self.generator.max_len} tokens, {keep} of them for the prompt): {text[:80]!r}...; "
+                             "choose how to fit prompts with --fit left|right|middle (or a model with a longer "
+                             "context)")
+        self.cut_prompts += 1
         if not self._warned:
             self._warned = True
-            log.warning("%s: a prompt of %d tokens does not fit the model's context; keeping its last %d tokens "
-                        "(shown once; later prompts are cut the same way)", self.name, len(ids), keep)
+            log.warning("%s: a prompt of %d tokens does not fit the model's context; keeping its %s %d tokens "
+                        "(shown once; later prompts are cut the same way)", self.name, len(ids),
+                        {"left": "last", "right": "first", "middle": "first and last"}[self.fit], keep)
+        if self.fit == "right":
+            return ids[:keep]
+        if self.fit == "middle":
+            head = keep // 2
+            return ids[:head] + ids[len(ids) - (keep - head):]
         return ids[len(ids) - keep:]
 
     def _generate(self, prompts: list[list[int]], params: GenParams, stop_ids: tuple[int, ...] = ()) -> list[str]:
@@ -138,10 +159,11 @@ class LocalBackend:
 # ------------------------------------------------------------------------------------------------ spec
 
 
-def make_backend(spec: str, *, cache_dir: str | Path | None = None, **kw: Any) -> Backend:
+def make_backend(spec: str, *, cache_dir: str | Path | None = None, fit: str | None = None, **kw: Any) -> Backend:
     """A backend from a spec string (grammar in the module docstring); ``kw`` go to the backend's constructor
-    (spec keys first, ``kw`` override them). ``cache_dir`` applies to remote backends (a local run is not cached).
-    ValueError naming the problem for a malformed spec, an unknown key or a path that is no directory."""
+    (spec keys first, ``kw`` override them). ``cache_dir`` applies to remote backends (a local run is not cached),
+    ``fit`` to local ones (a server fits prompts itself). ValueError naming the problem for a malformed spec, an
+    unknown key or a path that is no directory."""
     if spec.startswith("openai:"):
         url, _, query = spec[len("openai:"):].partition("?")
         options: dict[str, Any] = {}
@@ -167,4 +189,4 @@ def make_backend(spec: str, *, cache_dir: str | Path | None = None, **kw: Any) -
     if not path.is_dir():
         raise ValueError(f"backend spec {spec!r}: {str(path)!r} is not a run directory (specs: RUN_DIR, run:RUN_DIR "
                          "or openai:http://host:port?model=NAME)")
-    return LocalBackend(path, **kw)
+    return LocalBackend(path, **({"fit": fit} if fit is not None else {}), **kw)

@@ -66,7 +66,7 @@ def _revise(p: Pipeline) -> list[list[str]]:
     r = p.c.revise
     args = ["cai", "revise", "--policy", str(p.path("sft")), "--feedback", p.feedback(r), "--constitution",
             r.constitution, "--rounds", str(r.rounds), "--max-tokens", str(r.max_tokens), "--seed", str(r.seed),
-            "--out", str(p.path("revise")), *p.prompt_args(r)]
+            "--fit", r.get("fit", "error"), "--out", str(p.path("revise")), *p.prompt_args(r)]
     tokenize = ["tokenize-chat", str(p.path("revise") / "sft.jsonl"), "--format", "openai", "--out",
                 str(p.dir / "data" / "revisions"), "--tokenizer", "flaxgpt"]
     return [args, tokenize]
@@ -75,8 +75,8 @@ def _revise(p: Pipeline) -> list[list[str]]:
 def _label(p: Pipeline) -> list[list[str]]:
     lab = p.c.label
     args = ["cai", "label", "--policy", str(p.sl_policy()), "--feedback", p.feedback(lab), "--constitution",
-            lab.constitution, "--max-tokens", str(lab.max_tokens), "--seed", str(lab.seed), "--out",
-            str(p.path("label")), *p.prompt_args(lab)]
+            lab.constitution, "--max-tokens", str(lab.max_tokens), "--seed", str(lab.seed), "--fit",
+            lab.get("fit", "error"), "--out", str(p.path("label")), *p.prompt_args(lab)]
     return [args + (["--cot"] if lab.cot else [])]
 
 

@@ -15,9 +15,10 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Any
 
 from flaxgpt.cai.backend import GenParams
-from flaxgpt.cai.backends import make_backend
+from flaxgpt.cai.backends import FIT_POLICIES, make_backend
 from flaxgpt.cai.constitution import load_constitutions
 from flaxgpt.cai.label import label
 from flaxgpt.cai.revise import revise
@@ -28,6 +29,9 @@ from flaxgpt.data.prompts import load_prompts
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--policy", required=True, help="backend that answers the prompts: run dir, run:PATH, openai:URL")
     p.add_argument("--feedback", help="backend that critiques/judges (default: the policy)")
+    p.add_argument("--fit", default="error", choices=FIT_POLICIES,
+                   help="a prompt longer than a local model's context: error (default), or keep its left (last "
+                        "tokens), right (first) or middle (start and end); the count cut is in the report")
     p.add_argument("--constitution", action="append", default=[],
                    help="shipped name (personal, harmless) or file; repeatable or comma list (default: personal)")
     p.add_argument("--critiques", help="Anthropic's critique/revision instructions JSON, as published")
@@ -76,9 +80,9 @@ def run(args: argparse.Namespace) -> int:
     prompts = load_prompts(args.prompts, facts=args.facts, documents=args.documents, owner=owner, turns=args.turns,
                            limit=args.limit, seed=args.seed)
     rules = PrivacyRules.from_sources(args.owner_config)
-    policy = make_backend(args.policy, cache_dir=args.cache)
+    policy = make_backend(args.policy, cache_dir=args.cache, fit=args.fit)
     feedback = (policy if not args.feedback or args.feedback == args.policy
-                else make_backend(args.feedback, cache_dir=args.cache))
+                else make_backend(args.feedback, cache_dir=args.cache, fit=args.fit))
     gen = GenParams(max_tokens=args.max_tokens, temperature=args.temperature)
     common = dict(out_dir=args.out, seed=args.seed, gen=gen, privacy_rules=rules, owner=owner,
                   batch_size=args.batch_size, progress=not args.no_progress)
@@ -90,6 +94,7 @@ def run(args: argparse.Namespace) -> int:
               f"{report['revisions_kept']} revisions kept, {report['early_stops']} early stops; "
               f"{report['sft_examples']} SFT examples, {report['pairs']} pairs -> {Path(args.out)}")
         print(f"  not kept: {json.dumps(report['not_kept'])}")
+        _report_cut(args, policy, feedback)
     else:
         report = label(prompts, policy, feedback, constitution, cot=args.cot, clamp=tuple(args.clamp),
                        samples=args.samples, **common)
@@ -98,4 +103,18 @@ def run(args: argparse.Namespace) -> int:
               f"{report['mean_abs_margin']:.3f}, same position won both orders in "
               f"{report['same_position_wins']:.0%} {json.dumps(report['same_position_wins_by_position'])} "
               f"-> {Path(args.out)}")
+        _report_cut(args, policy, feedback)
     return 0
+
+
+def _report_cut(args: argparse.Namespace, *backends: Any) -> None:
+    """Prints how many prompts the local backends cut to fit (``--fit``), and adds it to the stage's report."""
+    cut = sum(getattr(b, "cut_prompts", 0) for b in {id(b): b for b in backends}.values())
+    if not cut:
+        return
+    print(f"  {cut} prompts did not fit a local model's context and were cut (--fit {args.fit})")
+    report_file = Path(args.out) / "report.json"
+    if report_file.exists():
+        report = json.loads(report_file.read_text())
+        report["cut_prompts"] = cut
+        report_file.write_text(json.dumps(report, indent=2) + "\n")
