@@ -61,6 +61,26 @@ def test_done_stages_are_skipped_and_a_failure_stops_the_pipeline(tmp_path, caps
     assert "pipeline stopped: stage revise failed (exit status 3)" in capsys.readouterr().out
 
 
+def test_labels_that_carry_no_preference_stop_the_pipeline_unless_the_gate_is_off(tmp_path, capsys):
+    def labelled(path: Path, stages: str = "('label', 'pm')", **report) -> Pipeline:
+        p = pipeline(path, f"stages={stages}", "label.gate=True")
+        p.path("label").mkdir(parents=True)
+        (p.path("label") / "report.json").write_text(json.dumps({"pairs": 9, **report}))
+        return p
+
+    noise = labelled(tmp_path / "noise", same_position_wins=1.0, mean_abs_margin=0.01)
+    assert noise.run() == 1
+    out = capsys.readouterr().out
+    assert "pipeline stopped after label: the labels carry no preference" in out and "label.gate=False" in out
+    assert noise.calls == []  # no preference model trained on them
+    signal = labelled(tmp_path / "signal", "('label',)", same_position_wins=0.3, mean_abs_margin=0.2)
+    assert signal.run() == 0 and "pipeline stopped" not in capsys.readouterr().out
+    off = labelled(tmp_path / "off", "('label',)", same_position_wins=1.0, mean_abs_margin=0.0)
+    apply_overrides(off.c, ["label.gate=False"])
+    assert off.run() == 0 and "pipeline stopped" not in capsys.readouterr().out
+    assert "--fit" in noise.command("label")[0]
+
+
 @pytest.mark.parametrize("override, message", [
     ("stages=('sft', 'nope')", "unknown stage 'nope'"),
     ("rl=a2c", "'a2c' is not ppo or dpo"),

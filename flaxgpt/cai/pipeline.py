@@ -55,6 +55,7 @@ class PipelineStage:
     reuse: bool = False
     rerun: bool = False
     judge: bool = False
+    gate: Callable[[Pipeline], str | None] | None = None  # a reason to stop after this stage, or None
 
 
 def _train(stage: str, extra: Callable[[Pipeline], list[str]]) -> Callable[[Pipeline], list[list[str]]]:
@@ -80,6 +81,28 @@ def _label(p: Pipeline) -> list[list[str]]:
     return [args + (["--cot"] if lab.cot else [])]
 
 
+# A preference model trained on labels a feedback model gave by position, or all near 0.5, learns noise.
+MAX_SAME_POSITION = 0.9  # share of pairs where the same position won both orders
+MIN_MEAN_MARGIN = 0.02  # mean |label - 0.5|
+
+
+def _label_gate(p: Pipeline) -> str | None:
+    """Why the labels are too weak to train a preference model on (None: they pass, or the gate is off)."""
+    lab = p.c.label
+    report_file = p.path("label") / "report.json"
+    if not lab.get("gate", True) or not report_file.exists():
+        return None
+    report = json.loads(report_file.read_text())
+    same, margin = report.get("same_position_wins", 0.0), report.get("mean_abs_margin", 1.0)
+    if same < MAX_SAME_POSITION and margin >= MIN_MEAN_MARGIN:
+        return None
+    return (f"the labels carry no preference: the same position won both orders in {same:.0%} of pairs (gate: "
+            f"< {MAX_SAME_POSITION:.0%}) and the mean |label - 0.5| is {margin:.3f} (gate: >= {MIN_MEAN_MARGIN}). "
+            "The feedback model answers by position, not content (a small model, or prompts cut to its context: "
+            "see cut_prompts in the label report). Use a stronger feedback model (label.feedback), or set "
+            "label.gate=False to train on them anyway.")
+
+
 def _evaluate(p: Pipeline) -> list[list[str]]:
     e = p.c.evaluate
     policies = p.policies()
@@ -101,7 +124,8 @@ STAGES: dict[str, PipelineStage] = {s.name: s for s in (
         f"train.init_from={p.c.base}", f"+data.sources.revisions.path={p.dir / 'data/revisions'}",
         f"data.sources.revisions.weight={p.c.sft_cai_revision_weight}", f"train.steps={p.c.sft_cai_steps}"])),
     PipelineStage("label", "label", _label,
-                  report=("pairs", "mean_abs_margin", "same_position_wins", "same_position_wins_by_position")),
+                  report=("pairs", "mean_abs_margin", "same_position_wins", "same_position_wins_by_position"),
+                  gate=_label_gate),
     PipelineStage("pm", "pm", _train("pm", lambda p: [f"train.init_from={p.sl_policy()}",
                                                       f"prefs.data={','.join(p.pm_data())}"]),
                   metrics=("val_accuracy", "val_loss"), judge=True),
@@ -213,6 +237,8 @@ class Pipeline:
             redo = STAGES[stage].rerun and (ran or stage in only)
             if self.done(stage) and not redo:
                 print(f"== {stage}: done already ({self.path(stage)}), skipped")
+                if (why := self._gate(stage)) is not None:
+                    return why
                 continue
             t0 = time.perf_counter()
             print(f"== {stage}")
@@ -224,7 +250,18 @@ class Pipeline:
                     return status
             ran = True
             print(f"== {stage}: {self.produced(stage)} ({time.perf_counter() - t0:.0f} s)")
+            if (why := self._gate(stage)) is not None:
+                return why
         return 0
+
+    def _gate(self, stage: str) -> int | None:
+        """1 (printing why) when ``stage``'s gate stops the pipeline, else None."""
+        gate = STAGES[stage].gate
+        reason = gate(self) if gate is not None else None
+        if reason is None:
+            return None
+        print(f"pipeline stopped after {stage}: {reason}")
+        return 1
 
     def produced(self, stage: str) -> str:
         """One line saying what a finished stage left behind."""
