@@ -47,7 +47,7 @@ from tqdm import tqdm
 from flaxgpt.cai import fewshot
 from flaxgpt.cai.backend import Backend, GenParams
 from flaxgpt.cai.constitution import Constitution, Principle
-from flaxgpt.cai.revise import as_prompts, backend_name, derive_seed, open_run, read_done, write_jsonl
+from flaxgpt.cai.revise import as_prompts, backend_name, cut_prompts, derive_seed, open_run, read_done, write_jsonl
 from flaxgpt.data.prompts import Prompt
 
 LABELS, REPORT = "labels.jsonl", "report.json"
@@ -238,6 +238,7 @@ def label(conversations: Iterable[Prompt | Sequence[Mapping[str, str]]], policy:
     report = summarise(labels, identical_responses=len(skipped), new_prompts=len(todo), resumed_prompts=len(done),
                        cot=cot, clamp=list(clamp) if (cot and clamp) else None, samples=samples, seed=seed,
                        constitution=constitution.name, policy=backend_name(policy),
-                       feedback=backend_name(feedback), seconds=round(time.time() - start, 2))
+                       feedback=backend_name(feedback), cut_prompts=cut_prompts(policy, feedback),
+                       seconds=round(time.time() - start, 2))
     (out / REPORT).write_text(json.dumps(report, indent=2) + "\n")
     return report

@@ -151,6 +151,11 @@ def backend_name(backend: Any) -> str:
     return str(getattr(backend, "name", type(backend).__name__))
 
 
+def cut_prompts(*backends: Any) -> int:
+    """Prompts the distinct local backends among ``backends`` cut to fit their model's context (``fit``)."""
+    return sum(getattr(b, "cut_prompts", 0) for b in {id(b): b for b in backends}.values())
+
+
 def default_rules(constitution: Constitution, privacy_rules: Any) -> Any:
     """``privacy_rules``, or a default ``PrivacyRules()`` when the constitution has a privacy principle."""
     if privacy_rules is None and any(p.checker == "privacy" for p in constitution.principles):
@@ -351,6 +356,6 @@ def revise(conversations: Iterable[Prompt | Sequence[Mapping[str, str]]], policy
     report = summarise(history, len(sft), new_prompts=len(todo), resumed_prompts=len(done), rounds=rounds, seed=seed,
                        constitution=constitution.name, policy=backend_name(policy), feedback=backend_name(feedback),
                        privacy_rules=rules is not None, sft_all_revisions=sft_all_revisions,
-                       seconds=round(time.time() - start, 2))
+                       cut_prompts=cut_prompts(policy, feedback), seconds=round(time.time() - start, 2))
     (out / REPORT).write_text(json.dumps(report, indent=2) + "\n")
     return report

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Any
 
 from flaxgpt.cai.backend import GenParams
 from flaxgpt.cai.backends import FIT_POLICIES, make_backend
@@ -94,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
               f"{report['revisions_kept']} revisions kept, {report['early_stops']} early stops; "
               f"{report['sft_examples']} SFT examples, {report['pairs']} pairs -> {Path(args.out)}")
         print(f"  not kept: {json.dumps(report['not_kept'])}")
-        _report_cut(args, policy, feedback)
+        _print_cut(args, report)
     else:
         report = label(prompts, policy, feedback, constitution, cot=args.cot, clamp=tuple(args.clamp),
                        samples=args.samples, **common)
@@ -103,18 +102,11 @@ def run(args: argparse.Namespace) -> int:
               f"{report['mean_abs_margin']:.3f}, same position won both orders in "
               f"{report['same_position_wins']:.0%} {json.dumps(report['same_position_wins_by_position'])} "
               f"-> {Path(args.out)}")
-        _report_cut(args, policy, feedback)
+        _print_cut(args, report)
     return 0
 
 
-def _report_cut(args: argparse.Namespace, *backends: Any) -> None:
-    """Prints how many prompts the local backends cut to fit (``--fit``), and adds it to the stage's report."""
-    cut = sum(getattr(b, "cut_prompts", 0) for b in {id(b): b for b in backends}.values())
-    if not cut:
-        return
-    print(f"  {cut} prompts did not fit a local model's context and were cut (--fit {args.fit})")
-    report_file = Path(args.out) / "report.json"
-    if report_file.exists():
-        report = json.loads(report_file.read_text())
-        report["cut_prompts"] = cut
-        report_file.write_text(json.dumps(report, indent=2) + "\n")
+def _print_cut(args: argparse.Namespace, report: dict) -> None:
+    """Says how many prompts the local backends cut to fit their context (``--fit``; the report's ``cut_prompts``)."""
+    if report["cut_prompts"]:
+        print(f"  {report['cut_prompts']} prompts did not fit a local model's context and were cut (--fit {args.fit})")

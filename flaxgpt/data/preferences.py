@@ -63,11 +63,10 @@ def _open_lines(path: Path) -> Iterator[tuple[int, str]]:
 
 @dataclasses.dataclass
 class ReadReport:
-    """What reading comparison files kept and skipped: records read, comparisons made, skipped records counted
-    by reason, and the first few skipped as ``file:line: reason``."""
+    """What reading comparison files skipped: records read, skipped records counted by reason, and the first
+    few skipped as ``file:line: reason``."""
 
     records: int = 0
-    comparisons: int = 0
     skipped: dict[str, int] = dataclasses.field(default_factory=dict)
     examples: list[str] = dataclasses.field(default_factory=list)
 
@@ -168,7 +167,6 @@ def read_comparisons(path: str | Path, strict: bool = False, report: ReadReport 
             report.skip(where, str(err).removeprefix(f"{where}: "))
             continue
         out += comps
-    report.comparisons += len(out)
     if not out:
         n_records, n_skipped = report.records - records, report.n_skipped - skipped
         what = (f"all {n_records:,} records are malformed ({report.summary()})" if n_skipped

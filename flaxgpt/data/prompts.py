@@ -64,12 +64,8 @@ def prompt_id(messages: Sequence[Mapping[str, str]]) -> str:
     return "p" + hashlib.sha1(blob.encode()).hexdigest()[:15]
 
 
-def _open_text(path: Path):
-    return open_jsonl(path)
-
-
 def _json_lines(path: Path) -> Iterator[tuple[int, Any]]:
-    with _open_text(path) as f:
+    with open_jsonl(path) as f:
         for lineno, line in enumerate(f, 1):
             if not line.strip():
                 continue
@@ -126,7 +122,7 @@ def read_prompts(path: str | Path, *, turns: str = "first") -> list[Prompt]:
         raise FileNotFoundError(f"prompt file not found: {path}")
     out: list[Prompt] = []
     if not _is_jsonl(path):
-        with _open_text(path) as f:
+        with open_jsonl(path) as f:
             for lineno, line in enumerate(f, 1):
                 if line.strip():
                     out.append(Prompt(_user(line), f"{path.name}:{lineno}"))

@@ -368,10 +368,14 @@ _REF_LINE = re.compile(r"[ \t]*(?:[-*•>]|\d+[.)])?[ \t]*")
 _STARTS_NO_NAME, _STARTS_NAME, _STARTS_NAME_BEFORE_PARTICLE, _STARTS_NAME_UNLESS_LOWER = 0, 1, 2, 3
 
 
+def _ordinary(word: str) -> bool:
+    """A stop word, prose word or common word: never a name on its own ("The", "Python", "Will")."""
+    return word in _STOP or word in _PROSE or word in _COMMON_WORDS
+
+
 def _common_first_name(names: NameSets, word: str) -> bool:
     """A top first name that is no common word, stop word or prose word ("Priya", not "Will" or "May")."""
-    return (word in names.top_first and len(word) > 2 and not word.isupper() and word not in _COMMON_WORDS
-            and word not in _STOP and word not in _PROSE)
+    return word in names.top_first and len(word) > 2 and not word.isupper() and not _ordinary(word)
 
 
 @functools.lru_cache(maxsize=1 << 16)
@@ -902,8 +906,8 @@ class _Finder:
             return  # "Jasmine and Basmati rice"
         for _, _, words in items:
             first = words[0]
-            if (first in _PROSE or first in _STOP or first in _COMMON_WORDS or first.isupper()
-                    or self.lower_elsewhere(first) or not first.replace("-", "").isalpha()):
+            if (_ordinary(first) or first.isupper() or self.lower_elsewhere(first)
+                    or not first.replace("-", "").isalpha()):
                 return
         for s, e, words in items:
             if not any(w in self.owner_parts for w in words):
@@ -950,8 +954,7 @@ class _Finder:
                 while start and (text[start - 1].isalpha() or text[start - 1] in "'’-"):
                     start -= 1
                 word = text[start:i]
-                if (len(word) >= 2 and word[0].isupper() and word not in _STOP and word not in _PROSE
-                        and word not in _COMMON_WORDS and word not in self.owner_parts):
+                if len(word) >= 2 and word[0].isupper() and not _ordinary(word) and word not in self.owner_parts:
                     yield start, i, word
 
     def _chat_speakers(self) -> Iterator[tuple[int, int, str]]:
@@ -997,12 +1000,13 @@ class _Finder:
                     yield start, i, word
 
     def _family_ok(self, stem: str) -> bool:
-        return (stem not in _STOP and stem not in _PROSE and stem not in _COMMON_WORDS and stem not in _GEO
-                and stem not in self.owner_parts and stem not in self.names.words and len(stem) > 2)
+        """A surname a family can be called by ("the Harcourts"): no ordinary word, place, owner's name or word."""
+        return (not _ordinary(stem) and stem not in _GEO and stem not in self.owner_parts
+                and stem not in self.names.words and len(stem) > 2)
 
     def _named(self, word: str) -> bool:
         """A known first name that is no stop, prose or common word."""
-        return word in self.names.first and word not in _STOP and word not in _PROSE and word not in _COMMON_WORDS
+        return word in self.names.first and not _ordinary(word)
 
     def _speaker(self, start: int, name: str) -> Iterator[tuple[int, int, str]]:
         name = name.strip()
@@ -1072,7 +1076,7 @@ class _Finder:
             for _ in range(2):
                 nxt = _TOKEN.match(text, end + 1) if text[end:end + 1] == " " else None
                 word = nxt.group().removesuffix("'s").removesuffix("’s") if nxt else ""
-                if not word or not word[0].isupper() or word in _STOP or word in _PROSE or word in _COMMON_WORDS:
+                if not word or not word[0].isupper() or _ordinary(word):
                     break
                 end = nxt.start() + len(word)
         yield pos - 1, end, text[pos:end]
@@ -1142,9 +1146,8 @@ def _list_neighbours(text: str, found: list[tuple[int, int, str]], names: NameSe
                 continue
             word = m.group(group)
             first = word.split("-")[0]
-            if (len(first) >= 2 and first[0].isupper() and first in names.first and first not in _COMMON_WORDS
-                    and first not in _STOP and first not in _PROSE and first not in owner_parts
-                    and not word.isupper() and first.lower() not in _SELF_WORDS):
+            if (len(first) >= 2 and first[0].isupper() and first in names.first and not _ordinary(first)
+                    and first not in owner_parts and not word.isupper() and first.lower() not in _SELF_WORDS):
                 spans.add(m.span(group))
                 out.append((*m.span(group), word))
     return out
